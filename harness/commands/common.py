@@ -1,0 +1,38 @@
+"""Arguments shared by the commands that take a run configuration."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from ..config import PRESETS, RunConfig, resolve
+
+
+def add_config_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default="cpu", help=f"one of {', '.join(PRESETS)} (default: cpu)")
+    p.add_argument("--config", metavar="YAML", help="a YAML file of config values")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.epochs=5 --set encoder=sttr")
+    p.add_argument("--method", help="shorthand for --set method.name=...")
+    p.add_argument("--dataset", help="a dataset name or a prepared folder (--set data.dataset=...)")
+    p.add_argument("--variant", help="shorthand for --set method.variant=...")
+    p.add_argument("--workdir", help="where datasets, checkpoints and logs go (default .harness)")
+    p.add_argument("--results", help="the results store folder (default results)")
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    overrides: list[str] = []
+    for attr, key in (("method", "method.name"), ("dataset", "data.dataset"),
+                      ("variant", "method.variant"), ("protocol", "protocol.name"),
+                      ("workdir", "workdir"), ("results", "results")):
+        value = getattr(args, attr, None)
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    return resolve(args.preset, args.config, overrides + list(args.overrides))
+
+
+def print_json(obj: Any) -> None:
+    json.dump(obj, sys.stdout, indent=2, sort_keys=False, default=str)
+    sys.stdout.write("\n")

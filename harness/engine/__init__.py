@@ -1,0 +1,1 @@
+"""The training engine: loop, AMP, checkpoints, resume, DDP, logs."""

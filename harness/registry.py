@@ -1,0 +1,137 @@
+"""Plugin registries: one per kind (methods, encoders, protocols, datasets).
+
+Built-in plugins register with a decorator in their own module; the registry imports those modules
+the first time it is asked for anything. Third-party packages add plugins through the entry-point
+groups ``harness.methods``, ``harness.encoders``, ``harness.protocols`` and ``harness.datasets``; an entry
+point may name a module (importing it runs its decorators) or the plugin object itself.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import warnings
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Callable, Iterable
+
+from .errors import UnknownNameError
+
+
+@dataclass
+class Entry:
+    name: str
+    obj: Any
+    kind: str
+    source: str  # "builtin" or the distribution name of an entry point
+    variants: tuple[str, ...] = ()
+    description: str = ""
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "variants": list(self.variants), "source": self.source,
+                "description": self.description}
+
+
+@dataclass
+class Registry:
+    kind: str  # singular, for messages: "method"
+    group: str  # entry-point group
+    builtin_modules: tuple[str, ...] = ()
+    _entries: dict[str, Entry] = field(default_factory=dict)
+    _loaded: bool = False
+    _loading: bool = False
+
+    def register(self, name: str | None = None, *, variants: Iterable[str] | None = None,
+                 description: str | None = None) -> Callable[[Any], Any]:
+        """Decorator: ``@METHODS.register("usdrl", variants=[...])``.
+
+        Variants default to the object's ``variants`` attribute (a dict or sequence of names);
+        the description to the first line of its docstring.
+        """
+
+        def deco(obj: Any) -> Any:
+            key = name or getattr(obj, "name", None) or obj.__name__.lower()
+            self.add(key, obj, variants=variants, description=description)
+            return obj
+
+        return deco
+
+    def add(self, name: str, obj: Any, *, variants: Iterable[str] | None = None,
+            description: str | None = None, source: str = "builtin") -> None:
+        if variants is None:
+            variants = getattr(obj, "variants", ()) or ()
+        doc = (getattr(obj, "__doc__", None) or "").strip().splitlines()
+        desc = description if description is not None else (doc[0] if doc else "")
+        if name in self._entries and self._entries[name].obj is not obj:
+            warnings.warn(f"{self.kind} {name!r} registered twice; the later one wins", stacklevel=3)
+        self._entries[name] = Entry(name, obj, self.kind, source, tuple(variants), desc)
+
+    def _load(self) -> None:
+        if self._loaded or self._loading:
+            return
+        self._loading = True
+        try:
+            for mod in self.builtin_modules:
+                # a built-in module that is absent from this install is skipped; one that is
+                # present but fails to import is a bug and raises
+                if importlib.util.find_spec(mod) is not None:
+                    importlib.import_module(mod)
+            for ep in metadata.entry_points(group=self.group):
+                dist = ep.dist.name if ep.dist is not None else "?"
+                try:
+                    obj = ep.load()
+                except Exception as exc:  # a broken plugin must not break the harness
+                    warnings.warn(f"could not load {self.group} entry point {ep.name!r} from {dist}: {exc}")
+                    continue
+                if ep.name not in self._entries and not _is_module(obj):
+                    self.add(ep.name, obj, source=dist)
+                elif ep.name in self._entries and self._entries[ep.name].source == "builtin" and dist != "?":
+                    # the module registered itself with a decorator; remember where it came from
+                    if not _is_builtin_module(obj):
+                        self._entries[ep.name].source = dist
+            self._loaded = True
+        finally:
+            self._loading = False
+
+    def get(self, name: str) -> Any:
+        return self.entry(name).obj
+
+    def entry(self, name: str) -> Entry:
+        self._load()
+        if name not in self._entries:
+            raise UnknownNameError(self.kind, name, list(self._entries))
+        return self._entries[name]
+
+    def names(self) -> list[str]:
+        self._load()
+        return sorted(self._entries)
+
+    def entries(self) -> list[Entry]:
+        self._load()
+        return [self._entries[n] for n in sorted(self._entries)]
+
+    def __contains__(self, name: str) -> bool:
+        self._load()
+        return name in self._entries
+
+
+def _is_module(obj: Any) -> bool:
+    return type(obj).__name__ == "module"
+
+
+def _is_builtin_module(obj: Any) -> bool:
+    return _is_module(obj) and obj.__name__.split(".")[0] in {"harness", "harness_methods", "harness_protocols"}
+
+
+METHODS = Registry("method", "harness.methods", (
+    "harness_methods.usdrl", "harness_methods.contrastive", "harness_methods.umurl",
+    "harness_methods.scdnet", "harness_methods.mamp", "harness_methods.baselines"))
+ENCODERS = Registry("encoder", "harness.encoders", ("harness_methods.encoders",))
+PROTOCOLS = Registry("protocol", "harness.protocols", (
+    "harness_protocols.linear", "harness_protocols.knn", "harness_protocols.semi",
+    "harness_protocols.detection"))
+DATASETS = Registry("dataset", "harness.datasets", (
+    "harness.data.synthetic", "harness.data.ntu", "harness.data.agcn", "harness.data.pku",
+    "harness.data.msr", "harness.data.generic"))
+
+REGISTRIES = {"methods": METHODS, "encoders": ENCODERS, "protocols": PROTOCOLS, "datasets": DATASETS}

@@ -1,0 +1,88 @@
+"""The results store: one CSV row per measurement, appended atomically.
+
+``results/results.csv`` is machine-written. Every number in the tables comes from here.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import io
+import platform
+import subprocess
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+
+from . import __version__, atomic
+
+STORE_NAME = "results.csv"
+
+
+@dataclass
+class ResultRow:
+    method: str
+    dataset: str
+    protocol: str
+    metric: str  # e.g. top1, top1_best, top5, knn1, mAP_a, mAP_v, mAP_a_voc
+    value: float
+    variant: str = "default"
+    encoder: str = ""
+    modality: str = "joint"
+    split: str = ""
+    seed: int = 0
+    preset: str = ""
+    epochs: int = 0  # pretraining epochs
+    config_hash: str = ""
+    code_version: str = field(default_factory=lambda: code_version())
+    hardware: str = field(default_factory=lambda: hardware())
+    date: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    extra: str = ""  # free-form JSON for protocol specifics (e.g. label fraction, theta)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+COLUMNS = [f.name for f in fields(ResultRow)]
+
+
+def code_version() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             timeout=5, cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        sha = ""
+    return f"{__version__}+{sha}" if sha else __version__
+
+
+def hardware() -> str:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_name(0)
+    except Exception:  # pragma: no cover - torch always importable here
+        pass
+    return f"cpu:{platform.machine()}"
+
+
+def append_rows(store_dir: str | Path, rows: Iterable[ResultRow]) -> Path:
+    """Append rows to ``store_dir/results.csv`` atomically (old rows are never at risk)."""
+    path = Path(store_dir) / STORE_NAME
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    if not path.exists() or path.stat().st_size == 0:
+        writer.writeheader()
+    for row in rows:
+        writer.writerow(row.as_dict())
+    atomic.append_text(path, buf.getvalue())
+    return path
+
+
+def load_results(store_dir: str | Path) -> pd.DataFrame:
+    path = Path(store_dir) / STORE_NAME
+    if not path.exists():
+        return pd.DataFrame(columns=COLUMNS)
+    return pd.read_csv(path, keep_default_na=False)

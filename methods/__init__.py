@@ -1,0 +1,1 @@
+"""Built-in methods and encoders (installed as ``harness_methods``)."""

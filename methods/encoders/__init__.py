@@ -1,0 +1,1 @@
+"""Registered encoders (DSTE, STTR, ...)."""
