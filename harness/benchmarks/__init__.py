@@ -1,0 +1,1 @@
+"""`harness bench` benchmarks: augmentation and encoder throughput."""

@@ -1,0 +1,21 @@
+"""Shared fixtures. Real data lives at $HARNESS_REAL_DATA (default ../shared/data/real)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from harness.data.kinds import real_data_dir
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    """The real data folder; skips when absent, except in CI (HARNESS_REQUIRE_REAL_DATA=1) where it fails."""
+    root = real_data_dir()
+    if not root.is_dir():
+        if os.environ.get("HARNESS_REQUIRE_REAL_DATA"):
+            pytest.fail(f"real data folder {root} is missing (HARNESS_REQUIRE_REAL_DATA is set)")
+        pytest.skip(f"real data folder {root} not found (set HARNESS_REAL_DATA)")
+    return root
