@@ -214,7 +214,9 @@ def _set_path(obj: Any, parts: list[str], value: Any, full: str) -> None:
         return
     names = [f.name for f in fields(obj)]
     if head not in names:
-        raise UnknownNameError("config key", full, _all_keys(type(obj)))
+        prefix = full.split(".")[: len(full.split(".")) - len(parts)]
+        base = ".".join(prefix) + "." if prefix else ""
+        raise UnknownNameError("config key", full, _all_keys(type(obj), base))
     current = getattr(obj, head)
     if rest:
         _set_path(current, rest, value, full)

@@ -1,0 +1,73 @@
+import pytest
+
+from harness.config import (RunConfig, apply_overrides, from_dict, load_yaml, parse_options, resolve)
+from harness.errors import HarnessError, UnknownNameError
+
+
+def test_presets_differ_and_paper_is_the_reference():
+    paper, cpu, smoke = resolve("paper"), resolve("cpu"), resolve("smoke")
+    assert (paper.encoder.hidden, paper.train.batch_size, paper.train.epochs) == (1024, 356, 451)
+    assert paper.train.milestones == [351] and paper.train.lr == 5e-4 and paper.train.weight_decay == 1e-5
+    assert cpu.encoder.hidden < paper.encoder.hidden and smoke.train.epochs < cpu.train.epochs
+    assert len({paper.pretrain_hash, cpu.pretrain_hash, smoke.pretrain_hash}) == 3
+
+
+def test_set_overrides_parse_types_and_section_shorthand():
+    cfg = resolve("cpu", overrides=["train.epochs=7", "encoder=sttr", "train.milestones=[3,5]",
+                                    "train.compile=true", "method.options.xc_weight=0"])
+    assert cfg.train.epochs == 7 and cfg.encoder.name == "sttr"
+    assert cfg.train.milestones == [3, 5] and cfg.train.compile is True
+    assert cfg.method.options == {"xc_weight": 0}
+
+
+def test_unknown_key_suggests_close_match():
+    with pytest.raises(UnknownNameError, match="train.epochs"):
+        resolve("cpu", overrides=["train.epoch=3"])
+    with pytest.raises(UnknownNameError, match="cpu"):
+        resolve("cpuu")
+
+
+def test_bad_value_is_a_clear_error():
+    with pytest.raises(HarnessError, match="train.epochs"):
+        resolve("cpu", overrides=["train.epochs=abc"])
+    with pytest.raises(HarnessError, match="key=value"):
+        resolve("cpu", overrides=["train.epochs"])
+
+
+def test_yaml_file_then_overrides(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("train:\n  epochs: 9\n  lr: 0.01\nmethod:\n  options:\n    sim_weight: 2\n")
+    cfg = resolve("smoke", f, ["train.lr=0.5"])
+    assert cfg.train.epochs == 9 and cfg.train.lr == 0.5 and cfg.method.options == {"sim_weight": 2}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [1, 2\n")
+    with pytest.raises(HarnessError, match="bad.yaml"):
+        load_yaml(bad)
+
+
+def test_hash_is_stable_and_roundtrips():
+    cfg = resolve("smoke", overrides=["train.epochs=3"])
+    again = from_dict(cfg.to_dict())
+    assert again == cfg and again.pretrain_hash == cfg.pretrain_hash and again.config_hash == cfg.config_hash
+    proto = resolve("smoke", overrides=["train.epochs=3", "protocol.name=knn"])
+    assert proto.pretrain_hash == cfg.pretrain_hash and proto.config_hash != cfg.config_hash
+    assert resolve("smoke", overrides=["train.epochs=4"]).pretrain_hash != cfg.pretrain_hash
+
+
+def test_parse_options_checks_keys():
+    from dataclasses import dataclass
+
+    @dataclass
+    class Opts:
+        lr: float = 0.1
+        epochs: int = 3
+
+    assert parse_options(Opts, {"lr": "0.5"}, "x").lr == 0.5
+    with pytest.raises(UnknownNameError, match="epochs"):
+        parse_options(Opts, {"epoch": 2}, "x")
+
+
+def test_apply_overrides_on_fresh_config_is_not_shared():
+    a, b = RunConfig(), RunConfig()
+    apply_overrides(a, {"train.milestones": [1]})
+    assert b.train.milestones == [351]
