@@ -83,7 +83,10 @@ class TrainConfig:
 @dataclass
 class ProtocolConfig:
     name: str = "linear"
+    dataset: str = ""  # evaluation dataset (name or prepared folder); "" = data.dataset (transfer otherwise)
+    split: str = ""  # evaluation split; "" = data.split
     seeds: list[int] = field(default_factory=lambda: [0])
+    batch_size: int = 256  # feature-extraction batch
     options: dict[str, Any] = field(default_factory=dict)
 
 

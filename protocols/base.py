@@ -22,11 +22,21 @@ class ProtocolContext:
     run_dir: Path  # where the protocol may keep files (per-sample scores, subsets)
     base_row: dict[str, Any] = field(default_factory=dict)  # method, variant, encoder, ... for rows
 
+    @property
+    def split(self) -> str:
+        return self.cfg.protocol.split or self.cfg.data.split
+
+    def row(self, metric: str, value: float, **fields: Any) -> ResultRow:
+        """A result row with this run's identity (method, dataset, preset, hashes...) filled in."""
+        merged = {**self.base_row, "split": self.split, **fields}
+        return ResultRow(metric=metric, value=float(value), **merged)
+
 
 class Protocol:
     name: ClassVar[str] = ""
     Options: ClassVar[type | None] = None
     variants: ClassVar[tuple[str, ...]] = ()
+    untrimmed: ClassVar[bool] = False  # True: evaluates on untrimmed videos (detection)
     preset_defaults: ClassVar[dict[str, dict[str, Any]]] = {}  # preset → option defaults
 
     def __init__(self, cfg: RunConfig):

@@ -1,0 +1,33 @@
+"""Per-sample scores kept by protocols so that joint, bone and motion models can be fused later."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from harness import atomic
+from harness.errors import DataError
+
+
+def save_scores(path: str | Path, scores: torch.Tensor, labels: torch.Tensor, index: np.ndarray) -> Path:
+    """Write (N, C) class scores, labels and dataset indices of the evaluated samples (atomically)."""
+    path = Path(path)
+    with atomic.atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, scores=scores.detach().float().cpu().numpy(), labels=labels.cpu().numpy(),
+                     index=np.asarray(index, dtype=np.int64))
+    return path
+
+
+def load_scores(path: str | Path) -> dict[str, np.ndarray]:
+    path = Path(path)
+    try:
+        with np.load(path) as z:
+            out = {k: z[k] for k in ("scores", "labels", "index")}
+    except (OSError, KeyError, ValueError) as exc:
+        raise DataError(path, f"not a scores file (expected scores, labels, index): {exc}") from None
+    if out["scores"].ndim != 2 or len(out["scores"]) != len(out["labels"]):
+        raise DataError(path, f"scores shape {out['scores'].shape} does not match {len(out['labels'])} labels")
+    return out

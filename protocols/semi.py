@@ -1,0 +1,148 @@
+"""Semi-supervised evaluation (protocols.md §3): fine-tune the whole network on 1 % / 10 % of labels.
+
+The USDRL paper fine-tunes the entire model on 1 % and 10 % of the training labels (Table 2) but
+publishes no code; its unused hook draws an unstratified prefix and applies it to the test split
+too. Here:
+- the labelled subset is **class-stratified**: per class, max(1, round(p·n_c)) samples drawn
+  without replacement with a seeded NumPy generator, so no class is missing at 1 %. Subsets are
+  saved (``subsets/<dataset>-<split>-p<fraction>-seed<s>.npy`` in the run folder) and reused;
+- the test split is always complete;
+- encoder + linear head train together (encoder in train mode, as CMD), SGD as CMD (lr 0.01,
+  momentum 0.9, weight decay 1e-4, step decay), with a random temporal crop (ratio U(0.5, 1)) as the
+  only augmentation; the test clips are deterministic;
+- every fraction runs over ``subset_seeds`` (at least three by default) and rows are written per
+  seed; the tables report mean ± std over them.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from harness import atomic
+from harness.data.loader import ClipBatches
+from harness.data.prepared import PreparedDataset
+from harness.data.resample import resample
+from harness.registry import PROTOCOLS
+from harness.results import ResultRow
+
+from .base import Protocol, ProtocolContext
+from .classifier import EvalHistory, accuracy, cross_entropy, linear_head, step_lr
+from .features import eval_clips
+
+
+def stratified_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Positions into `labels`: per class max(1, round(fraction·n_c)), sorted."""
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        n = min(len(members), max(1, int(round(fraction * len(members)))))
+        chosen.append(rng.choice(members, size=n, replace=False))
+    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
+
+
+def subset_indices(ds: PreparedDataset, split: str, fraction: float, seed: int, store: Path) -> np.ndarray:
+    """Dataset indices of the labelled subset, drawn once and then read back from `store`."""
+    path = store / f"{ds.kind}-{split}-p{fraction:g}-seed{seed}.npy"
+    train = ds.indices(split, "train")
+    if path.exists():
+        idx = np.load(path)
+        if np.isin(idx, train).all():
+            return idx
+    idx = train[stratified_subset(ds.labels[train], fraction, seed)]
+    with atomic.atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, idx)
+    return idx
+
+
+def random_crop(x: torch.Tensor, lengths: torch.Tensor, frames: int, gen: torch.Generator,
+                low: float = 0.5) -> torch.Tensor:
+    """Crop a random window of ratio U(low, 1) of each clip's valid length, resampled to `frames`."""
+    ratio = low + (1 - low) * torch.rand(len(lengths), generator=gen).to(lengths.device)
+    crop = (lengths.float() * ratio).floor().long().clamp(min=1)
+    start = (torch.rand(len(lengths), generator=gen).to(lengths.device) * (lengths - crop + 1)).floor().long()
+    return resample(x, crop, frames, start)
+
+
+@dataclass
+class SemiOptions:
+    fractions: list[float] = field(default_factory=lambda: [0.01, 0.1])
+    subset_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    epochs: int = 80
+    lr: float = 0.01
+    milestones: list[int] = field(default_factory=lambda: [50, 70])
+    batch_size: int = 64
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    eval_every: int = 5
+    crop_low: float = 0.5
+
+
+@PROTOCOLS.register("semi")
+class SemiProtocol(Protocol):
+    """Fine-tune the whole network on 1 % / 10 % class-stratified labels; mean ± std over subset seeds."""
+
+    name = "semi"
+    Options = SemiOptions
+    preset_defaults = {
+        "cpu": {"epochs": 30, "milestones": [20, 25], "batch_size": 32},
+        "smoke": {"epochs": 2, "milestones": [1], "batch_size": 16, "eval_every": 1,
+                  "fractions": [0.1], "subset_seeds": [0, 1, 2]},
+    }
+
+    def run(self, ctx: ProtocolContext) -> list[ResultRow]:
+        ds, split, opt = ctx.dataset, ctx.split, self.options
+        frames = ctx.cfg.data.frames
+        test_idx = ds.indices(split, "test")
+        pretrained = ctx.make_backbone()
+        rows = []
+        for fraction in opt.fractions:
+            for seed in opt.subset_seeds:
+                labelled = subset_indices(ds, split, fraction, seed, ctx.run_dir / "subsets")
+                history = self._finetune(copy.deepcopy(pretrained).to(ctx.device), ds, labelled, test_idx,
+                                         frames, seed, ctx)
+                extra = f'{{"fraction": {fraction}, "labelled": {len(labelled)}}}'
+                rows += [ctx.row(f"{metric}@{fraction:g}", value, seed=seed, extra=extra)
+                         for metric, value in history.metrics().items()]
+        return rows
+
+    def _finetune(self, backbone, ds, labelled, test_idx, frames, seed, ctx) -> EvalHistory:
+        opt = self.options
+        torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed)
+        head = linear_head(backbone.feature_dim, ds.num_classes).to(ctx.device)
+        params = list(backbone.parameters()) + list(head.parameters())
+        for p in params:
+            p.requires_grad_(True)
+        sgd = torch.optim.SGD(params, lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay)
+        sched = step_lr(sgd, opt.milestones)
+        train = ClipBatches(ds, labelled, opt.batch_size, shuffle=True, seed=seed, device=ctx.device)
+        history = EvalHistory()
+        for epoch in range(1, opt.epochs + 1):
+            backbone.train()
+            train.set_epoch(epoch)
+            for batch in train:
+                x = random_crop(batch.x, batch.lengths, frames, gen, opt.crop_low)
+                loss = cross_entropy(head(backbone(x).pooled), batch.labels)
+                sgd.zero_grad(set_to_none=True)
+                loss.backward()
+                sgd.step()
+            sched.step()
+            if epoch % opt.eval_every == 0 or epoch == opt.epochs:
+                history.add(epoch, *self._evaluate(backbone, head, ds, test_idx, frames, ctx))
+        return history
+
+    @torch.no_grad()
+    def _evaluate(self, backbone, head, ds, test_idx, frames, ctx) -> tuple[float, float]:
+        backbone.eval()
+        logits, labels = [], []
+        for batch in ClipBatches(ds, test_idx, ctx.cfg.protocol.batch_size, device=ctx.device):
+            logits.append(head(backbone(eval_clips(batch, frames)).pooled))
+            labels.append(batch.labels)
+        return accuracy(torch.cat(logits), torch.cat(labels))
