@@ -1,0 +1,193 @@
+"""USDRL: multi-grained feature decorrelation (Weng et al., AAAI 2025; usdrl.md).
+
+K augmented views (default 4) of each clip go through one encoder (DSTE by default) in a single
+batched forward. The dense temporal and spatial tokens are max-pooled to ȳ_t and ȳ_s, the
+encoder's pooled vector y_i = [ȳ_t; ȳ_s] is the instance representation, and three projectors map
+them to z_t, z_s, z_i. The loss is :func:`harness_methods.losses.multi_grained_loss`:
+
+    LOSS = 5·SIM + 1·VAC + 1e-3·XC,   each summed over domains with weights i 1, t 0.5, s 0.5
+
+Projector sizes scale with the encoder width d (``cfg.encoder.hidden``; the paper's d = 1024):
+t_proj, s_proj d → 2d → 2d → 2d and i_proj F → 2d → 2d → 4d, F the encoder's pooled width (2d
+for DSTE/STTR). The paper sizes (1024 → 2048 → 2048 → 2048; 2048 → 2048 → 2048 → 4096) are the
+d = 1024 case; ``proj_hidden``, ``proj_out`` and ``instance_out`` override them.
+
+Modality: ``cfg.method.modality`` (joint | bone | motion) is applied inside the backbone, after
+augmentation, by :func:`harness.data.modality.to_modality`. The reference parses ``--moda`` and
+ignores it (usdrl.md §13.1); here it is honoured, so bone and motion models (3s-USDRL) exist.
+
+Table 5 and Figure 5 through configuration only (``--set method.variant=NAME``):
+
+| variant          | VAC | XC | MG-FD | Table 5 / Figure 5                                        |
+|------------------|-----|----|-------|-----------------------------------------------------------|
+| ``default``      | ✓   | ✓  | ✓     | rows 3 (STTR), 7 (DSTE); Fig. 5 (d)                       |
+| ``no_xc``        | ✓   |    | ✓     | row 2 (STTR), row 5 or 6 (DSTE); Fig. 5 (b)               |
+| ``single_grained``| ✓  | ✓  |       | row 5 or 6 (DSTE); Fig. 5 (c) (``domain_weight`` 0)       |
+| ``no_vac``       |     | ✓  | ✓     | extra ablation (not in the paper)                          |
+| ``no_vac_no_xc`` |     |    | ✓     | extra ablation: similarity only (expected to collapse)     |
+
+Rows 1 and 4 (negative-based pretraining) are the ``contrastive`` method. Combine with
+``--set encoder=sttr`` (STTR rows), ``--set encoder.alpha=0|0.25|…|1`` (Figure 4; α = 1 is CA only,
+α = 0 DSA only), ``--set encoder.gap=1`` (no DenseShift), ``--set method.options.num_views=2``
+(any K ≥ 2; the reference asserts 4), ``--set method.modality=bone`` (or motion), and any loss
+weight, e.g. ``--set method.options.xc_weight=0``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Sequence
+
+import torch
+from torch import nn
+
+from harness.config import RunConfig
+from harness.data.modality import MODALITIES, to_modality
+from harness.data.topology import Topology
+from harness.errors import HarnessError, UnknownNameError
+from harness.registry import METHODS
+
+from .base import Backbone, DataInfo, Method
+from .encoders.base import Encoder, EncoderOutput, build_encoder
+from .encoders.layers import Projector, init_weights
+from .losses import multi_grained_loss
+
+
+@dataclass
+class USDRLOptions:
+    """``method.options`` of USDRL; the defaults are the reference's constants (usdrl.md §8)."""
+
+    sim_weight: float = 5.0  # κ: weight of the similarity term
+    vac_weight: float = 1.0  # weight of the whole VAC term
+    xc_weight: float = 1e-3  # λ: weight of the cross-correlation term
+    variance_weight: float = 5.0  # μ: variance hinge weight inside VAC
+    covariance_weight: float = 1.0  # auto-covariance weight inside VAC (after the 1/D)
+    variance_target: float = 1.0  # γ: target std
+    variance_eps: float = 1e-4  # ε inside the sqrt
+    offdiag_weight: float = 0.005  # off-diagonal weight inside XC
+    instance_weight: float = 1.0  # weight of the instance domain
+    domain_weight: float = 0.5  # τ: temporal and spatial domain weight; 0 = single-grained
+    use_vac: bool = True
+    use_xc: bool = True
+    num_views: int = 4  # K; the reference asserts 4
+    proj_hidden: int = 0  # projector hidden width; 0 = 2·d
+    proj_out: int = 0  # t_proj / s_proj output width; 0 = 2·d
+    instance_out: int = 0  # i_proj output width; 0 = 4·d
+
+
+class USDRLBackbone(Backbone):
+    """Joint-coordinate clip → modality (joint | bone | motion) → encoder."""
+
+    def __init__(self, encoder: Encoder, modality: str, topology: Topology):
+        super().__init__()
+        self.encoder = encoder
+        self.modality = modality
+        self.topology = topology
+        self.feature_dim = encoder.feature_dim
+        self.frame_dim = getattr(encoder, "frame_dim", 0)  # 0: the encoder has no dense output
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        return to_modality(x, self.modality, self.topology)
+
+    def forward(self, x: torch.Tensor) -> EncoderOutput:
+        return self.encoder(self.prepare(x))
+
+    def frame_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder.frame_features(self.prepare(x))
+
+
+@METHODS.register("usdrl")
+class USDRL(Method):
+    """USDRL: multi-grained feature decorrelation over 4 views (VAC + XC, no negatives)."""
+
+    name: ClassVar[str] = "usdrl"
+    Options: ClassVar[type] = USDRLOptions
+    variants: ClassVar[dict[str, dict[str, Any]]] = {
+        "default": {},
+        "no_xc": {"use_xc": False},
+        "no_vac": {"use_vac": False},
+        "single_grained": {"domain_weight": 0.0},
+        "no_vac_no_xc": {"use_vac": False, "use_xc": False},
+    }
+    preset_defaults: ClassVar[dict[str, dict[str, Any]]] = {}  # the loss needs no per-preset change
+    num_views: ClassVar[int] = 4  # the instance attribute follows options.num_views
+
+    def __init__(self, cfg: RunConfig, info: DataInfo):
+        super().__init__(cfg, info)
+        o: USDRLOptions = self.options
+        if o.num_views < 2:
+            raise HarnessError(f"method.options.num_views must be at least 2, got {o.num_views}")
+        modality = cfg.method.modality
+        if modality not in MODALITIES:
+            raise UnknownNameError("usdrl modality", modality, list(MODALITIES))
+        self.num_views = o.num_views
+        encoder = build_encoder(cfg.encoder, frames=info.frames, joints=info.joints, persons=info.persons)
+        self.net = USDRLBackbone(encoder, modality, info.topology)
+        d = int(getattr(encoder, "token_dim", 0) or cfg.encoder.hidden)  # width of the dense tokens
+        hidden = o.proj_hidden or 2 * d
+        self.multi_grained = o.domain_weight != 0
+        if self.multi_grained:
+            self.t_proj = Projector(d, hidden, o.proj_out or 2 * d)
+            self.s_proj = Projector(d, hidden, o.proj_out or 2 * d)
+        else:  # single-grained: no temporal/spatial projectors (nothing unused under DDP)
+            self.t_proj = self.s_proj = None
+        self.i_proj = Projector(encoder.feature_dim, hidden, o.instance_out or 4 * d)
+        for proj in (self.t_proj, self.s_proj, self.i_proj):
+            if proj is not None:
+                proj.apply(init_weights)
+
+    # --- the Method seam ----------------------------------------------------------------------
+    def make_views(self, x: torch.Tensor, lengths: torch.Tensor,
+                   generator: torch.Generator | None = None) -> list[torch.Tensor]:
+        """K independent views (crop-resize to T frames + joint corruption or shear), usdrl.md §9."""
+        from harness.data.augment import usdrl_views
+
+        return usdrl_views(x, lengths, num_views=self.num_views, frames=self.info.frames,
+                           generator=generator)
+
+    def project(self, views: Sequence[torch.Tensor] | torch.Tensor) -> dict[str, list[torch.Tensor] | None]:
+        """Views → per-domain projector outputs {"i": [z^0..z^{K−1}], "t": [...] | None, "s": ...}.
+
+        The encoder runs once on all views concatenated along the batch; each projector runs once
+        per view, so its BatchNorm statistics are per view, exactly as encoding the views apart.
+        """
+        if isinstance(views, torch.Tensor) and views.dim() == 6:  # (K, B, C, T, V, M)
+            views = list(views.unbind(0))
+        k = len(views)
+        if k < 2:
+            raise HarnessError(f"USDRL needs at least 2 views, got {k}")
+        b = views[0].shape[0]
+        out = self.net(torch.cat(list(views), 0))
+        y_i = out.pooled.reshape(k, b, -1)
+        z = {"i": [self.i_proj(y_i[v]) for v in range(k)], "t": None, "s": None}
+        if self.multi_grained:
+            if out.temporal is None or out.spatial is None:
+                raise HarnessError(f"encoder {self.cfg.encoder.name!r} has no dense temporal/spatial "
+                                   "tokens; use --set method.variant=single_grained "
+                                   "(or method.options.domain_weight=0)")
+            y_t = out.temporal.max(dim=1).values.reshape(k, b, -1)
+            y_s = out.spatial.max(dim=1).values.reshape(k, b, -1)
+            z["t"] = [self.t_proj(y_t[v]) for v in range(k)]
+            z["s"] = [self.s_proj(y_s[v]) for v in range(k)]
+        return z
+
+    def loss(self, z: dict[str, list[torch.Tensor] | None]) -> dict[str, torch.Tensor]:
+        o: USDRLOptions = self.options
+        return multi_grained_loss(
+            z["i"], z["t"], z["s"], sim_weight=o.sim_weight, vac_weight=o.vac_weight,
+            xc_weight=o.xc_weight, instance_weight=o.instance_weight, temporal_weight=o.domain_weight,
+            spatial_weight=o.domain_weight, variance_weight=o.variance_weight,
+            covariance_weight=o.covariance_weight, variance_target=o.variance_target,
+            variance_eps=o.variance_eps, offdiag_weight=o.offdiag_weight, use_vac=o.use_vac,
+            use_xc=o.use_xc)
+
+    def forward(self, views: Sequence[torch.Tensor] | torch.Tensor,
+                labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        return self.loss(self.project(views))
+
+    def backbone(self) -> USDRLBackbone:
+        return self.net
+
+    @property
+    def encoder(self) -> Encoder:
+        return self.net.encoder
