@@ -1,0 +1,278 @@
+"""DSTE: USDRL's dense spatio-temporal encoder (usdrl.md §2–4, §6–7).
+
+Two token streams from a clip (N, C, T, V, M):
+
+- temporal: (N, T, M·V·C), one token per frame, feature index m·V·C + v·C + c;
+- spatial: (N, M·V, T·C), one token per (person, joint), person-major, feature index t·C + c.
+
+Each stream is embedded (Linear → LN → ReLU → Linear) and runs through ``cfg.layers`` DST layers
+(2 in the reference, where the depth is hard-coded). The fixed sinusoidal temporal PE is added before
+every temporal layer, the learned spatial PE (1, M·V, d) before every spatial layer.
+
+A DST layer is ``alpha·CA(x) + (1 − alpha)·DSA(x)`` with one ``nn.MultiheadAttention`` shared by CA
+and DSA. The optimised :meth:`DSTLayer.forward` runs the three attention calls of a layer (CA, and
+DSA's two passes on F_m and on x) as one batched call and DSA's two passes through one MLP call; it
+equals the straightforward composition ``alpha·CA.forward(x) + beta·DSA.forward(x)`` up to float
+rounding (tests/test_encoders.py keeps a reference-style slow path and checks 1e-5).
+
+Departures from the reference, all of which leave the paper configuration unchanged:
+
+- depth is ``cfg.layers`` (default 2 = the reference); layers beyond the first are named ``t_tr1``,
+  ``t_tr2``, ... as the reference's second layer is, so depth-2 state dicts match the reference's;
+- sequence lengths (token-mixing Linear(L, L), spatial PE rows) come from ``frames``, ``joints`` and
+  ``persons`` instead of the hard-coded 64 and 50;
+- CA's Conv1d uses ``padding='same'`` when ``kernel > 1`` (the reference has no padding, so any
+  kernel > 1 changes the token count and its residual add fails); kernel 1 is identical;
+- the sinusoidal PE has max(200, frames) positions.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from timm.layers import DropPath, Mlp
+from timm.layers import drop_path as _drop_path
+from torch import nn
+
+from harness.config import EncoderConfig
+from harness.registry import ENCODERS
+
+from .base import Encoder, EncoderOutput
+from .layers import (SinusoidalPE, SkeletonEmbedding, init_weights, self_attention, spatial_tokens,
+                     temporal_tokens, trunc_normal_)
+
+__all__ = ["DSTE", "DSTLayer", "ConvAttention", "DenseShiftAttention", "dense_shift_mask",
+           "check_encoder_config", "frame_features_from_streams"]
+
+
+def dense_shift_mask(length: int, gap: int) -> torch.Tensor:
+    """Bool (length,): True at the tokens DenseShift keeps original (indices 0, gap, 2·gap, ...)."""
+    keep = torch.zeros(length, dtype=torch.bool)
+    keep[::gap] = True
+    return keep
+
+
+def _new_attention(d: int, heads: int) -> nn.MultiheadAttention:
+    return nn.MultiheadAttention(embed_dim=d, num_heads=heads, dropout=0.0, bias=True, batch_first=True)
+
+
+def _ln(x: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
+    return F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+
+
+class ConvAttention(nn.Module):
+    """CA (usdrl.md §4): c = x + ReLU(Conv1d(x)); a = x + DP(Attn(LN1(c))); CA = DP(MLP(LN2(a))).
+
+    There is no residual around the MLP: CA returns only the MLP branch.
+    """
+
+    def __init__(self, dim: int, attn: nn.MultiheadAttention, kernel: int, mlp_hidden: int,
+                 drop_path: float):
+        super().__init__()
+        self.attn = attn  # shared with the layer's DSA
+        self.conv1 = nn.Conv1d(dim, dim, kernel_size=kernel, padding=0 if kernel == 1 else "same")
+        self.act = nn.ReLU()
+        self.drop = DropPath(drop_path)
+        self.norm1 = nn.LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, mlp_hidden, dim, act_layer=nn.GELU)
+
+    def conv_residual(self, x: torch.Tensor) -> torch.Tensor:
+        """c = x + ReLU(Conv1d(x)) on (N, L, d) tokens (the conv runs along the token axis)."""
+        if self.conv1.kernel_size[0] == 1:  # a per-token channel mix: a GEMM, no transposes
+            y = F.linear(x, self.conv1.weight.squeeze(-1), self.conv1.bias)
+        else:
+            y = self.conv1(x.transpose(1, 2)).transpose(1, 2)
+        return x + F.relu(y)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.conv_residual(x)
+        a = x + self.drop(self_attention(self.norm1(c), self.attn))
+        return self.drop(self.mlp(self.norm2(a)))
+
+
+class DenseShiftAttention(nn.Module):
+    """DSA (usdrl.md §4): token mixing + DenseShift gives F_m; the mean of one shared pre-LN block
+    applied to F_m and to x."""
+
+    def __init__(self, seqlen: int, dim: int, gap: int, attn: nn.MultiheadAttention, mlp_hidden: int,
+                 drop_path: float):
+        super().__init__()
+        self.gap = gap
+        self.wt1 = nn.Linear(seqlen, seqlen)
+        self.wt2 = nn.Linear(seqlen, seqlen)
+        self.act = nn.ReLU()
+        self.drop = DropPath(drop_path)
+        self.attn = attn  # shared with the layer's CA
+        self.norm1 = nn.LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, mlp_hidden, dim, act_layer=nn.GELU)
+        # 1 where the token takes the mixed value, 0 where DenseShift keeps the original
+        self.register_buffer("mix", (~dense_shift_mask(seqlen, gap)).float(), persistent=False)
+
+    def shift(self, x: torch.Tensor) -> torch.Tensor:
+        """F_m (N, L, d): tokens at 0, gap, 2·gap, ... keep x; the others take W2(ReLU(W1 xᵀ))ᵀ + x.
+
+        Runs in the (N, L, d) layout (W1 @ x instead of transposing to (N, d, L)). Zeroing wt2's
+        rows at the kept tokens makes those rows exactly x and their gradients exactly zero, as the
+        reference's overwrite does.
+        """
+        h = torch.matmul(self.wt1.weight, x).add_(self.wt1.bias[:, None]).relu_()
+        mix = self.mix.to(x.dtype)
+        w2 = self.wt2.weight * mix[:, None]
+        b2 = self.wt2.bias * mix
+        return torch.matmul(w2, h).add_(b2[:, None]) + x
+
+    def block(self, z: torch.Tensor) -> torch.Tensor:
+        """B(z) = u + DP(MLP(LN2(u))), u = z + DP(Attn(LN1(z)))."""
+        u = z + self.drop(self_attention(self.norm1(z), self.attn))
+        return u + self.drop(self.mlp(self.norm2(u)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.block(self.shift(x)) + self.block(x)) * 0.5
+
+
+class DSTLayer(nn.Module):
+    """alpha·CA(x) + (1 − alpha)·DSA(x), CA and DSA sharing one attention module."""
+
+    def __init__(self, seqlen: int, dim: int, *, heads: int, mlp_hidden: int, alpha: float, gap: int,
+                 kernel: int, drop_path: float):
+        super().__init__()
+        self.seqlen = seqlen
+        attn = _new_attention(dim, heads)
+        self.CA = ConvAttention(dim, attn, kernel, mlp_hidden, drop_path)
+        self.DSA = DenseShiftAttention(seqlen, dim, gap, attn, mlp_hidden, drop_path)
+        self.alpha = float(alpha)
+        self.beta = 1.0 - float(alpha)
+
+    @property
+    def attn(self) -> nn.MultiheadAttention:
+        return self.CA.attn
+
+    def forward_reference(self, x: torch.Tensor) -> torch.Tensor:
+        """The unfused composition (three separate attention calls, two DSA block calls)."""
+        return self.alpha * self.CA(x) + self.beta * self.DSA(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ca, dsa = self.CA, self.DSA
+        n = x.shape[0]
+        drop_p = ca.drop.drop_prob if self.training else 0.0
+        c = ca.conv_residual(x)
+        p = torch.cat([dsa.shift(x), x])  # DSA's two passes, batched: [F_m; x]
+        # the shared attention for CA and both DSA passes, in one call on 3N sequences
+        o = self_attention(torch.cat([_ln(c, ca.norm1), _ln(p, dsa.norm1)]), self.attn)
+        o_ca, o_dsa = o[:n], o[n:]
+        a = x + _drop(o_ca, drop_p)
+        ca_out = _drop(ca.mlp(_ln(a, ca.norm2)), drop_p)
+        u = p + _drop(o_dsa, dsa.drop.drop_prob if self.training else 0.0)
+        b = u + _drop(dsa.mlp(_ln(u, dsa.norm2)), dsa.drop.drop_prob if self.training else 0.0)
+        dsa_out = (b[:n] + b[n:]) * 0.5
+        return self.alpha * ca_out + self.beta * dsa_out
+
+
+def _drop(x: torch.Tensor, p: float) -> torch.Tensor:
+    # per-sample stochastic depth; on a batched [F_m; x] tensor each half draws its own masks,
+    # as the reference's two separate calls do
+    return _drop_path(x, p, True) if p > 0.0 else x
+
+
+def _layer_name(prefix: str, i: int) -> str:
+    return prefix if i == 0 else f"{prefix}{i}"
+
+
+def check_encoder_config(cfg: EncoderConfig, name: str) -> None:
+    from harness.errors import HarnessError
+
+    if cfg.hidden < 1 or cfg.heads < 1 or cfg.hidden % cfg.heads:
+        raise HarnessError(f"{name}: encoder.hidden ({cfg.hidden}) must be a positive multiple of "
+                           f"encoder.heads ({cfg.heads})")
+    if cfg.layers < 1:
+        raise HarnessError(f"{name}: encoder.layers must be at least 1, got {cfg.layers}")
+    if cfg.gap < 1:
+        raise HarnessError(f"{name}: encoder.gap must be at least 1, got {cfg.gap}")
+    if cfg.kernel < 1:
+        raise HarnessError(f"{name}: encoder.kernel must be at least 1, got {cfg.kernel}")
+    if not 0.0 <= cfg.drop_path < 1.0:
+        raise HarnessError(f"{name}: encoder.drop_path must be in [0, 1), got {cfg.drop_path}")
+    if cfg.mlp_hidden < 1 or cfg.ffn < 1:
+        raise HarnessError(f"{name}: encoder.mlp_hidden and encoder.ffn must be positive")
+
+
+def frame_features_from_streams(y_t: torch.Tensor, y_s: torch.Tensor) -> torch.Tensor:
+    """(N, T, 2d): y_t next to the spatial tokens average-pooled along the token axis to T positions.
+
+    The reference's detection branch (usdrl.md §10); the pooled "spatial" positions are groups of
+    joint tokens, not frames. Output i averages tokens ⌊S·i/T⌋ … ⌈S·(i+1)/T⌉ − 1.
+    """
+    pooled = F.adaptive_avg_pool1d(y_s.transpose(1, 2), y_t.shape[1]).transpose(1, 2)
+    return torch.cat([y_t, pooled], dim=-1)
+
+
+class _TwoStreamEncoder(Encoder):
+    """Shared plumbing of DSTE and STTR: embeddings, PEs, pooling, dense outputs."""
+
+    def _build_common(self) -> None:
+        d = self.cfg.hidden
+        c, t, v, m = self.in_channels, self.frames, self.joints, self.persons
+        self.ske_emb = SkeletonEmbedding(m * v * c, t * c, d)
+        self.tpe = SinusoidalPE(d, max(200, t))
+        self.spe = nn.Parameter(torch.zeros(1, m * v, d))
+        trunc_normal_(self.spe, std=0.02)
+        self.feature_dim = 2 * d
+        self.frame_dim = 2 * d
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        want = (self.in_channels, self.frames, self.joints, self.persons)
+        if x.dim() != 5 or tuple(x.shape[1:]) != want:
+            raise ValueError(f"{type(self).__name__} expects (N, C, T, V, M) = (N, {', '.join(map(str, want))}), "
+                             f"got {tuple(x.shape)}")
+
+    def streams(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Dense outputs (y_t (N, T, d), y_s (N, M·V, d))."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> EncoderOutput:
+        y_t, y_s = self.streams(x)
+        pooled = torch.cat([y_t.amax(dim=1), y_s.amax(dim=1)], dim=-1)  # temporal half first
+        return EncoderOutput(pooled=pooled, temporal=y_t, spatial=y_s)
+
+    def frame_features(self, x: torch.Tensor) -> torch.Tensor:
+        y_t, y_s = self.streams(x)
+        return frame_features_from_streams(y_t, y_s)
+
+    def init_weights(self) -> None:
+        """The reference's pretraining initialisation (usdrl.md §6); see layers.init_weights."""
+        self.apply(init_weights)
+
+
+@ENCODERS.register("dste")
+class DSTE(_TwoStreamEncoder):
+    """Dense spatio-temporal encoder of USDRL (DST layers: convolutional + dense-shift attention)."""
+
+    def __init__(self, cfg: EncoderConfig, *, in_channels: int = 3, frames: int = 64, joints: int = 25,
+                 persons: int = 2):
+        super().__init__(cfg, in_channels=in_channels, frames=frames, joints=joints, persons=persons)
+        check_encoder_config(cfg, "dste")
+        self._build_common()
+        d = cfg.hidden
+        common = dict(heads=cfg.heads, mlp_hidden=cfg.mlp_hidden, alpha=cfg.alpha, gap=cfg.gap,
+                      kernel=cfg.kernel, drop_path=cfg.drop_path)
+        self.num_layers = cfg.layers
+        for i in range(cfg.layers):  # reference order: t_tr, s_tr, t_tr1, s_tr1
+            setattr(self, _layer_name("t_tr", i), DSTLayer(frames, d, **common))
+            setattr(self, _layer_name("s_tr", i), DSTLayer(persons * joints, d, **common))
+
+    def temporal_layers(self) -> list[DSTLayer]:
+        return [getattr(self, _layer_name("t_tr", i)) for i in range(self.num_layers)]
+
+    def spatial_layers(self) -> list[DSTLayer]:
+        return [getattr(self, _layer_name("s_tr", i)) for i in range(self.num_layers)]
+
+    def streams(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self._check_input(x)
+        y_t, y_s = self.ske_emb(temporal_tokens(x), spatial_tokens(x))
+        for layer in self.temporal_layers():
+            y_t = layer(self.tpe(y_t))  # the PE before every temporal layer
+        for layer in self.spatial_layers():
+            y_s = layer(y_s + self.spe)  # the same learned PE before every spatial layer
+        return y_t, y_s
