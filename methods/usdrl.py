@@ -132,6 +132,11 @@ class USDRL(Method):
         else:  # single-grained: no temporal/spatial projectors (nothing unused under DDP)
             self.t_proj = self.s_proj = None
         self.i_proj = Projector(encoder.feature_dim, hidden, o.instance_out or 4 * d)
+        # the reference's pretraining init (usdrl.md §6): every Linear ~ trunc-normal(0, 0.02),
+        # bias 0; LayerNorm 1/0; attention in_proj, Conv1d and BatchNorm keep PyTorch defaults.
+        # An encoder with its own init_weights() (DSTE, STTR) gets it; others keep their own init.
+        if callable(getattr(encoder, "init_weights", None)):
+            encoder.init_weights()
         for proj in (self.t_proj, self.s_proj, self.i_proj):
             if proj is not None:
                 proj.apply(init_weights)
@@ -165,8 +170,8 @@ class USDRL(Method):
                 raise HarnessError(f"encoder {self.cfg.encoder.name!r} has no dense temporal/spatial "
                                    "tokens; use --set method.variant=single_grained "
                                    "(or method.options.domain_weight=0)")
-            y_t = out.temporal.max(dim=1).values.reshape(k, b, -1)
-            y_s = out.spatial.max(dim=1).values.reshape(k, b, -1)
+            y_t = out.temporal.amax(dim=1).reshape(k, b, -1)  # ȳ_t, as the encoder pools
+            y_s = out.spatial.amax(dim=1).reshape(k, b, -1)
             z["t"] = [self.t_proj(y_t[v]) for v in range(k)]
             z["s"] = [self.s_proj(y_s[v]) for v in range(k)]
         return z
