@@ -282,3 +282,15 @@ def test_dste_batched_forward_equals_per_view_forward():
     ref = L.multi_grained_loss(z["i"], z["t"], z["s"])
     for k in TERMS:
         assert out[k].item() == pytest.approx(ref[k].item(), rel=1e-4, abs=1e-6), k
+
+
+@pytest.mark.parametrize("encoder,total", [("dste", 94_931_160), ("sttr", 65_507_328)])
+def test_paper_parameter_counts(encoder, total):
+    # usdrl.md §7: USDRL-DSTE / USDRL-STTR pretraining models (built on the meta device: no memory)
+    cfg = resolve("paper", overrides={"encoder": encoder})
+    with torch.device("meta"):
+        m = build_method(cfg, DataInfo(topology=NTU25, num_classes=60, frames=64, persons=2))
+    assert sum(p.numel() for p in m.parameters()) == total
+    assert sum(p.numel() for p in m.backbone().parameters()) == {"dste": 57_137_368, "sttr": 27_713_536}[encoder]
+    assert (m.t_proj[0].in_features, m.t_proj[6].out_features) == (1024, 2048)
+    assert (m.i_proj[0].in_features, m.i_proj[3].out_features, m.i_proj[6].out_features) == (2048, 2048, 4096)
