@@ -1,0 +1,204 @@
+"""Checkpoints (full training state) and the backbone export that protocols load.
+
+Everything is written atomically (a temporary file renamed into place) and read with
+``torch.load(weights_only=True)``, so files hold only tensors, numbers, strings, lists and dicts:
+RNG states are stored as plain lists/tensors and the LR scheduler's ``Counter`` as a dict.
+
+A training checkpoint (``checkpoints/last.pt``, ``checkpoints/epoch_NNNN.pt``) holds::
+
+    format, version, pretrain_hash, config (RunConfig.to_dict()), epoch (completed epochs),
+    global_step, model, optimizer, scheduler, scaler, rng (one entry per rank), metrics
+
+The backbone export (``backbone.pt``) holds::
+
+    format, version, pretrain_hash, config, method, state_dict (Method.backbone().state_dict()),
+    feature_dim, frame_dim, data_info {topology, num_classes, frames, persons}, epochs, global_step
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import atomic
+from ..config import RunConfig, _flatten, from_dict
+from ..errors import HarnessError
+
+CKPT_FORMAT = "harness-checkpoint"
+BACKBONE_FORMAT = "harness-backbone"
+VERSION = 1
+
+
+# --- RNG states ------------------------------------------------------------------------------
+def rng_state() -> dict[str, Any]:
+    """Python, NumPy, torch CPU and CUDA RNG states as weights_only-loadable values."""
+    version, py_state, gauss = random.getstate()
+    np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": {"version": int(version), "state": torch.tensor(py_state, dtype=torch.int64),
+                   "gauss": gauss},
+        "numpy": {"kind": str(np_kind), "keys": torch.from_numpy(np_keys.astype(np.int64)),
+                  "pos": int(np_pos), "has_gauss": int(np_has_gauss), "gauss": float(np_gauss)},
+        "torch": torch.get_rng_state(),
+        "cuda": [s for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else [],
+    }
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    py = state["python"]
+    random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
+    nps = state["numpy"]
+    np.random.set_state((nps["kind"], nps["keys"].numpy().astype(np.uint32), nps["pos"],
+                         nps["has_gauss"], nps["gauss"]))
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        cuda = state["cuda"]
+        if len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def step_generator(seed: int, epoch: int, step: int, rank: int, device: torch.device) -> torch.Generator:
+    """The augmentation generator of one step: a pure function of (seed, epoch, step, rank).
+
+    A resumed run therefore draws exactly the augmentations the uninterrupted run would have.
+    """
+    words = np.random.SeedSequence([seed, epoch, step, rank]).generate_state(2, dtype=np.uint32)
+    g = torch.Generator(device=device)
+    g.manual_seed(int(words[0]) << 32 | int(words[1]))
+    return g
+
+
+# --- scheduler state (MultiStepLR keeps a Counter, which weights_only cannot load) -------------
+def scheduler_state(sched: Any) -> dict[str, Any]:
+    state = dict(sched.state_dict())
+    if isinstance(state.get("milestones"), collections.Counter):
+        state["milestones"] = {int(k): int(v) for k, v in state["milestones"].items()}
+    return state
+
+
+def load_scheduler_state(sched: Any, state: dict[str, Any]) -> None:
+    sched.load_state_dict(dict(state))
+    if isinstance(getattr(sched, "milestones", None), dict):
+        sched.milestones = collections.Counter({int(k): int(v) for k, v in sched.milestones.items()})
+
+
+# --- files ---------------------------------------------------------------------------------
+def save(obj: dict[str, Any], path: str | Path) -> Path:
+    """torch.save to a temporary file beside `path`, then rename: never a torn checkpoint."""
+    path = Path(path)
+    with atomic.atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+    return path
+
+
+def link_or_copy(src: Path, dst: Path) -> None:
+    """Make `dst` hold `src`'s bytes (a hard link when possible), replacing `dst` atomically."""
+    with atomic.atomic_path(dst) as tmp:
+        tmp.unlink()
+        try:
+            os.link(src, tmp)
+        except OSError:
+            import shutil
+
+            shutil.copyfile(src, tmp)
+
+
+def load(path: str | Path, expect_format: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise HarnessError(f"{path}: no such checkpoint file")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # truncated file, foreign pickle, ...
+        raise HarnessError(f"{path}: cannot read checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(obj, dict) or obj.get("format") != expect_format:
+        got = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
+        raise HarnessError(f"{path}: not a {expect_format} file (format {got!r})")
+    if obj.get("version") != VERSION:
+        raise HarnessError(f"{path}: {expect_format} version {obj.get('version')} is not supported")
+    return obj
+
+
+def config_diff(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Lines ``key: stored → current`` for every pretraining setting that differs."""
+    sections = ("data", "encoder", "method", "train")
+    a = _flatten({k: stored.get(k, {}) for k in sections})
+    b = _flatten({k: current.get(k, {}) for k in sections})
+    out = []
+    for key in sorted(set(a) | set(b)):
+        if a.get(key, "<absent>") != b.get(key, "<absent>"):
+            out.append(f"{key}: {a.get(key, '<absent>')!r} → {b.get(key, '<absent>')!r}")
+    return out
+
+
+def check_same_run(ckpt: dict[str, Any], cfg: RunConfig, path: str | Path) -> None:
+    if ckpt.get("pretrain_hash") == cfg.pretrain_hash:
+        return
+    diff = config_diff(ckpt.get("config", {}), cfg.to_dict())
+    detail = "; ".join(diff) if diff else "(no setting differs; the hash function changed?)"
+    raise HarnessError(f"{path}: checkpoint was trained with a different configuration "
+                       f"(pretrain_hash {ckpt.get('pretrain_hash')} ≠ {cfg.pretrain_hash}): {detail}. "
+                       f"Use --resume never to start over.")
+
+
+# --- backbone export -----------------------------------------------------------------------
+def export_backbone(method: torch.nn.Module, cfg: RunConfig, path: str | Path, *, epochs: int,
+                    global_step: int) -> Path:
+    backbone = method.backbone()
+    info = method.info
+    obj = {
+        "format": BACKBONE_FORMAT, "version": VERSION, "pretrain_hash": cfg.pretrain_hash,
+        "config": cfg.to_dict(), "method": cfg.method.name,
+        "state_dict": {k: v.detach().cpu() for k, v in backbone.state_dict().items()},
+        "feature_dim": int(backbone.feature_dim), "frame_dim": int(getattr(backbone, "frame_dim", 0) or 0),
+        "data_info": {"topology": info.topology.to_dict(), "num_classes": int(info.num_classes),
+                      "frames": int(info.frames), "persons": int(info.persons)},
+        "epochs": int(epochs), "global_step": int(global_step),
+    }
+    return save(obj, path)
+
+
+def backbone_file(path_or_run_dir: str | Path) -> Path:
+    p = Path(path_or_run_dir)
+    return p / "backbone.pt" if p.is_dir() else p
+
+
+def load_backbone(path_or_run_dir: str | Path, device: str | torch.device = "cpu"):
+    """A pretrained backbone (eval mode, on `device`) and the RunConfig it was trained with.
+
+    `path_or_run_dir` is a ``backbone.pt`` file or a run folder holding one. The method is rebuilt
+    from the stored config with :func:`methods.base.build_method` (without touching the global RNG)
+    and the backbone weights are loaded strictly.
+    """
+    from harness.data.topology import Topology
+    from harness_methods.base import DataInfo, build_method
+
+    path = backbone_file(path_or_run_dir)
+    obj = load(path, BACKBONE_FORMAT)
+    cfg = from_dict(obj["config"])
+    di = obj["data_info"]
+    info = DataInfo(topology=Topology.from_dict(di["topology"], path), num_classes=int(di["num_classes"]),
+                    frames=int(di["frames"]), persons=int(di["persons"]))
+    with torch.random.fork_rng(devices=[]):
+        method = build_method(cfg, info)
+    backbone = method.backbone()
+    try:
+        backbone.load_state_dict(obj["state_dict"], strict=True)
+    except RuntimeError as exc:
+        raise HarnessError(f"{path}: backbone weights do not fit method {cfg.method.name!r} as built "
+                           f"by this code version: {exc}") from None
+    backbone.to(device).eval()
+    return backbone, cfg

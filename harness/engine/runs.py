@@ -1,0 +1,150 @@
+"""Run folders: ``<workdir>/runs/<method>-<pretrain_hash>/``.
+
+::
+
+    config.yaml          the resolved RunConfig (harness.config.to_yaml)
+    run.json             hashes, status (running | finished | failed), progress, final metrics
+    metrics.jsonl        step and epoch log lines (see harness.engine.logging)
+    tb/                  TensorBoard events (only when tensorboard is installed)
+    checkpoints/         last.pt and epoch_NNNN.pt (full training state)
+    backbone.pt          the backbone export protocols load (harness.engine.checkpoint.load_backbone)
+    .lock                held by the process that trains the run
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from .. import atomic
+from ..config import RunConfig
+from ..errors import HarnessError
+
+
+def run_dir_for(cfg: RunConfig) -> Path:
+    return Path(cfg.workdir) / "runs" / f"{cfg.method.name}-{cfg.pretrain_hash}"
+
+
+def checkpoint_dir(run_dir: Path) -> Path:
+    return run_dir / "checkpoints"
+
+
+def numbered_checkpoint(run_dir: Path, epoch: int) -> Path:
+    return checkpoint_dir(run_dir) / f"epoch_{epoch:04d}.pt"
+
+
+def numbered_checkpoints(run_dir: Path) -> list[Path]:
+    d = checkpoint_dir(run_dir)
+    return sorted(d.glob("epoch_*.pt")) if d.is_dir() else []
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+@dataclass
+class RunInfo:
+    run_dir: Path
+    method: str
+    pretrain_hash: str
+    config_hash: str
+    status: str = "running"  # running | finished | failed
+    epochs: int = 0  # completed epochs
+    global_step: int = 0
+    checkpoint: Path | None = None  # last.pt (None for methods that do not pretrain)
+    checkpoints: list[Path] = field(default_factory=list)  # numbered checkpoints
+    backbone: Path | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)  # the last epoch's averages
+    train_s: float = 0.0  # training wall time over all sessions of this run
+    reused: bool = False  # find_or_pretrain found it finished
+    resumed_from: str | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("run_dir", "checkpoint", "backbone"):
+            d[k] = None if d[k] is None else str(d[k])
+        d["checkpoints"] = [str(p) for p in self.checkpoints]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunInfo":
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        for k in ("run_dir", "checkpoint", "backbone"):
+            if known.get(k) is not None:
+                known[k] = Path(known[k])
+        known["checkpoints"] = [Path(p) for p in known.get("checkpoints", [])]
+        return cls(**known)
+
+
+def write_run_json(info: RunInfo, extra: dict[str, Any] | None = None) -> None:
+    d = info.to_dict()
+    d.pop("reused", None)
+    d["updated_at"] = now()
+    if extra:
+        d.update(extra)
+    atomic.write_json(info.run_dir / "run.json", d)
+
+
+def read_run_json(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / "run.json"
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return None
+
+
+def finished_run(cfg: RunConfig) -> RunInfo | None:
+    """The finished run of this pretraining configuration, if there is one."""
+    run_dir = run_dir_for(cfg)
+    d = read_run_json(run_dir)
+    if not d or d.get("status") != "finished" or d.get("pretrain_hash") != cfg.pretrain_hash:
+        return None
+    if not (run_dir / "backbone.pt").is_file():
+        return None
+    info = RunInfo.from_dict(d)
+    info.run_dir = run_dir  # the folder may have moved with its workdir
+    info.backbone = run_dir / "backbone.pt"
+    if info.checkpoint is not None:
+        info.checkpoint = checkpoint_dir(run_dir) / "last.pt"
+    info.checkpoints = numbered_checkpoints(run_dir)
+    return info
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path, *, wait: bool = False, enabled: bool = True) -> Iterator[None]:
+    """Hold ``run_dir/.lock`` so two processes never train the same run at once (POSIX only)."""
+    if not enabled:
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; run unguarded
+        yield
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fh = open(run_dir / ".lock", "a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            fh.seek(0)
+            owner = fh.read().strip() or "?"
+            raise HarnessError(f"{run_dir} is being trained by another process (pid {owner}); "
+                               f"wait for it or stop it") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fh, fcntl.LOCK_UN)
+        fh.close()
