@@ -188,7 +188,14 @@ class USDRL(Method):
 
     def forward(self, views: Sequence[torch.Tensor] | torch.Tensor,
                 labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        return self.loss(self.project(views))
+        """Views → loss terms. Under DDP every projection is all-gathered (with gradient) first,
+        so the batch statistics of every term come from the global batch, as the reference's
+        DataParallel gathers its replicas' outputs; projector BatchNorm stays per process."""
+        from harness.engine.distributed import gather_with_grad  # identity in one process
+
+        z = {d: None if zs is None else [gather_with_grad(v) for v in zs]
+             for d, zs in self.project(views).items()}
+        return self.loss(z)
 
     def backbone(self) -> USDRLBackbone:
         return self.net

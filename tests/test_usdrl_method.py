@@ -294,3 +294,26 @@ def test_paper_parameter_counts(encoder, total):
     assert sum(p.numel() for p in m.backbone().parameters()) == {"dste": 57_137_368, "sttr": 27_713_536}[encoder]
     assert (m.t_proj[0].in_features, m.t_proj[6].out_features) == (1024, 2048)
     assert (m.i_proj[0].in_features, m.i_proj[3].out_features, m.i_proj[6].out_features) == (2048, 2048, 4096)
+
+
+def test_forward_gathers_every_projection(monkeypatch):
+    # under DDP the loss must see the global batch: forward passes each z through gather_with_grad
+    import harness.engine.distributed as dd
+
+    calls = []
+
+    def fake_gather(x):  # stands for another rank's rows appended after ours
+        calls.append(tuple(x.shape))
+        return torch.cat([x, 2 * x + 1])
+
+    monkeypatch.setattr(dd, "gather_with_grad", fake_gather)
+    m = make()
+    views = rand_views(b=4)
+    torch.manual_seed(1)
+    out = m(views)
+    assert len(calls) == 12 and all(s[0] == 4 for s in calls)  # 3 domains × 4 views, local rows
+    torch.manual_seed(1)
+    z = m.project(views)
+    big = {d: [torch.cat([v, 2 * v + 1]) for v in zs] for d, zs in z.items()}
+    ref = L.multi_grained_loss(big["i"], big["t"], big["s"])
+    assert out["loss"].item() == pytest.approx(ref["loss"].item(), rel=1e-6)
