@@ -48,15 +48,6 @@ def content_lines(text: str) -> Iterator[tuple[int, str]]:
             yield number, line
 
 
-def count_content_lines(path: str | Path) -> int:
-    """Non-blank, non-comment lines, read as bytes (a cheap first pass for frame counts)."""
-    try:
-        with open(path, "rb") as fh:
-            return sum(1 for line in fh if line.strip() and not line.lstrip().startswith(b"#"))
-    except OSError as exc:
-        raise DataError(path, f"cannot read: {exc.strerror or exc}") from None
-
-
 def sniff_delimiter(path: str | Path) -> str | None:
     """',' when the first content line has a comma, else None (any whitespace)."""
     try:
