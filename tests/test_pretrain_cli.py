@@ -1,0 +1,53 @@
+"""``harness pretrain`` end to end (in-process CLI)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness.cli import main
+from harness.engine import load_backbone
+
+from test_engine import TOY, make_dataset  # noqa: E402  (registers the toy method)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("cli-data"))
+
+
+def toy_args(dataset: Path, workdir: Path, *extra: str) -> list[str]:
+    return ["pretrain", "--method", TOY, "--dataset", str(dataset), "--preset", "smoke",
+            "--workdir", str(workdir), "--set", "data.frames=6", "--set", "train.batch_size=8",
+            "--set", "train.device=cpu", "--no-progress", *extra]
+
+
+def test_pretrain_prints_run_loss_and_checkpoint(dataset, tmp_path, capsys):
+    assert main(toy_args(dataset, tmp_path)) == 0
+    out = capsys.readouterr().out
+    lines = dict(line.split(": ", 1) for line in out.splitlines() if ": " in line)
+    run = Path(lines["run"])
+    assert run.parent == tmp_path / "runs" and run.name.startswith(f"{TOY}-")
+    assert float(lines["final loss"]) > 0
+    assert Path(lines["checkpoint"]) == run / "checkpoints" / "last.pt" and Path(lines["checkpoint"]).is_file()
+    assert "2 epoch(s), 6 step(s)" in out  # smoke: 2 epochs, 3 steps each
+    # --json; a second call with --resume auto finds the finished run and trains nothing more
+    assert main(toy_args(dataset, tmp_path, "--json")) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["run_dir"] == str(run) and info["epochs"] == 2 and info["global_step"] == 6
+    assert info["status"] == "finished" and info["resumed_from"].endswith("last.pt")
+    bb, cfg = load_backbone(info["backbone"])
+    assert cfg.method.name == TOY and cfg.train.epochs == 2
+    assert bb(torch.zeros(1, 3, 6, 25, 2)).pooled.shape == (1, bb.feature_dim)
+
+
+def test_pretrain_errors_exit_2(dataset, tmp_path, capsys):
+    assert main(toy_args(dataset, tmp_path, "--resume", str(tmp_path / "nope.pt"))) == 2
+    assert "no such checkpoint" in capsys.readouterr().err
+    assert main(toy_args(dataset, tmp_path, "--set", "train.amp=fp16")) == 2
+    assert "fp16 needs a CUDA device" in capsys.readouterr().err
+    assert main(toy_args(dataset, tmp_path, "--set", "train.optimiser=sgd")) == 2
+    assert "train.optimizer" in capsys.readouterr().err  # the suggestion
