@@ -1,7 +1,9 @@
-"""``harness pretrain``: train a method's encoder and export its backbone.
+"""harness pretrain: train a method's encoder, checkpoint it and export its backbone.
 
 Multi-GPU / multi-node: launch the same command under torchrun, e.g.
-``torchrun --nproc_per_node=2 -m harness.cli pretrain --preset paper --dataset DIR``.
+  torchrun --nproc_per_node=2 -m harness.cli pretrain --preset paper --dataset DIR
+Run folders: <workdir>/runs/<method>-<pretrain_hash>/ (config.yaml, run.json, metrics.jsonl,
+checkpoints/last.pt and epoch_NNNN.pt, backbone.pt).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from .common import add_config_arguments, config_from_args, print_json
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pretrain", help="pretrain a method (checkpoints, resume, backbone export)",
-                       description=__doc__.splitlines()[0])
+                       description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_arguments(p)
     p.add_argument("--resume", default="auto", metavar="auto|never|PATH",
                    help="auto: continue this configuration's run from its last checkpoint (default); "
