@@ -172,7 +172,7 @@ def test_both_modes_through_the_cli(root: Path, tmp_path: Path, capsys):
 def test_split_file_naming_a_missing_video(root: Path, tmp_path: Path):
     split = tmp_path / "cross_subject.txt"
     split.write_text(f"Training videos: \nA10N02-R, A10N09-L\nValidataion videos: \n{REAL_VIDEO}\n")
-    with pytest.raises(DataError, match="'A10N09-L'.*did you mean 'A10N08-L'"):
+    with pytest.raises(DataError, match="1 train video.* no skeleton file, e.g. 'A10N09-L'"):
         pku.prepare_pku(root, tmp_path / "out", split_files={"xsub": split})
     (path,) = pku.prepare_pku(root, tmp_path / "out", split_files={"xsub": split}, allow_missing_videos=True)
     assert open_prepared(path).split_counts() == {"xsub": {"train": 1, "test": 1}}
@@ -243,3 +243,29 @@ def test_layout_errors(root: Path, tmp_path: Path):
         pku.prepare_pku(root, tmp_path / "out", skeleton_dir="skeletons")
     with pytest.raises(HarnessError, match="both named 'xsub'"):
         pku.parse_split_arguments(["a_cross_subject.txt", "b_cross_subject.txt"])
+
+
+def test_phase1_names_with_the_real_split_file(real_data: Path, real_skeleton: Path, tmp_path: Path):
+    """Phase I names, the official split file through the CLI, two of its videos present."""
+    root = tmp_path / "PKU1"
+    (root / "skeleton").mkdir(parents=True)
+    (root / "label").mkdir()
+    lines = real_skeleton.read_text().splitlines()
+    for name, n in (("0002-L", 500), ("0291-M", 300), ("0001-R", 200)):  # 0001 is in neither list
+        (root / "skeleton" / f"{name}.txt").write_text("\n".join(lines[:n]) + "\n")
+        (root / "label" / f"{name}.txt").write_text("4,10,20,1\n")
+    split = real_data / "pku_mmd" / "splits" / "pkuv1_cross_subject.txt"
+    out = tmp_path / "out"
+    args = ["data", "prepare", "pku-mmd", "--raw", str(root), "--out", str(out), "--split-file", str(split)]
+    assert cli(args) == 2  # 942 listed train videos and 131 test videos are missing
+    assert cli(args + ["--allow-missing-videos", "--mode", "both"]) == 0
+    ds = open_prepared(out / "untrimmed")
+    assert list(ds.samples["name"]) == ["0001-R", "0002-L", "0291-M"]
+    assert ds.samples["setup"].tolist() == [1, 2, 291] and ds.samples["subject"].tolist() == [-1, -1, -1]
+    assert ds.split_counts() == {"xsub": {"train": 1, "test": 1}}
+    assert ds.indices("xsub", "train").tolist() == [1] and ds.indices("xsub", "test").tolist() == [2]
+    trimmed = open_prepared(out / "trimmed")
+    assert trimmed.lengths.tolist() == [10, 10, 10] and trimmed.labels.tolist() == [3, 3, 3]
+    # without split files, the built-in Phase I rule gives the same assignment
+    (path,) = pku.prepare_pku(root, tmp_path / "builtin")
+    assert open_prepared(path).split_counts() == {"xsub": {"train": 1, "test": 1}}

@@ -54,7 +54,7 @@ from ..errors import DataError, HarnessError
 from ..registry import DATASETS
 from .kinds import DatasetKind
 from .prepared import PreparedWriter
-from .text_tables import content_lines, read_float_table, read_text, suggest
+from .text_tables import content_lines, read_float_table, read_text
 from .topology import NTU25
 
 NUM_CLASSES = 51  # Phase II's 41 actions keep their Phase I ids, as the references do (§6)
@@ -283,7 +283,7 @@ def resolve_splits(split_files: dict[str, Path], videos: list[PkuVideo], phase: 
             missing = [n for n in names if n not in present]
             if missing and not allow_missing:
                 raise DataError(path, f"{len(missing)} {part} video(s) have no skeleton file, e.g. "
-                                      f"{missing[0]!r}{suggest(missing[0], present)} (pass "
+                                      f"{missing[0]!r} (pass "
                                       "--allow-missing-videos to leave them out)")
             parts[part] = [n for n in names if n in present]
         splits[split] = parts
