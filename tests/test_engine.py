@@ -310,11 +310,13 @@ def test_run_lock_refuses_a_second_trainer(dataset, tmp_path):
             pretrain(cfg, progress=False)
 
 
-def test_max_steps_and_bf16_on_cpu(dataset, tmp_path):
+def test_max_steps_and_bf16_on_cpu(dataset, tmp_path, capsys):
     cfg = toy_cfg(dataset, tmp_path, **{"train.epochs": 1, "train.max_steps_per_epoch": 2,
                                          "train.amp": "bf16"})
-    info = pretrain(cfg, progress=False)
+    info = pretrain(cfg, progress=True)
     assert info.global_step == 2
+    err = capsys.readouterr().err  # not a TTY: no bar, but one summary line per epoch
+    assert err.startswith("epoch 1/1: loss ") and "samples/s" in err and "\r" not in err
     assert json.loads((info.run_dir / "run.json").read_text())["amp"] == "bf16"
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -292,6 +293,8 @@ def _pretrain(cfg: RunConfig, env: dd.DistEnv, device: torch.device, amp, resume
             train_s += record.pop("_train_s")
             run.epochs, run.global_step, run.metrics, run.train_s = epoch + 1, global_step, record, train_s
             log.write(record)
+            if progress and env.is_main:
+                _epoch_line(record, t.epochs)
             done = epoch + 1
             numbered = done == t.epochs or (t.checkpoint_every > 0 and done % t.checkpoint_every == 0)
             if numbered or time.monotonic() - last_save > LAST_EVERY_S:
@@ -321,6 +324,14 @@ def _pretrain(cfg: RunConfig, env: dd.DistEnv, device: torch.device, amp, resume
         write_run_json(run, extra | {"finished_at": now_str()})
     dd.barrier()
     return run
+
+
+def _epoch_line(record: dict[str, Any], epochs: int) -> None:
+    terms = " ".join(f"{k} {v:.4g}" for k, v in record.items()
+                     if k not in ("kind", "epoch", "step", "lr", "samples_per_s", "time_s", "steps")
+                     and "_" not in k and isinstance(v, float))
+    print(f"epoch {record['epoch']}/{epochs}: {terms}, lr {record['lr']:.3g}, "
+          f"{record['samples_per_s']:.0f} samples/s, {record['time_s']:.1f} s", file=sys.stderr, flush=True)
 
 
 def now_str() -> str:
@@ -381,8 +392,8 @@ def _run_epoch(cfg: RunConfig, env: dd.DistEnv, method, model, loader, optimizer
             win_sum, win_n, win_samples, win_t0 = None, 0, 0, now
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(fmt_terms(dict(zip(names, values.tolist())),
-                                      epoch_samples / max(time.perf_counter() - t0, 1e-9)))
+            shown = {k: v for k, v in zip(names, values.tolist()) if "_" not in k}  # not per-domain parts
+            bar.set_postfix(fmt_terms(shown, epoch_samples / max(time.perf_counter() - t0, 1e-9)))
         if on_step_end is not None:
             on_step_end(epoch + 1, global_step, dict(zip(names, values.tolist())))
     if bar is not None:
