@@ -1,0 +1,417 @@
+"""Action detection on untrimmed sequences (PKU-MMD I; protocols.md §5): dense frame-wise prediction.
+
+A per-frame linear head with ``C + 1`` outputs (0 = background, c = class c, i.e. dataset label
+c − 1) is trained on ``backbone.frame_features`` of ``cfg.data.frames``-frame windows:
+
+* training: ``windows_per_video`` random windows per training video and epoch (start uniform in
+  [0, L − T]); per-frame targets are label + 1 on every interval [start, end) of ``intervals.csv``
+  and 0 elsewhere; frames past a short video's end are zero-padded and ignored by the loss;
+* test: sliding windows with ``stride`` (≤ T, default T/2; the last window ends at the video's end)
+  cover every frame, and each frame's posterior is the mean softmax over the windows containing it.
+
+Variants (option ``variant``):
+
+* ``linear``: the encoder is frozen and kept in eval mode; only the head trains (SSD's Protocol A
+  optimiser: SGD lr 0.01, momentum 0.9, Nesterov, decay ×0.1 at epoch 40 of 60, batch 64);
+* ``finetune``: the whole network trains with the encoder in eval mode (BatchNorm statistics and
+  DropPath frozen), as USDRL+'s Protocol B: SGD lr 0.005, momentum 0.9, constant lr, batch 512,
+  150 epochs.
+
+Frames → intervals (``segments``): ``naive`` is §5.1 — pad the posteriors to ``pad_to`` frames with
+P(bg) = 1 (9,000 in the reference; 0 = no padding), mean filter with half-width ``smooth_k``
+(window = 2·smooth_k frames: k before, the frame, k − 1 after; the default k = 10 is the 20-frame
+window), activity 1 − P(bg) ≥ ``threshold`` (0.4), one interval per active run with the class and
+score of the run-mean posterior. ``class_threshold`` is §5.2: runs of p_c > ``class_threshold``.
+
+Scores (every test video has a prediction file, so the official, SSD and USDRL+ mAP_v agree; a test
+video without GT scores 0 in mAP_v, as in the official ``ap``):
+``mAP_a`` / ``mAP_v`` / ``F1`` / ``AP`` / ``2DAP`` from the official PKU-MMD scorer (mAP_a summed over
+the dataset's C classes and divided by C), and ``mAP_a_voc`` from the community VOC-style scorer,
+at θ = ``theta``; ``mAP_a@θ``, ``mAP_v@θ`` and ``mAP_a_voc@θ`` for every θ in ``thetas`` (θ also in
+the row's ``extra``). With ``eval_every`` > 0 the test split is also scored every that many epochs
+and ``*_best`` rows hold each metric's maximum over evaluations (the references' best-of).
+
+Files under ``run_dir/detection/<variant>-<dataset>-<split>-seed<k>/``: ``pred/<video>.txt``
+(``label,start,end,score``), ``gt/<video>.txt`` (the GT from intervals.csv, ``label,start,end,1``),
+``posteriors.npz`` (per-video (L, C + 1) float32 frame posteriors) and ``metrics.json``;
+``harness eval-detection --pred .../pred --gt .../gt --num-classes C`` rescores them exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harness import atomic
+from harness.data.kinds import resolve_dataset
+from harness.data.prepared import PreparedDataset, open_prepared
+from harness.errors import DataError, HarnessError, UnknownNameError
+from harness.registry import PROTOCOLS
+from harness.results import ResultRow
+
+from . import pku_scorer as S
+from .base import Protocol, ProtocolContext
+from .classifier import linear_head, step_lr
+from .intervals import PKU_PAD_FRAMES, class_threshold_segments, frames_to_intervals
+
+IGNORE = -100
+
+VARIANT_DEFAULTS: dict[str, dict[str, Any]] = {
+    # SSD (Protocol A): SGD 0.01, Nesterov, ×0.1 at 40, 60 epochs, batch 64
+    "linear": {"epochs": 60, "lr": 0.01, "batch_size": 64, "milestones": [40], "nesterov": True},
+    # USDRL+ (Protocol B): SGD 0.005 for fc and backbone, constant lr, batch 512, 150 epochs
+    "finetune": {"epochs": 150, "lr": 0.005, "batch_size": 512, "milestones": [], "nesterov": False},
+}
+
+
+@dataclass
+class DetectionOptions:
+    variant: str = "linear"  # linear | finetune
+    epochs: int | None = None  # None: the variant's default (60 / 150)
+    lr: float | None = None  # None: 0.01 (linear) / 0.005 (finetune)
+    batch_size: int | None = None  # windows per step; None: 64 / 512
+    milestones: list[int] | None = None  # lr × 0.1 at these epochs; None: [40] / [] (constant)
+    nesterov: bool | None = None  # None: True (linear, SSD) / False (finetune)
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    windows_per_video: int = 16  # random training windows per video and epoch (SSD draws 16)
+    stride: int = 0  # test window stride; 0 = frames // 2
+    segments: str = "naive"  # naive (§5.1) | class_threshold (§5.2)
+    smooth_k: int = 10  # mean-filter half-width: window 2k frames (k = 10 → 20 frames)
+    threshold: float = 0.4  # activity 1 - P(bg) >= threshold
+    pad_to: int = PKU_PAD_FRAMES  # pad posteriors with background to this length (0 = none)
+    class_threshold: float = 0.02  # §5.2 per-class threshold
+    theta: float = 0.5
+    thetas: list[float] = field(default_factory=lambda: [0.1, 0.3, 0.5])
+    eval_every: int = 0  # 0: score only after the last epoch
+    dataset: str = ""  # an untrimmed prepared folder; "" = the context's (or protocol/data dataset)
+    max_test_videos: int = 0  # 0 = all; a cap for quick runs
+
+
+@dataclass
+class Resolved:
+    """Options with the variant defaults filled in and checked."""
+
+    variant: str
+    epochs: int
+    lr: float
+    batch_size: int
+    milestones: list[int]
+    nesterov: bool
+    opt: DetectionOptions
+
+
+def resolve_options(opt: DetectionOptions) -> Resolved:
+    if opt.variant not in VARIANT_DEFAULTS:
+        raise UnknownNameError("detection variant", opt.variant, list(VARIANT_DEFAULTS))
+    if opt.segments not in ("naive", "class_threshold"):
+        raise UnknownNameError("detection segments rule", opt.segments, ["naive", "class_threshold"])
+    d = VARIANT_DEFAULTS[opt.variant]
+    try:
+        r = Resolved(
+            variant=opt.variant,
+            epochs=int(d["epochs"] if opt.epochs is None else opt.epochs),
+            lr=float(d["lr"] if opt.lr is None else opt.lr),
+            batch_size=int(d["batch_size"] if opt.batch_size is None else opt.batch_size),
+            milestones=[int(m) for m in (d["milestones"] if opt.milestones is None else opt.milestones)],
+            nesterov=bool(d["nesterov"] if opt.nesterov is None else opt.nesterov),
+            opt=opt,
+        )
+    except (TypeError, ValueError) as exc:
+        raise HarnessError(f"protocol.options (detection): {exc}") from None
+    if r.epochs < 1 or r.batch_size < 1 or opt.windows_per_video < 1:
+        raise HarnessError("protocol.options (detection): epochs, batch_size and windows_per_video must be >= 1")
+    for t in [opt.theta, *opt.thetas]:
+        if not 0 < t <= 1:
+            raise HarnessError(f"protocol.options (detection): θ must lie in (0, 1], got {t}")
+    if r.nesterov and opt.momentum <= 0:
+        r.nesterov = False  # torch refuses Nesterov without momentum
+    return r
+
+
+# --- data ------------------------------------------------------------------------------------------
+def frame_targets(ds: PreparedDataset, i: int) -> np.ndarray:
+    """Per-frame targets of video i: label + 1 on its intervals (later rows win overlaps), 0 elsewhere."""
+    t = np.zeros(int(ds.lengths[i]), dtype=np.int64)
+    for row in ds.video_intervals(i).itertuples():
+        t[int(row.start):int(row.end)] = int(row.label) + 1
+    return t
+
+
+def read_window(ds: PreparedDataset, i: int, start: int, frames: int) -> np.ndarray:
+    """(3, frames, V, M) from video i starting at ``start``; frames past the video are zero."""
+    length = int(ds.lengths[i])
+    end = min(start + frames, length)
+    out = np.zeros((3, frames) + ds.data.shape[3:], dtype=np.float32)
+    out[:, : end - start] = ds.data[i, :, start:end]
+    return out
+
+
+def window_starts(length: int, frames: int, stride: int) -> list[int]:
+    """Sliding-window starts covering every frame of a video; the last window ends at the video's end."""
+    last = max(length - frames, 0)
+    starts = list(range(0, last + 1, stride))
+    if starts[-1] != last:
+        starts.append(last)
+    return starts
+
+
+# --- model -----------------------------------------------------------------------------------------
+class FrameHead(nn.Module):
+    """Backbone frame features (N, T', D) → per-frame logits (N, T, C + 1)."""
+
+    def __init__(self, backbone: nn.Module, num_outputs: int, frames: int):
+        super().__init__()
+        dim = int(getattr(backbone, "frame_dim", 0) or 0)
+        if dim <= 0:
+            raise HarnessError(f"{type(backbone).__name__} has no dense per-frame output (frame_dim is 0): "
+                               "detection needs an encoder with frame_features")
+        self.backbone = backbone
+        self.fc = linear_head(dim, num_outputs)
+        self.frames = frames
+
+    def head(self, feats: torch.Tensor) -> torch.Tensor:
+        if feats.shape[1] != self.frames:  # a coarser temporal grid: back to one feature per frame
+            feats = F.interpolate(feats.transpose(1, 2), size=self.frames, mode="linear",
+                                  align_corners=False).transpose(1, 2)
+        return self.fc(feats)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone.frame_features(x))
+
+
+def _safe_name(name: str, used: set[str]) -> str:
+    base = re.sub(r"[^A-Za-z0-9._-]", "_", str(name)) or "video"
+    out, k = base, 1
+    while out in used:
+        k += 1
+        out = f"{base}~{k}"
+    used.add(out)
+    return out
+
+
+@PROTOCOLS.register("detection")
+class DetectionProtocol(Protocol):
+    """Frame-wise action detection on untrimmed videos (PKU-MMD I): official and VOC-style mAP."""
+
+    name = "detection"
+    Options = DetectionOptions
+    variants = ("linear", "finetune")
+    untrimmed = True
+    preset_defaults = {
+        "cpu": {"epochs": 20, "batch_size": 64, "windows_per_video": 8},
+        "smoke": {"epochs": 2, "batch_size": 16, "windows_per_video": 2},
+    }
+
+    # --- dataset ---------------------------------------------------------------------------------
+    def dataset(self, ctx: ProtocolContext) -> PreparedDataset:
+        opt = self.options
+        if opt.dataset:
+            ds = open_prepared(opt.dataset)
+        elif ctx.dataset is not None and ctx.dataset.untrimmed:
+            ds = ctx.dataset
+        else:
+            cfg = ctx.cfg
+            name = getattr(cfg.protocol, "dataset", "") or cfg.data.dataset
+            data = dataclasses.replace(cfg.data, dataset=name)
+            ds = resolve_dataset(data, cfg.workdir, untrimmed=True)
+        if not ds.untrimmed or ds.intervals is None:
+            raise DataError(ds.root, "detection needs an untrimmed dataset (with intervals.csv)")
+        return ds
+
+    # --- run -------------------------------------------------------------------------------------
+    def run(self, ctx: ProtocolContext) -> list[ResultRow]:
+        r = resolve_options(self.options)
+        ds = self.dataset(ctx)
+        split = ctx.split
+        train_idx = ds.indices(split, "train")
+        test_idx = ds.indices(split, "test")
+        train_idx = train_idx[ds.lengths[train_idx] > 0]  # an empty video has no frame to learn from
+        cap = ctx.cfg.data.max_train_samples
+        if cap and cap < len(train_idx):
+            train_idx = train_idx[:cap]
+        if r.opt.max_test_videos and r.opt.max_test_videos < len(test_idx):
+            test_idx = test_idx[: r.opt.max_test_videos]
+        rows: list[ResultRow] = []
+        for seed in ctx.cfg.protocol.seeds:
+            rows += self._run_seed(ctx, ds, split, train_idx, test_idx, r, seed)
+        return rows
+
+    def _run_seed(self, ctx: ProtocolContext, ds: PreparedDataset, split: str, train_idx: np.ndarray,
+                  test_idx: np.ndarray, r: Resolved, seed: int) -> list[ResultRow]:
+        frames = ctx.cfg.data.frames
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        backbone = ctx.make_backbone().to(ctx.device)
+        model = FrameHead(backbone, ds.num_classes + 1, frames).to(ctx.device)
+        if r.variant == "linear":
+            for p in backbone.parameters():
+                p.requires_grad_(False)
+            params = list(model.fc.parameters())
+        else:
+            params = [p for p in model.parameters() if p.requires_grad]
+        sgd = torch.optim.SGD(params, lr=r.lr, momentum=r.opt.momentum, nesterov=r.nesterov,
+                              weight_decay=r.opt.weight_decay)
+        sched = step_lr(sgd, r.milestones)
+        targets = {int(i): frame_targets(ds, int(i)) for i in train_idx}
+        history: list[tuple[int, dict]] = []
+        result: dict | None = None
+        for epoch in range(1, r.epochs + 1):
+            self._train_epoch(model, ds, train_idx, targets, frames, r, rng, sgd, ctx.device)
+            sched.step()
+            last = epoch == r.epochs
+            if last or (r.opt.eval_every and epoch % r.opt.eval_every == 0):
+                post = self._posteriors(model, ds, test_idx, frames, r, ctx.device)
+                result = self._score(ds, test_idx, post, r)
+                history.append((epoch, result["scores"]))
+        assert result is not None
+        tag = f"{r.variant}-{ds.kind}-{split}-seed{seed}"
+        out_dir = ctx.run_dir / "detection" / tag
+        self._save(out_dir, ds, test_idx, post, result, r, history)
+        return self._rows(ctx, ds, split, seed, r, result["scores"], history, out_dir)
+
+    def _train_epoch(self, model: FrameHead, ds: PreparedDataset, train_idx: np.ndarray,
+                     targets: dict[int, np.ndarray], frames: int, r: Resolved, rng: np.random.Generator,
+                     sgd: torch.optim.Optimizer, device: torch.device) -> float:
+        model.backbone.eval()  # both variants: BN statistics and DropPath frozen
+        model.fc.train()
+        draws = np.repeat(np.asarray(train_idx, dtype=np.int64), r.opt.windows_per_video)
+        draws = draws[rng.permutation(len(draws))]
+        total, steps = 0.0, 0
+        for b in range(0, len(draws), r.batch_size):
+            chunk = draws[b:b + r.batch_size]
+            xs, ys = [], []
+            for i in chunk:
+                length = int(ds.lengths[i])
+                start = int(rng.integers(0, max(length - frames, 0) + 1))
+                xs.append(read_window(ds, int(i), start, frames))
+                y = np.full(frames, IGNORE, dtype=np.int64)
+                seg = targets[int(i)][start:start + frames]
+                y[: len(seg)] = seg
+                ys.append(y)
+            x = torch.from_numpy(np.stack(xs)).to(device)
+            y = torch.from_numpy(np.stack(ys)).to(device)
+            if r.variant == "linear":
+                with torch.no_grad():
+                    feats = model.backbone.frame_features(x)
+                logits = model.head(feats)
+            else:
+                logits = model(x)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1),
+                                   ignore_index=IGNORE)
+            sgd.zero_grad(set_to_none=True)
+            loss.backward()
+            sgd.step()
+            total += float(loss.detach())
+            steps += 1
+        return total / max(steps, 1)
+
+    @torch.no_grad()
+    def _posteriors(self, model: FrameHead, ds: PreparedDataset, test_idx: np.ndarray, frames: int,
+                    r: Resolved, device: torch.device) -> list[np.ndarray]:
+        """Per test video: (L, C + 1) mean softmax over the sliding windows covering each frame."""
+        model.eval()
+        stride = r.opt.stride or max(frames // 2, 1)
+        if stride > frames:
+            raise HarnessError(f"protocol.options (detection): stride {stride} > frames {frames} leaves gaps")
+        out = []
+        for i in test_idx:
+            i = int(i)
+            length = int(ds.lengths[i])
+            clip = np.asarray(ds.data[i, :, :length])
+            acc = np.zeros((length, ds.num_classes + 1), dtype=np.float64)
+            cnt = np.zeros(length, dtype=np.float64)
+            starts = window_starts(length, frames, stride)
+            for b in range(0, len(starts), r.batch_size):
+                batch = starts[b:b + r.batch_size]
+                x = np.zeros((len(batch), 3, frames) + clip.shape[2:], dtype=np.float32)
+                for k, s in enumerate(batch):
+                    seg = clip[:, s:s + frames]
+                    x[k, :, : seg.shape[1]] = seg
+                prob = torch.softmax(model(torch.from_numpy(x).to(device)).float(), dim=-1).cpu().numpy()
+                for k, s in enumerate(batch):
+                    n = min(frames, length - s)
+                    acc[s:s + n] += prob[k, :n]
+                    cnt[s:s + n] += 1
+            out.append((acc / np.maximum(cnt, 1)[:, None]).astype(np.float32))
+        return out
+
+    def _segments(self, post: np.ndarray, r: Resolved) -> list[tuple[int, int, int, float]]:
+        if r.opt.segments == "class_threshold":
+            return class_threshold_segments(post, r.opt.class_threshold)
+        return frames_to_intervals(post, k=r.opt.smooth_k, threshold=r.opt.threshold, pad_to=r.opt.pad_to)
+
+    def _score(self, ds: PreparedDataset, test_idx: np.ndarray, post: list[np.ndarray], r: Resolved) -> dict:
+        names = ds.samples["name"].tolist()
+        used: set[str] = set()
+        props: dict[str, list[S.Det]] = {}
+        gts: dict[str, list[S.GT]] = {}
+        files: dict[str, int] = {}
+        for i, p in zip(test_idx, post):
+            v = _safe_name(names[int(i)], used) + ".txt"
+            files[v] = int(i)
+            # scores are stored exactly as the prediction files will hold them (float64 repr)
+            props[v] = [S.Det(c, float(s), float(e), float(score), v) for c, s, e, score in self._segments(p, r)]
+            gts[v] = [S.GT(int(row.label) + 1, float(row.start), float(row.end), v)
+                      for row in ds.video_intervals(int(i)).itertuples()]
+        scores = S.evaluate_all(props, gts, r.opt.theta, ds.num_classes, sweep=r.opt.thetas)
+        return {"props": props, "gts": gts, "files": files, "scores": scores}
+
+    def _save(self, out_dir: Path, ds: PreparedDataset, test_idx: np.ndarray, post: list[np.ndarray],
+              result: dict, r: Resolved, history: list[tuple[int, dict]]) -> None:
+        for v, dets in result["props"].items():
+            atomic.write_text(out_dir / "pred" / v, S.format_intervals(d[:4] for d in dets))
+            atomic.write_text(out_dir / "gt" / v, S.format_intervals((g.label, g.start, g.end, 1.0)
+                                                                     for g in result["gts"][v]))
+        with atomic.atomic_path(out_dir / "posteriors.npz") as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, **{v[:-4]: p for v, p in zip(result["props"], post)})
+        sc = result["scores"]
+        summary = {k: sc[k] for k in ("mAP_a", "mAP_v", "mAP_a_voc", "mAP_v_all", "F1", "AP", "2DAP",
+                                       "num_videos", "num_proposals", "num_gt", "sweep")}
+        summary.update(variant=r.variant, epochs=r.epochs, lr=r.lr, theta=r.opt.theta, segments=r.opt.segments,
+                       num_classes=ds.num_classes, videos={v: i for v, i in result["files"].items()},
+                       history=[{"epoch": e, "mAP_a": s["mAP_a"], "mAP_v": s["mAP_v"], "mAP_a_voc": s["mAP_a_voc"]}
+                                for e, s in history])
+        atomic.write_json(out_dir / "metrics.json", summary)
+
+    def _rows(self, ctx: ProtocolContext, ds: PreparedDataset, split: str, seed: int, r: Resolved,
+              sc: dict, history: list[tuple[int, dict]], out_dir: Path) -> list[ResultRow]:
+        fields: dict[str, Any] = {"protocol": self.name, "seed": seed}
+        if "dataset" not in ctx.base_row:
+            fields["dataset"] = ds.kind
+        if "method" not in ctx.base_row:
+            fields["method"] = ctx.cfg.method.name
+        base = {"variant": r.variant, "segments": r.opt.segments, "theta": r.opt.theta,
+                "epochs": r.epochs, "files": str(out_dir)}
+
+        def row(metric: str, value: float, **extra: Any) -> ResultRow:
+            return ctx.row(metric, value, **fields, extra=json.dumps({**base, **extra}, sort_keys=True))
+
+        rows = [row("mAP_a", sc["mAP_a"], scorer="official"),
+                row("mAP_v", sc["mAP_v"], scorer="official"),
+                row("mAP_a_voc", sc["mAP_a_voc"], scorer="voc"),
+                row("F1", sc["F1"], scorer="official"),
+                row("AP", sc["AP"], scorer="official"),
+                row("2DAP", sc["2DAP"], scorer="official")]
+        for t in sc["sweep"]:
+            th = t["theta"]
+            rows += [row(f"mAP_a@{th:g}", t["mAP_a"], scorer="official", theta=th),
+                     row(f"mAP_v@{th:g}", t["mAP_v"], scorer="official", theta=th),
+                     row(f"mAP_a_voc@{th:g}", t["mAP_a_voc"], scorer="voc", theta=th)]
+        if r.opt.eval_every:
+            for key, scorer in (("mAP_a", "official"), ("mAP_v", "official"), ("mAP_a_voc", "voc")):
+                best_epoch, best = max(((e, s[key]) for e, s in history), key=lambda es: (es[1], -es[0]))
+                rows.append(row(f"{key}_best", best, scorer=scorer, best_epoch=best_epoch,
+                                evaluated=[e for e, _ in history]))
+        return rows
+

@@ -1,0 +1,234 @@
+"""The detection protocol at smoke size on a tiny untrimmed dataset whose actions show in the joints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from harness.cli import main
+from harness.config import resolve
+from harness.data.prepared import PreparedWriter, open_prepared
+from harness.data.topology import MSR20
+from harness.errors import DataError, HarnessError
+from harness.registry import PROTOCOLS
+from harness_methods.base import Backbone
+from harness_methods.encoders.base import EncoderOutput
+from harness_protocols import detection as D
+from harness_protocols.base import ProtocolContext
+
+CLASSES = 3
+FRAMES = 16
+
+
+def untrimmed_dataset(root: Path, videos: int = 15, seed: int = 0):
+    """Videos of 150-220 frames; each action interval moves joint `label` by +2 along x.
+
+    Actions last 30-50 frames with 20-35 frames between them, so the 20-frame mean filter of the
+    default rule keeps them apart (PKU-MMD actions are longer still).
+    """
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(150, 221, size=videos)
+    lengths[-1] = 10  # the last test video is shorter than a window and has no action
+    with PreparedWriter(root, kind="toy-untrimmed", topology=MSR20, num_samples=videos,
+                        max_frames=int(lengths.max()), num_persons=1,
+                        class_names=[f"c{i}" for i in range(CLASSES)], untrimmed=True) as w:
+        for i, length in enumerate(lengths):
+            length = int(length)
+            clip = rng.normal(scale=0.3, size=(3, length, 20, 1)).astype(np.float32)
+            t = int(rng.integers(3, 25))
+            while True:
+                dur = int(rng.integers(30, 51))
+                if t + dur > length - 3:
+                    break
+                label = int(rng.integers(0, CLASSES))
+                clip[0, t:t + dur, label] += 2.0
+                w.add_interval(i, label, t, t + dur)
+                t += dur + int(rng.integers(20, 36))
+            w.set_sample(i, clip, name=f"{i:04d}-L", subject=i % 7)
+        w.add_split("xsub", "train", np.arange(videos - 5))
+        w.add_split("xsub", "test", np.arange(videos - 5, videos))
+    return open_prepared(root)
+
+
+class PoseBackbone(Backbone):
+    """Frame features = the frame's pose (3·V) through a linear layer and an eval-mode-sensitive BN."""
+
+    def __init__(self, joints: int = 20, constant: bool = False, stride: int = 1):
+        super().__init__()
+        self.feature_dim = self.frame_dim = 3 * joints
+        self.constant, self.stride = constant, stride
+        self.proj = nn.Linear(3 * joints, 3 * joints)
+        nn.init.eye_(self.proj.weight), nn.init.zeros_(self.proj.bias)
+        self.bn = nn.BatchNorm1d(3 * joints)
+
+    def frame_features(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, t, v, m = x.shape
+        if self.constant:
+            return torch.ones(n, t // self.stride, self.frame_dim) + 0 * self.proj.bias
+        f = self.proj(x.mean(-1).permute(0, 2, 1, 3).reshape(n, t, c * v))
+        f = self.bn(f.transpose(1, 2)).transpose(1, 2)
+        return f[:, :: self.stride]
+
+    def forward(self, x: torch.Tensor) -> EncoderOutput:
+        f = self.frame_features(x)
+        return EncoderOutput(pooled=f.mean(1), temporal=f)
+
+
+@pytest.fixture(scope="module")
+def ds(tmp_path_factory):
+    return untrimmed_dataset(tmp_path_factory.mktemp("untrimmed") / "toy")
+
+
+def make_ctx(ds, run_dir: Path, factory, options: dict | None = None, seeds=(0,)) -> ProtocolContext:
+    cfg = resolve("smoke", overrides={"protocol.name": "detection", "data.frames": FRAMES,
+                                      "protocol.seeds": list(seeds), "protocol.options": options or {}})
+    return ProtocolContext(cfg=cfg, dataset=ds, make_backbone=factory, device=torch.device("cpu"),
+                           run_dir=run_dir, base_row={"method": "toy", "dataset": "toy-untrimmed",
+                                                      "preset": "smoke"})
+
+
+FAST = {"lr": 0.3, "epochs": 4, "windows_per_video": 4, "batch_size": 16, "stride": 8}
+
+
+def metrics(rows) -> dict[str, float]:
+    return {r.metric: r.value for r in rows}
+
+
+def test_registered_and_options():
+    cls = PROTOCOLS.get("detection")
+    assert cls is D.DetectionProtocol and cls.untrimmed and cls.variants == ("linear", "finetune")
+    cfg = resolve("paper", overrides={"protocol.name": "detection"})
+    r = D.resolve_options(cls(cfg).options)
+    assert (r.variant, r.epochs, r.lr, r.batch_size, r.milestones, r.nesterov) == ("linear", 60, 0.01, 64, [40], True)
+    assert (r.opt.smooth_k, r.opt.threshold, r.opt.pad_to, r.opt.theta) == (10, 0.4, 9000, 0.5)
+    cfg = resolve("paper", overrides={"protocol.name": "detection", "protocol.options": {"variant": "finetune"}})
+    r = D.resolve_options(cls(cfg).options)
+    assert (r.epochs, r.lr, r.batch_size, r.milestones, r.nesterov) == (150, 0.005, 512, [], False)
+    cfg = resolve("smoke", overrides={"protocol.name": "detection", "protocol.options": {"variant": "probe"}})
+    with pytest.raises(HarnessError, match="finetune"):
+        D.resolve_options(cls(cfg).options)
+    cfg = resolve("smoke", overrides={"protocol.name": "detection", "protocol.options": {"smooth": 3}})
+    with pytest.raises(HarnessError, match="smooth_k"):
+        cls(cfg)
+
+
+def test_windows_targets_and_reads(ds):
+    for length in (5, 16, 17, 40, 101):
+        starts = D.window_starts(length, FRAMES, 8)
+        covered = np.zeros(length, bool)
+        for s in starts:
+            covered[s:s + FRAMES] = True
+        assert covered.all() and starts[0] == 0 and starts[-1] == max(length - FRAMES, 0)
+    t = D.frame_targets(ds, 0)
+    iv = ds.video_intervals(0)
+    assert len(t) == ds.lengths[0]
+    for row in iv.itertuples():
+        assert (t[row.start:row.end] == row.label + 1).all()
+    assert (t > 0).sum() == (iv["end"] - iv["start"]).sum()
+    w = D.read_window(ds, 0, int(ds.lengths[0]) - 5, FRAMES)
+    assert w.shape == (3, FRAMES, 20, 1) and np.abs(w[:, 5:]).max() == 0 and np.abs(w[:, :5]).max() > 0
+
+
+def test_signal_backbone_scores_high_and_files_rescore(ds, tmp_path, capsys):
+    ctx = make_ctx(ds, tmp_path / "run", lambda: PoseBackbone(), FAST)
+    rows = PROTOCOLS.get("detection")(ctx.cfg).run(ctx)
+    m = metrics(rows)
+    # mAP_v: the official ap of a video without GT is 0, so 0014-L caps it at 4/5
+    assert m["mAP_a"] > 0.8 and m["mAP_v"] > 0.6 and m["mAP_a_voc"] > 0.8, m
+    for theta in ("0.1", "0.3", "0.5"):
+        assert f"mAP_a@{theta}" in m and f"mAP_v@{theta}" in m and f"mAP_a_voc@{theta}" in m
+    assert m["mAP_a@0.5"] == m["mAP_a"]
+    row = next(r for r in rows if r.metric == "mAP_a@0.3")
+    assert json.loads(row.extra)["theta"] == 0.3 and json.loads(row.extra)["variant"] == "linear"
+    assert {r.protocol for r in rows} == {"detection"} and {r.split for r in rows} == {"xsub"}
+    assert {r.dataset for r in rows} == {"toy-untrimmed"}
+    out = tmp_path / "run" / "detection" / "linear-toy-untrimmed-xsub-seed0"
+    preds = sorted(p.name for p in (out / "pred").iterdir())
+    assert preds == [f"{i:04d}-L.txt" for i in range(10, 15)]
+    assert (out / "gt" / "0014-L.txt").read_text() == ""
+    post = np.load(out / "posteriors.npz")
+    for i in range(10, 15):
+        p = post[f"{i:04d}-L"]
+        assert p.shape == (ds.lengths[i], CLASSES + 1)
+        np.testing.assert_allclose(p.sum(1), 1, atol=1e-5)
+    # `harness eval-detection` on the saved files reproduces the protocol's numbers exactly
+    assert main(["eval-detection", "--pred", str(out / "pred"), "--gt", str(out / "gt"),
+                 "--num-classes", str(CLASSES), "--thetas", "0.1", "0.3", "0.5", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    for key in ("mAP_a", "mAP_v", "mAP_a_voc", "F1", "AP", "2DAP"):
+        assert res[key] == m[key], key
+    assert res["per_video_ap"]["0014-L.txt"] == 0.0 and len(res["per_video_ap"]) == 5
+    assert json.loads((out / "metrics.json").read_text())["mAP_a"] == m["mAP_a"]
+
+
+def test_constant_backbone_scores_low(ds, tmp_path):
+    ctx = make_ctx(ds, tmp_path / "run", lambda: PoseBackbone(constant=True), FAST)
+    m = metrics(PROTOCOLS.get("detection")(ctx.cfg).run(ctx))
+    assert m["mAP_a"] < 0.1 and m["mAP_a_voc"] < 0.1 and m["mAP_v"] < 0.1, m
+
+
+def test_linear_freezes_and_finetune_trains_in_eval_mode(ds, tmp_path):
+    made = []
+
+    def factory():
+        made.append(PoseBackbone())
+        return made[-1]
+
+    ref = PoseBackbone().state_dict()
+    ctx = make_ctx(ds, tmp_path / "lin", factory, {**FAST, "epochs": 1})
+    PROTOCOLS.get("detection")(ctx.cfg).run(ctx)
+    for k, v in made[-1].state_dict().items():
+        assert torch.equal(v, ref[k]), k  # frozen weights and untouched BN statistics
+    ctx = make_ctx(ds, tmp_path / "ft", factory, {**FAST, "variant": "finetune"})
+    rows = PROTOCOLS.get("detection")(ctx.cfg).run(ctx)
+    sd = made[-1].state_dict()
+    assert not torch.equal(sd["proj.weight"], ref["proj.weight"])  # the encoder trains
+    assert torch.equal(sd["bn.running_mean"], ref["bn.running_mean"])  # ... in eval mode
+    assert int(sd["bn.num_batches_tracked"]) == 0
+    assert json.loads(rows[0].extra)["variant"] == "finetune"
+    assert metrics(rows)["mAP_a"] > 0.8  # fine-tuning a backbone that sees the signal works too
+    assert (tmp_path / "ft" / "detection" / "finetune-toy-untrimmed-xsub-seed0" / "pred").is_dir()
+
+
+def test_seeds_best_of_coarse_features_and_class_threshold(ds, tmp_path):
+    opts = {**FAST, "epochs": 2, "eval_every": 1, "segments": "class_threshold",
+            "class_threshold": 0.5, "thetas": [0.5]}
+    ctx = make_ctx(ds, tmp_path / "run", lambda: PoseBackbone(stride=2), opts, seeds=(0, 1))
+    rows = PROTOCOLS.get("detection")(ctx.cfg).run(ctx)
+    assert sorted({r.seed for r in rows}) == [0, 1]
+    for seed in (0, 1):
+        m = {r.metric: r for r in rows if r.seed == seed}
+        best = json.loads(m["mAP_a_best"].extra)
+        assert best["evaluated"] == [1, 2] and m["mAP_a_best"].value >= m["mAP_a"].value
+        # T/2 features are interpolated back to one per frame; runs of p_c > 0.5 find the actions
+        assert m["mAP_a"].value > 0.3 and json.loads(m["mAP_a"].extra)["segments"] == "class_threshold"
+    hist = json.loads((tmp_path / "run" / "detection" / "linear-toy-untrimmed-xsub-seed1" /
+                       "metrics.json").read_text())["history"]
+    assert [h["epoch"] for h in hist] == [1, 2]
+
+
+def test_needs_untrimmed_data_and_dense_features(ds, tmp_path):
+    trimmed = tmp_path / "trimmed"
+    with PreparedWriter(trimmed, kind="toy", topology=MSR20, num_samples=2, max_frames=10, num_persons=1,
+                        class_names=["a"]) as w:
+        for i in range(2):
+            w.set_sample(i, np.ones((3, 10, 20, 1), np.float32), name=f"t{i}", label=0)
+        w.add_split("xsub", "train", [0]), w.add_split("xsub", "test", [1])
+    tds = open_prepared(trimmed)
+    ctx = make_ctx(tds, tmp_path / "run", lambda: PoseBackbone(), {**FAST, "dataset": str(trimmed)})
+    with pytest.raises(DataError, match="untrimmed"):
+        PROTOCOLS.get("detection")(ctx.cfg).run(ctx)
+
+    class NoDense(PoseBackbone):
+        frame_dim = 0
+
+    nd = NoDense()
+    nd.frame_dim = 0
+    ctx = make_ctx(ds, tmp_path / "run", lambda: nd, FAST)
+    with pytest.raises(HarnessError, match="frame_features"):
+        PROTOCOLS.get("detection")(ctx.cfg).run(ctx)
