@@ -97,6 +97,11 @@ class PartSource:
     names: list[str]
     labels: np.ndarray
     blocks: Callable[[], Iterator[tuple[int, np.ndarray, np.ndarray]]] = field(repr=False)
+    label_origin: Path | None = None  # the file the labels came from, for error messages
+
+    @property
+    def label_file(self) -> Path:
+        return self.label_origin or self.origin
 
 
 def _ntu_columns(name: str) -> dict[str, int]:
@@ -119,8 +124,8 @@ def _num_classes(args: argparse.Namespace, labels: np.ndarray, fixed: int | None
     if fixed is not None:  # one-hot width
         return fixed
     top = int(labels.max(initial=-1)) + 1
-    if ntu_names:  # NTU file names: 60 or 120 actions
-        return 60 if top <= 60 else 120 if top <= 120 else top
+    if ntu_names:  # NTU file names: 60 or 120 actions (larger labels are reported as errors)
+        return 60 if top <= 60 else 120
     return top
 
 
@@ -133,7 +138,7 @@ def write_import(out: Path, *, kind: str, split: str, parts: list[PartSource], n
         bad = np.flatnonzero((p.labels < 0) | (p.labels >= num_classes))
         if len(bad):
             i = int(bad[0])
-            raise DataError(p.origin, f"{p.part} sample {i} ({p.names[i]}) has label {p.labels[i]} "
+            raise DataError(p.label_file, f"{p.part} sample {i} ({p.names[i]}) has label {p.labels[i]} "
                                       f"outside [0, {num_classes}) (pass --num-classes?)")
     with PreparedWriter(out, kind=kind, topology=NTU25, num_samples=n, max_frames=t_max,
                         num_persons=NUM_PERSONS, class_names=_class_names(num_classes, ntu_names),
@@ -165,6 +170,16 @@ def _check_unique(parts: list[PartSource]) -> None:
             seen[name] = p.part
 
 
+def _check_labels_match_names(parts: list[PartSource]) -> None:
+    """With NTU file names, each label must be the name's action − 1 (catches misaligned label files)."""
+    for p in parts:
+        for i, (name, label) in enumerate(zip(p.names, p.labels)):
+            action = parse_name(name).action
+            if label != action - 1:
+                raise DataError(p.label_file, f"{p.part} sample {i} ({name}): label {label}, but action "
+                                          f"A{action:03d} means label {action - 1}")
+
+
 # --- AGCN / UmURL folders ---------------------------------------------------------------------
 
 def _load_npy(path: Path, mmap: bool) -> np.ndarray:
@@ -177,7 +192,7 @@ def _load_npy(path: Path, mmap: bool) -> np.ndarray:
         raise DataError(path, f"cannot read as .npy: {exc}") from None
 
 
-def _agcn_labels(folder: Path, part: str, n: int) -> tuple[list[str], np.ndarray]:
+def _agcn_labels(folder: Path, part: str, n: int) -> tuple[list[str], np.ndarray, Path]:
     pkl, npy = folder / f"{part}_label.pkl", folder / f"{part}_label.npy"
     if pkl.exists():
         obj = safe_load_pickle(pkl)
@@ -196,7 +211,8 @@ def _agcn_labels(folder: Path, part: str, n: int) -> tuple[list[str], np.ndarray
     if len(names) != n or len(labels) != n:
         raise DataError(origin, f"has {len(names)} names / {len(labels)} labels for {n} samples")
     # UmURL keeps the file name; prepared NTU folders store the bare sample name
-    return [x[: -len(".skeleton")] if x.endswith(".skeleton") else x for x in names], labels
+    names = [x[: -len(".skeleton")] if x.endswith(".skeleton") else x for x in names]
+    return names, labels, origin
 
 
 def _agcn_part(folder: Path, part: str, out_part: str, chunk: int) -> PartSource:
@@ -218,7 +234,7 @@ def _agcn_part(folder: Path, part: str, out_part: str, chunk: int) -> PartSource
     if (num_frame < 0).any():
         raise DataError(nf_path, f"negative frame count at sample {int(np.argmax(num_frame < 0))}")
     lengths = np.minimum(num_frame, t).astype(np.int64)
-    names, labels = _agcn_labels(folder, part, n)
+    names, labels, label_path = _agcn_labels(folder, part, n)
 
     def blocks() -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         frames = np.arange(t)
@@ -228,7 +244,7 @@ def _agcn_part(folder: Path, part: str, out_part: str, chunk: int) -> PartSource
             clips *= (frames[None, :] < ln[:, None])[:, None, :, None, None]
             yield start, clips, ln
 
-    return PartSource(out_part, data_path, n, t, names, labels, blocks)
+    return PartSource(out_part, data_path, n, t, names, labels, blocks, label_path)
 
 
 @DATASETS.register("agcn")
@@ -257,6 +273,8 @@ class AgcnImport(DatasetKind):
         parts = [_agcn_part(folder, "train", "train", chunk), _agcn_part(folder, "val", "test", chunk)]
         _check_unique(parts)
         ntu = all(NAME_PATTERN.fullmatch(x) for p in parts for x in p.names)
+        if ntu:
+            _check_labels_match_names(parts)
         labels = np.concatenate([p.labels for p in parts])
         num_classes = _num_classes(args, labels, None, ntu)
         source = {"importer": "agcn", "raw": str(folder), "split": split,

@@ -182,17 +182,21 @@ def read_statistics(folder: str | Path) -> NtuStatistics:
         names = names_path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise DataError(names_path, f"cannot read: {exc.strerror or exc}") from None
-    parsed = [parse_name(n.strip(), source=names_path, line=i + 1) for i, n in enumerate(names)]
+    names = [n.strip() for n in names]
+    numbers = np.empty((len(names), 5), dtype=np.int64)  # setup camera performer replication action
+    for i, n in enumerate(names):
+        m = NAME_PATTERN.fullmatch(n)
+        if m is None:
+            parse_name(n, source=names_path, line=i + 1)  # raises with the reason
+        numbers[i] = m.groups()
     cols = {c: _read_int_column(folder / f"{c}.txt", len(names)) for c in STAT_COLUMNS}
-    for c in STAT_COLUMNS:
-        attr = "action" if c == "label" else c
-        from_names = np.array([getattr(p, attr) for p in parsed], dtype=np.int64)
-        bad = np.flatnonzero(from_names != cols[c])
+    for k, c in enumerate(STAT_COLUMNS):  # label.txt holds the action number (1-based)
+        bad = np.flatnonzero(numbers[:, k] != cols[c])
         if len(bad):
             i = int(bad[0])
-            raise DataError(folder / f"{c}.txt", f"says {cols[c][i]} for {parsed[i].name} "
-                                                 f"(the name says {from_names[i]})", line=i + 1)
-    return NtuStatistics([p.name for p in parsed], cols["setup"], cols["camera"], cols["performer"],
+            raise DataError(folder / f"{c}.txt", f"says {cols[c][i]} for {names[i]} "
+                                                 f"(the name says {numbers[i, k]})", line=i + 1)
+    return NtuStatistics(names, cols["setup"], cols["camera"], cols["performer"],
                          cols["replication"], cols["label"] - 1)
 
 
