@@ -152,16 +152,31 @@ Props = Mapping[str, Sequence[Det]]
 GTs = Mapping[str, Sequence[GT]]
 
 
+def by_class(props: Props, gts: GTs, videos: Sequence[str]) -> dict[int, tuple[list[Det], list[GT]]]:
+    """{label: (proposals, GTs)} of ``videos``, each list in video order, then line order.
+
+    Items are re-tagged with the video key they are stored under.
+    """
+    out: dict[int, tuple[list[Det], list[GT]]] = {}
+    for v in videos:
+        for d in props.get(v, ()):
+            out.setdefault(int(d.label), ([], []))[0].append(d._replace(video=v))
+        for g in gts.get(v, ()):
+            out.setdefault(int(g.label), ([], []))[1].append(g._replace(video=v))
+    return out
+
+
 def pooled(props: Props, gts: GTs, videos: Sequence[str], num_classes: int,
            label: int | None = None) -> tuple[list[Det], list[GT]]:
     """Proposals and GTs of ``videos`` (class-major: label, video, line), optionally one label only."""
+    groups = by_class(props, gts, videos)
     labels = [label] if label is not None else range(1, num_classes + 1)
     p_out: list[Det] = []
     g_out: list[GT] = []
     for c in labels:
-        for v in videos:
-            p_out += [d._replace(video=v) for d in props.get(v, ()) if d.label == c]
-            g_out += [g._replace(video=v) for g in gts.get(v, ()) if g.label == c]
+        p, g = groups.get(c, ([], []))
+        p_out += p
+        g_out += g
     return p_out, g_out
 
 
@@ -169,10 +184,8 @@ def map_action(props: Props, gts: GTs, theta: float = 0.5, num_classes: int = PK
                videos: Sequence[str] | None = None) -> tuple[float, list[float]]:
     """Official mAP_a: per-class ``ap`` pooled over ``videos`` (default: those with proposals), / C."""
     videos = sorted(props) if videos is None else list(videos)
-    per_class = []
-    for c in range(1, num_classes + 1):
-        p, g = pooled(props, gts, videos, num_classes, label=c)
-        per_class.append(official_ap(p, g, theta))
+    groups = by_class(props, gts, videos)
+    per_class = [official_ap(*groups.get(c, ([], [])), theta) for c in range(1, num_classes + 1)]
     return (sum(per_class) / num_classes if num_classes else 0.0), per_class
 
 
@@ -275,13 +288,12 @@ def map_voc(props: Props, gts: GTs, theta: float = 0.5,
     test videos). Detections of classes absent from the GT are ignored.
     """
     videos = sorted(set(gts) | set(props)) if videos is None else list(videos)
-    classes = sorted({int(g.label) for v in videos for g in gts.get(v, ())})
+    groups = by_class(props, gts, videos)
+    classes = sorted(c for c, (_, g) in groups.items() if g)
     per_class: dict[int, float] = {}
     aps = []
     for c in classes:
-        d = [x._replace(video=v) for v in videos for x in props.get(v, ()) if x.label == c]
-        g = [x._replace(video=v) for v in videos for x in gts.get(v, ()) if x.label == c]
-        ap = voc_class_ap(d, g, theta)
+        ap = voc_class_ap(*groups[c], theta)
         aps.append(ap)
         per_class[c] = float(ap)
     if not aps:
