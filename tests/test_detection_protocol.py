@@ -224,6 +224,14 @@ def test_needs_untrimmed_data_and_dense_features(ds, tmp_path):
     with pytest.raises(DataError, match="untrimmed"):
         PROTOCOLS.get("detection")(ctx.cfg).run(ctx)
 
+    # a trimmed context dataset: the protocol resolves protocol.dataset (else data.dataset) untrimmed
+    ctx = make_ctx(tds, tmp_path / "run", lambda: PoseBackbone(), FAST)
+    ctx.cfg.protocol.dataset = str(ds.root)
+    assert PROTOCOLS.get("detection")(ctx.cfg).dataset(ctx).root == ds.root
+    ctx.cfg.protocol.dataset, ctx.cfg.data.dataset = "", str(trimmed)
+    with pytest.raises(DataError, match="untrimmed"):
+        PROTOCOLS.get("detection")(ctx.cfg).dataset(ctx)
+
     class NoDense(PoseBackbone):
         frame_dim = 0
 
