@@ -352,7 +352,13 @@ def test_prepare_real_samples_with_a_pool(tmp_path, real_data):
     src = real_data / "ntu" / "samples"
     paths = sorted(src.glob("*.skeleton"))
     serial = list(ntu.iter_samples(paths, max_frames=300, z_align=False, workers=1))
-    pooled = list(ntu.iter_samples(paths, max_frames=300, z_align=False, workers=2, chunk=1))
+    broken = tmp_path / "S001C001P001R001A001.skeleton"
+    broken.write_bytes(b"2\r\n1\r\n")  # ends where the body-info line should be
+    pooled = []
+    with pytest.raises(DataError, match="file ends early") as err:  # a worker's error, re-raised here
+        for sample in ntu.iter_samples(paths + [broken], max_frames=300, z_align=False, workers=2, chunk=1):
+            pooled.append(sample)
+    assert err.value.path == str(broken) and err.value.line == 3
     for a, b in zip(serial, pooled, strict=True):
         assert a.name == b.name
         np.testing.assert_array_equal(a.clip, b.clip)
