@@ -1,0 +1,184 @@
+"""Negative-based contrastive learning: MoCo-v2 as in SkeletonCLR (methods.md §1, core algorithm).
+
+What it follows of the reference (Levigty/AimCLR ``net/skeletonclr.py``):
+
+- query encoder f_q = the configured encoder (``cfg.encoder``: DSTE or STTR, built by
+  :func:`build_encoder`) with its modality inside the backbone, plus the head
+  Linear(F, F) → ReLU → Linear(F, 128) on the pooled feature (F = ``feature_dim``; the reference
+  replaces the encoder's final fc by this head);
+- key encoder f_k = an EMA copy of encoder + head (m 0.999), no gradients;
+- q = normalize(f_q(view 1)), k = normalize(f_k(view 2)); logits [q·k, q·Queue]/τ, cross-entropy
+  with target 0 (:func:`harness_methods.moco.info_nce`); then k is enqueued (FIFO);
+- the queue (128 × K) starts as column-normalised Gaussian noise and is a registered buffer
+  (checkpoints carry it, so resume is exact); K must be divisible by the batch size;
+- SkeletonCLR's defaults: K 32768, τ 0.07, m 0.999, projection 128 (``paper`` preset). The ``cpu``
+  and ``smoke`` presets shrink K to 2048 and 64 (multiples of their batches 128 and 32).
+
+Order of the momentum update: inside :meth:`Contrastive.forward`, under ``no_grad``, after the
+queries and **before** the keys are computed, and the enqueue right after the loss — exactly the
+reference's order. Both state changes happen only in training mode (``model.train()``); in eval mode
+``forward`` computes the same loss without touching the key encoder or the queue.
+
+Departures:
+
+- **Encoder.** The reference uses ST-GCN (¼ width, feature 256). Here every method runs on the shared
+  DSTE/STTR encoders so that Table 5's negative-based rows use the same encoder as USDRL: row 1 =
+  ``--method contrastive --set encoder=sttr``, row 4 = ``--method contrastive`` (DSTE). DSTE/STTR get
+  their reference initialisation (``encoder.init_weights()``), as in USDRL; the head keeps PyTorch's.
+- **Views** (``method.options.augment``). ``usdrl`` (default): two views of USDRL's pretraining
+  augmentation (crop-resize U(0.1, 1) + joint corruption or shear, usdrl.md §9), so that Table 5 rows
+  1/4 differ from rows 3/7 only in the objective. ``aimclr``: AimCLR's "normal" view — the whole valid
+  range resampled to T frames (the downstream rule), shear with off-diagonals U(−0.5, 0.5), then a
+  random T-frame window of the clip padded by T//6 mirrored frames on each side (AimCLR's
+  ``temperal_crop``; T is ``data.frames`` instead of the reference's fixed 50).
+- No shuffle-BN: neither DSTE/STTR nor the head has BatchNorm. Under DDP the keys are gathered
+  before the enqueue, as in the reference.
+- The AimCLR extras (extreme views, DDM, nearest-neighbour mining) and CMD's cross-modal
+  distillation are not implemented.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harness.config import RunConfig
+from harness.data.modality import MODALITIES
+from harness.errors import HarnessError, UnknownNameError
+from harness.registry import METHODS
+
+from .base import DataInfo, Method
+from .encoders.base import build_encoder
+from .moco import KeyQueue, check_queue_size, info_nce, key_copy, momentum_update_
+from .usdrl import USDRLBackbone
+
+AUGMENTS = ("usdrl", "aimclr")
+
+
+@dataclass
+class ContrastiveOptions:
+    """``method.options`` of ``contrastive``; the defaults are SkeletonCLR's (methods.md §1)."""
+
+    queue_size: int = 32768  # K; must be divisible by train.batch_size
+    temperature: float = 0.07  # τ
+    momentum: float = 0.999  # m of the EMA key encoder
+    proj_dim: int = 128  # output of the head
+    proj_hidden: int = 0  # head hidden width; 0 = the encoder's feature_dim
+    augment: str = "usdrl"  # usdrl | aimclr
+    shear: float = 0.5  # aimclr: shear amplitude
+    padding_ratio: int = 6  # aimclr: T // padding_ratio mirrored frames on each side
+
+
+def aimclr_normal_view(x: torch.Tensor, lengths: torch.Tensor, frames: int, shear: float = 0.5,
+                       padding_ratio: int = 6, generator: torch.Generator | None = None) -> torch.Tensor:
+    """AimCLR's normal augmentation on raw clips: resample, shear, mirrored-padding temporal crop.
+
+    (B, 3, T_max, V, M) + lengths → (B, 3, frames, V, M). The clip's whole valid range is resampled
+    to ``frames``; S = I + off-diagonals U(−shear, shear) maps every joint; the clip is padded with
+    p = frames // padding_ratio frames on each side, mirrored (``x[:p][::-1]`` before, ``x[-p:][::-1]``
+    after), and the window [s, s + frames) is kept with s uniform in [0, 2p].
+    """
+    from harness.data.augment import Shear
+    from harness.data.resample import resample
+
+    x = resample(x, lengths.to(x.device), frames)
+    if shear > 0:
+        x = Shear(shear, p=1.0)(x, generator=generator)
+    pad = frames // padding_ratio if padding_ratio > 0 else 0
+    if pad <= 0:
+        return x
+    if pad > frames:
+        raise HarnessError(f"aimclr crop: padding {pad} exceeds the {frames} frames")
+    b, device = x.shape[0], x.device
+    gen_device = generator.device if generator is not None else device
+    start = torch.randint(0, 2 * pad + 1, (b,), generator=generator, device=gen_device).to(device)
+    j = start[:, None] + torch.arange(frames, device=device)[None]  # positions in the padded clip
+    src = torch.where(j < pad, pad - 1 - j, torch.where(j < pad + frames, j - pad, 2 * frames + pad - 1 - j))
+    idx = src[:, None, :, None, None].expand(b, x.shape[1], frames, x.shape[3], x.shape[4])
+    return torch.gather(x, 2, idx)
+
+
+def _mlp_head(in_features: int, hidden: int, out_features: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out_features))
+
+
+@METHODS.register("contrastive")
+class Contrastive(Method):
+    """MoCo-v2 / SkeletonCLR negative-based contrastive learning on the shared encoder (Table 5 rows 1, 4)."""
+
+    name: ClassVar[str] = "contrastive"
+    Options: ClassVar[type] = ContrastiveOptions
+    variants: ClassVar[dict[str, dict[str, Any]]] = {
+        "default": {},  # USDRL views: rows 1 (STTR) and 4 (DSTE) of Table 5
+        "aimclr_aug": {"augment": "aimclr"},  # SkeletonCLR's own views (shear 0.5 + mirrored crop)
+    }
+    preset_defaults: ClassVar[dict[str, dict[str, Any]]] = {
+        "cpu": {"queue_size": 2048},  # 16 batches of 128
+        "smoke": {"queue_size": 64},  # 2 batches of 32
+    }
+    num_views: ClassVar[int] = 2
+
+    def __init__(self, cfg: RunConfig, info: DataInfo):
+        super().__init__(cfg, info)
+        o: ContrastiveOptions = self.options
+        if o.augment not in AUGMENTS:
+            raise UnknownNameError("contrastive augment", o.augment, list(AUGMENTS))
+        if cfg.method.modality not in MODALITIES:
+            raise UnknownNameError("contrastive modality", cfg.method.modality, list(MODALITIES))
+        if not 0.0 <= o.momentum <= 1.0 or o.temperature <= 0:
+            raise HarnessError(f"contrastive: need 0 ≤ momentum ≤ 1 and temperature > 0, got "
+                               f"{o.momentum} and {o.temperature}")
+        check_queue_size(o.queue_size, cfg.train.batch_size, "contrastive")
+        encoder = build_encoder(cfg.encoder, frames=info.frames, joints=info.joints, persons=info.persons)
+        if callable(getattr(encoder, "init_weights", None)):
+            encoder.init_weights()
+        self.net = USDRLBackbone(encoder, cfg.method.modality, info.topology)
+        f = encoder.feature_dim
+        self.head = _mlp_head(f, o.proj_hidden or f, o.proj_dim)
+        self.key_net = key_copy(self.net)
+        self.key_head = key_copy(self.head)
+        self.queue = KeyQueue(o.proj_dim, o.queue_size)
+
+    # --- the Method seam ----------------------------------------------------------------------
+    def make_views(self, x: torch.Tensor, lengths: torch.Tensor,
+                   generator: torch.Generator | None = None) -> list[torch.Tensor]:
+        o: ContrastiveOptions = self.options
+        if o.augment == "usdrl":
+            from harness.data.augment import usdrl_views
+
+            return usdrl_views(x, lengths, num_views=2, frames=self.info.frames, generator=generator)
+        return [aimclr_normal_view(x, lengths, self.info.frames, o.shear, o.padding_ratio, generator)
+                for _ in range(2)]
+
+    def query(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.head(self.net(x).pooled), dim=1)
+
+    @torch.no_grad()
+    def key(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.key_head(self.key_net(x).pooled), dim=1)
+
+    def forward(self, views: Sequence[torch.Tensor], labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Two views → InfoNCE. In training mode: EMA update before the keys, enqueue after the loss."""
+        if len(views) != 2:
+            raise HarnessError(f"contrastive needs 2 views, got {len(views)}")
+        o: ContrastiveOptions = self.options
+        q = self.query(views[0])
+        with torch.no_grad():
+            if self.training:
+                momentum_update_([self.key_net, self.key_head], [self.net, self.head], o.momentum)
+            k = self.key(views[1])
+        loss, acc = info_nce(q, k, self.queue.queue, o.temperature)
+        if self.training:
+            self.queue.enqueue(k)
+        return {"loss": loss, "acc": acc}
+
+    def backbone(self) -> USDRLBackbone:
+        return self.net
+
+    @property
+    def encoder(self) -> nn.Module:
+        return self.net.encoder

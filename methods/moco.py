@@ -1,0 +1,123 @@
+"""Shared MoCo machinery: EMA key encoders, FIFO key queues and InfoNCE (methods.md §1, §3).
+
+Used by ``contrastive`` (MoCo-v2 / SkeletonCLR) and ``scdnet`` (SCD-Net). The pieces follow the
+reference implementations (Levigty/AimCLR ``net/skeletonclr.py``, cong-wu/SCD-Net ``scd/builder.py``):
+
+- :func:`key_copy` — the key encoder: a deep copy of the query module with ``requires_grad`` off.
+- :func:`momentum_update_` — θ_k ← m·θ_k + (1 − m)·θ_q over the parameters (buffers untouched, as in
+  the references). The methods call it inside ``forward`` under ``no_grad``, after the queries and
+  **before** computing the keys: the reference order.
+- :class:`KeyQueue` — a (dim, K) ring of L2-normalised keys, initialised as column-normalised
+  Gaussian noise; ``queue`` and ``ptr`` are registered buffers, so checkpoints carry them and a
+  resumed run continues exactly. Keys are all-gathered across DDP ranks before they are enqueued
+  (the reference's ``concat_all_gather``).
+- :func:`info_nce` — logits ``[q·k, q·Queue] / τ`` (B, 1 + K) and cross-entropy with target 0.
+
+Departures: the references assert ``K % batch == 0`` and write ``queue[:, ptr:ptr + B]``; the engine
+keeps a short last batch, so :meth:`KeyQueue.enqueue` writes at ``(ptr + i) mod K`` (identical whenever
+the batch divides K; the methods still check ``K % train.batch_size == 0`` up front). The logits are
+computed in float32 with autocast off (the references run them in fp16 under AMP).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harness.errors import HarnessError
+
+__all__ = ["key_copy", "momentum_update_", "KeyQueue", "info_nce", "check_queue_size"]
+
+
+def key_copy(module: nn.Module) -> nn.Module:
+    """A frozen deep copy of ``module`` (the key encoder starts as the query encoder)."""
+    key = copy.deepcopy(module)
+    for p in key.parameters():
+        p.requires_grad_(False)
+    return key
+
+
+def _params(modules: nn.Module | Iterable[nn.Module]) -> list[torch.Tensor]:
+    if isinstance(modules, nn.Module):
+        modules = [modules]
+    return [p for m in modules for p in m.parameters()]
+
+
+@torch.no_grad()
+def momentum_update_(key: nn.Module | Sequence[nn.Module], query: nn.Module | Sequence[nn.Module],
+                     m: float) -> None:
+    """θ_k ← m·θ_k + (1 − m)·θ_q for every parameter pair (same module structure required)."""
+    kp, qp = _params(key), _params(query)
+    if len(kp) != len(qp) or any(a.shape != b.shape for a, b in zip(kp, qp)):
+        raise HarnessError("momentum update: key and query modules differ in structure")
+    for k, q in zip(kp, qp):
+        k.mul_(m).add_(q.detach(), alpha=1.0 - m)
+
+
+def check_queue_size(size: int, batch_size: int, where: str) -> None:
+    """The references' rule: the queue holds a whole number of (global) batches."""
+    if size < 1:
+        raise HarnessError(f"{where}: queue_size must be positive, got {size}")
+    if size % batch_size:
+        raise HarnessError(f"{where}: queue_size {size} is not divisible by train.batch_size {batch_size}; "
+                           f"set method.options.queue_size to a multiple of the batch (e.g. "
+                           f"{max(1, size // batch_size) * batch_size}) or change train.batch_size")
+
+
+class KeyQueue(nn.Module):
+    """FIFO ring of ``size`` keys of width ``dim``: buffers ``queue`` (dim, size) and ``ptr`` (1,)."""
+
+    def __init__(self, dim: int, size: int):
+        super().__init__()
+        if size < 1 or dim < 1:
+            raise HarnessError(f"key queue needs positive dim and size, got {dim} × {size}")
+        self.dim, self.size = dim, size
+        self.register_buffer("queue", F.normalize(torch.randn(dim, size), dim=0))
+        self.register_buffer("ptr", torch.zeros(1, dtype=torch.long))
+
+    def snapshot(self) -> torch.Tensor:
+        """The current queue as a new tensor (it is overwritten in place by :meth:`enqueue`)."""
+        return self.queue.detach().clone()
+
+    @torch.no_grad()
+    def enqueue(self, keys: torch.Tensor, *, gather: bool = True) -> None:
+        """Write ``keys`` (B, dim) at ``ptr``, ``ptr + 1``, ... (mod size) and advance ``ptr``.
+
+        Under DDP the keys of all ranks are gathered first (rank order), as the references do.
+        """
+        if gather:
+            from harness.engine.distributed import gather_with_grad  # identity in one process
+
+            keys = gather_with_grad(keys.detach().contiguous())
+        b = keys.shape[0]
+        if keys.dim() != 2 or keys.shape[1] != self.dim:
+            raise HarnessError(f"key queue of width {self.dim} got keys of shape {tuple(keys.shape)}")
+        if b > self.size:
+            raise HarnessError(f"a batch of {b} keys does not fit a queue of {self.size}")
+        idx = (self.ptr + torch.arange(b, device=self.ptr.device)) % self.size
+        self.queue.index_copy_(1, idx, keys.detach().T.to(self.queue.dtype))
+        self.ptr.copy_((self.ptr + b) % self.size)
+
+
+def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """MoCo InfoNCE: logits = [q·k, q·queue] / τ (B, 1 + K), cross-entropy with target 0.
+
+    ``q`` and ``k`` are (B, D) (normalised by the caller), ``queue`` (D, K); no gradient reaches
+    ``k`` or ``queue``. Returns (loss, top-1 accuracy of the positive), computed in float32.
+    """
+    with torch.autocast(device_type=q.device.type, enabled=False):
+        q = q.float()
+        k = k.detach().float()
+        negatives = queue.detach().to(q.dtype, copy=True)  # the queue is overwritten in place later
+        l_pos = (q * k).sum(dim=1, keepdim=True)
+        l_neg = q @ negatives
+        logits = torch.cat([l_pos, l_neg], dim=1) / temperature
+        target = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)
+        loss = F.cross_entropy(logits, target)
+        acc = (logits.argmax(dim=1) == 0).float().mean()
+    return loss, acc.detach()
