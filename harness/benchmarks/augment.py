@@ -1,0 +1,181 @@
+"""Throughput of the batched USDRL augmentation (4 views, 64 frames) against the per-sample reference feeder.
+
+Both run in this process on one thread (``torch.set_num_threads(1)``, BLAS limited to one thread),
+on the same realistic raw NTU-like clips (3, 300, 25, 2) with varied valid lengths. The batched side
+gets padded batches as ``ClipBatches`` yields them (frames up to the longest clip in the batch) and
+times :func:`harness.data.augment.usdrl_views`; the reference side times
+``ReferenceFeeder.__getitem__`` (which copies the stored sample, as the reference does from its memory
+map). Timed rounds alternate between the two so that a noisy machine slows both alike; the reported
+``speedup`` is the ratio measured in this one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import platform
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from ..data.augment import usdrl_views
+from ..data.topology import NTU25
+from ..errors import HarnessError
+from .reference_feeder import ReferenceFeeder
+
+
+def make_clips(n: int, *, max_frames: int = 300, joints: int = 25, persons: int = 2, seed: int = 0
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Raw NTU-like clips (n, 3, max_frames, V, M) float32 and their valid lengths.
+
+    Lengths follow NTU-60's shape (log-normal, median 75 frames, clipped to [32, max_frames]); a
+    second person is present in 20 % of the clips (zero otherwise); joints move smoothly around a
+    body-sized template (metres), and frames beyond the length are zero.
+    """
+    rng = np.random.default_rng(seed)
+    lengths = np.clip(np.round(rng.lognormal(np.log(75), 0.45, n)), 32, max_frames).astype(np.int64)
+    t = np.arange(max_frames, dtype=np.float32)
+    template = rng.normal(0, 0.35, (3, 1, joints, 1)).astype(np.float32)
+    data = np.zeros((n, 3, max_frames, joints, persons), dtype=np.float32)
+    for i in range(n):
+        freq = rng.uniform(0.02, 0.15, (3, 1, joints, persons)).astype(np.float32)
+        phase = rng.uniform(0, 2 * np.pi, (3, 1, joints, persons)).astype(np.float32)
+        amp = rng.uniform(0.02, 0.2, (3, 1, joints, persons)).astype(np.float32)
+        offset = rng.normal(0, 0.3, (3, 1, 1, persons)).astype(np.float32) + np.float32(3.0) * (np.arange(3) == 2)[:, None, None, None]
+        clip = template + offset + amp * np.sin(freq * t[None, :, None, None] + phase)
+        clip[:, lengths[i]:] = 0
+        if persons > 1 and rng.random() >= 0.2:
+            clip[..., 1:] = 0
+        data[i] = clip
+    return data, lengths
+
+
+def padded_batch(data: np.ndarray, lengths: np.ndarray, idx: np.ndarray, device: torch.device
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clips ``idx`` as the loader gives them: frames up to the batch's longest clip."""
+    t_b = int(lengths[idx].max())
+    x = torch.from_numpy(np.ascontiguousarray(data[idx, :, :t_b])).to(device)
+    return x, torch.from_numpy(lengths[idx]).to(device)
+
+
+@dataclass
+class AugmentBench:
+    samples_per_s: float
+    reference_samples_per_s: float
+    speedup: float
+    batch_size: int
+    num_views: int
+    frames: int
+    threads: int
+    device: str
+    seconds: float
+    batched_samples: int
+    reference_samples: int
+    batched_ms_per_batch_median: float
+    torch: str
+    numpy: str
+    machine: str
+
+
+@contextlib.contextmanager
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        from threadpoolctl import threadpool_limits  # NumPy's BLAS (the reference's np.dot)
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        limiter = contextlib.nullcontext()
+    else:
+        limiter = threadpool_limits(1)
+    try:
+        with limiter:
+            yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def run_bench(batch_size: int = 256, seconds: float = 6.0, *, num_views: int = 4, frames: int = 64,
+              device: str = "cpu", num_clips: int = 512, seed: int = 0, round_s: float = 0.25) -> AugmentBench:
+    """Alternate timed rounds of the batched pipeline and the reference until ``seconds`` have passed."""
+    dev = torch.device(device)
+    data, lengths = make_clips(max(num_clips, batch_size), joints=NTU25.num_joints, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    batches = [padded_batch(data, lengths, rng.choice(len(data), batch_size, replace=False), dev)
+               for _ in range(4)]
+    feeder = ReferenceFeeder(data, lengths, input_size=frames, num_views=num_views, seed=seed)
+    gen = torch.Generator(device=dev).manual_seed(seed)
+
+    def sync() -> None:
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
+    with _one_thread():
+        for x, ln in batches[:2]:  # warm-up (allocations, pool, lazy inits)
+            usdrl_views(x, ln, num_views, frames, gen)
+        for i in range(8):
+            feeder[i]
+        sync()
+        b_time = r_time = 0.0
+        b_samples = r_samples = 0
+        batch_times: list[float] = []
+        k = j = 0
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline or b_samples == 0 or r_samples == 0:
+            t0 = time.perf_counter()  # batched round
+            while True:
+                x, ln = batches[k % len(batches)]
+                t1 = time.perf_counter()
+                views = usdrl_views(x, ln, num_views, frames, gen)
+                sync()
+                batch_times.append(time.perf_counter() - t1)
+                del views
+                k += 1
+                b_samples += batch_size
+                if time.perf_counter() - t0 >= round_s:
+                    break
+            b_time += time.perf_counter() - t0
+            t0 = time.perf_counter()  # reference round
+            while True:
+                feeder[j % len(feeder)]
+                j += 1
+                r_samples += 1
+                if time.perf_counter() - t0 >= round_s:
+                    break
+            r_time += time.perf_counter() - t0
+    sps, rsps = b_samples / b_time, r_samples / r_time
+    return AugmentBench(
+        samples_per_s=sps, reference_samples_per_s=rsps, speedup=sps / rsps, batch_size=batch_size,
+        num_views=num_views, frames=frames, threads=1, device=str(dev), seconds=seconds,
+        batched_samples=b_samples, reference_samples=r_samples,
+        batched_ms_per_batch_median=float(np.median(batch_times) * 1e3), torch=torch.__version__,
+        numpy=np.__version__, machine=platform.processor() or platform.machine())
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--batch-size", type=int, default=256, help="clips per batched call (default 256)")
+    p.add_argument("--seconds", type=float, default=6.0, help="total timed seconds, both sides (default 6)")
+    p.add_argument("--views", type=int, default=4, help="views per clip (default 4)")
+    p.add_argument("--frames", type=int, default=64, help="frames per view (default 64)")
+    p.add_argument("--device", default="cpu", help="device of the batched side (default cpu)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.batch_size < 1 or args.seconds <= 0 or args.views < 1 or args.frames < 1:
+        raise HarnessError("--batch-size, --views and --frames must be ≥ 1 and --seconds > 0")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise HarnessError(f"--device {args.device}: CUDA is not available")
+    res = run_bench(args.batch_size, args.seconds, num_views=args.views, frames=args.frames,
+                    device=args.device, seed=args.seed)
+    if args.json:
+        print(json.dumps(asdict(res), indent=2))
+    else:
+        print(f"batched   {res.samples_per_s:10.0f} samples/s  ({res.num_views} views × {res.frames} frames, "
+              f"batch {res.batch_size}, {res.device}, 1 thread; median {res.batched_ms_per_batch_median:.1f} ms/batch)")
+        print(f"reference {res.reference_samples_per_s:10.0f} samples/s  (per-sample NumPy feeder)")
+        print(f"speedup   {res.speedup:10.1f}×")
+    return 0
