@@ -317,3 +317,28 @@ def test_forward_gathers_every_projection(monkeypatch):
     big = {d: [torch.cat([v, 2 * v + 1]) for v in zs] for d, zs in z.items()}
     ref = L.multi_grained_loss(big["i"], big["t"], big["s"])
     assert out["loss"].item() == pytest.approx(ref["loss"].item(), rel=1e-6)
+
+
+# --- views ------------------------------------------------------------------------------
+
+def raw_batch(b=5, t_max=40, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(b, 3, t_max, 25, 2, generator=g)
+    lengths = torch.tensor([40, 17, 33, 8, 25][:b])
+    for i, n in enumerate(lengths.tolist()):
+        x[i, :, n:] = 0  # frames beyond the valid length are zero, as ClipBatches yields them
+    return x, lengths
+
+
+@pytest.mark.parametrize("num_views", [4, 3])
+def test_make_views_then_forward(num_views):
+    m = make(num_views=num_views)
+    x, lengths = raw_batch()
+    views = m.make_views(x, lengths, torch.Generator().manual_seed(7))
+    assert isinstance(views, list) and len(views) == num_views
+    assert all(v.shape == (5, 3, FRAMES, 25, 2) and torch.isfinite(v).all() for v in views)
+    assert not torch.equal(views[0], views[1])  # independently augmented
+    again = m.make_views(x, lengths, torch.Generator().manual_seed(7))
+    assert all(torch.equal(a, b) for a, b in zip(views, again))  # the generator fixes the draw
+    out = m(views)
+    assert set(out) == TERMS and all(torch.isfinite(v) for v in out.values())
