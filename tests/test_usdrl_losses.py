@@ -12,6 +12,15 @@ import torch
 from harness_methods import losses as L
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: intra-op threads only add contention on a shared machine (restored after)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def t(rows, dtype=torch.float64):
     return torch.tensor(rows, dtype=dtype)
 
