@@ -12,6 +12,12 @@ t_proj, s_proj d → 2d → 2d → 2d and i_proj F → 2d → 2d → 4d, F the e
 for DSTE/STTR). The paper sizes (1024 → 2048 → 2048 → 2048; 2048 → 2048 → 2048 → 4096) are the
 d = 1024 case; ``proj_hidden``, ``proj_out`` and ``instance_out`` override them.
 
+Initialisation (usdrl.md §6): an encoder with an ``init_weights()`` method (DSTE, STTR) gets the
+reference's pretraining init; the projectors always do (``layers.init_weights``). Under DDP every
+projection is all-gathered with gradient before the loss, so all batch statistics come from the
+global batch (the reference's DataParallel gathers outputs too); projector BatchNorm is per process.
+With ``domain_weight`` 0 the temporal/spatial projectors are not built (no unused parameters).
+
 Modality: ``cfg.method.modality`` (joint | bone | motion) is applied inside the backbone, after
 augmentation, by :func:`harness.data.modality.to_modality`. The reference parses ``--moda`` and
 ignores it (usdrl.md §13.1); here it is honoured, so bone and motion models (3s-USDRL) exist.
