@@ -98,9 +98,12 @@ def _one_thread():
 
 
 def run_bench(batch_size: int = 256, seconds: float = 6.0, *, num_views: int = 4, frames: int = 64,
-              device: str = "cpu", num_clips: int = 512, seed: int = 0, round_s: float = 0.25) -> AugmentBench:
+              device: str = "cpu", num_clips: int | None = None, seed: int = 0, round_s: float = 0.25
+              ) -> AugmentBench:
     """Alternate timed rounds of the batched pipeline and the reference until ``seconds`` have passed."""
     dev = torch.device(device)
+    if num_clips is None:  # a pool of distinct clips twice the batch (512 for the default batch)
+        num_clips = max(2 * batch_size, 64)
     data, lengths = make_clips(max(num_clips, batch_size), joints=NTU25.num_joints, seed=seed)
     rng = np.random.default_rng(seed + 1)
     batches = [padded_batch(data, lengths, rng.choice(len(data), batch_size, replace=False), dev)
