@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,8 +27,10 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "harness-example-me
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     target = tmp_path_factory.mktemp("site")
+    src = tmp_path_factory.mktemp("src") / EXAMPLE.name  # build from a copy: no build/ in the checkout
+    shutil.copytree(EXAMPLE, src, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--no-index", "--target", str(target), str(EXAMPLE)], check=True, capture_output=True)
+                    "--no-index", "--target", str(target), str(src)], check=True, capture_output=True)
     return target
 
 
