@@ -37,10 +37,11 @@ from .runs import (RunInfo, checkpoint_dir, finished_run, numbered_checkpoint, n
                    run_dir_for, run_lock, write_run_json)
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
-LAST_EVERY_S = 600.0  # refresh last.pt at an epoch end at least this often (for long epochs runs)
+LAST_EVERY_S = 600.0  # also refresh last.pt at an epoch end when the last save is older than this
 
 StepHook = Callable[[int, int, dict[str, float]], None]  # (epoch 1-based, global step, terms)
 EpochHook = Callable[[int, dict[str, Any]], None]  # (completed epochs, epoch record)
+StartHook = Callable[[Any], None]  # (the built method, resumed state loaded), before the first epoch
 
 
 class NonFiniteLossError(HarnessError):
@@ -87,12 +88,41 @@ def build_optimizer(cfg: RunConfig, params) -> torch.optim.Optimizer:
     raise UnknownNameError("optimizer", t.optimizer, list(OPTIMIZERS))
 
 
+def split_holdout(ds: PreparedDataset, idx: np.ndarray, spec: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, held out): a seeded, class-stratified hold-out of ``idx`` (``data.options.holdout``).
+
+    ``spec`` is ``{"fraction": f, "seed": s}``: from every class of ``idx`` (by label, in class
+    order) round(f·n) samples, at most n − 1, are held out with NumPy's generator seeded by
+    (s, 11). Both parts come back sorted. ``harness tune`` pretrains on the kept part and scores
+    kNN on the held-out one, so tuning never sees the test split.
+    """
+    if not isinstance(spec, dict) or set(spec) - {"fraction", "seed"} or "fraction" not in spec:
+        raise HarnessError(f"data.options.holdout must be a mapping {{fraction: F, seed: S}}, got {spec!r}")
+    fraction, seed = float(spec["fraction"]), int(spec.get("seed", 0))
+    if not 0.0 < fraction < 1.0:
+        raise HarnessError(f"data.options.holdout.fraction must lie in (0, 1), got {fraction}")
+    idx = np.asarray(idx, dtype=np.int64)
+    labels = ds.samples["label"].to_numpy()[idx]
+    rng = np.random.default_rng([seed, 11])
+    held = []
+    for c in np.unique(labels):
+        members = idx[labels == c]
+        n_out = min(int(round(fraction * len(members))), len(members) - 1)
+        if n_out > 0:
+            held.append(members[rng.permutation(len(members))[:n_out]])
+    out = np.sort(np.concatenate(held)) if held else np.zeros(0, dtype=np.int64)
+    return np.setdiff1d(idx, out), out
+
+
 def train_indices(ds: PreparedDataset, cfg: RunConfig) -> np.ndarray:
     """The pretraining samples: split ``data.split`` part "train", capped by max_train_samples.
 
+    With ``data.options.holdout`` the held-out part (:func:`split_holdout`) is left out first.
     The cap keeps a seeded (data.seed) random subset, in dataset order.
     """
     idx = ds.indices(cfg.data.split, "train")
+    if cfg.data.options.get("holdout"):
+        idx = split_holdout(ds, idx, cfg.data.options["holdout"])[0]
     cap = cfg.data.max_train_samples
     if cap and cap < len(idx):
         rng = np.random.default_rng([cfg.data.seed, 7])
@@ -155,13 +185,14 @@ def _clear_run(run_dir: Path) -> None:
 # --- the loop --------------------------------------------------------------------------------
 def pretrain(cfg: RunConfig, *, resume: str | os.PathLike = "auto", progress: bool = True,
              on_step_end: StepHook | None = None, on_epoch_end: EpochHook | None = None,
-             wait_for_lock: bool = False) -> RunInfo:
+             wait_for_lock: bool = False, on_start: StartHook | None = None) -> RunInfo:
     """Pretrain ``cfg.method`` on ``cfg.data`` and export its backbone; see the module docstring.
 
     resume: "auto" continues from ``<run>/checkpoints/last.pt`` when it exists, "never" starts
     over, a path resumes from that checkpoint (or run folder). A checkpoint whose pretrain_hash
     differs from ``cfg``'s is refused. The hooks are for tests and tools: an exception raised by
-    one stops the run as a kill would (the checkpoints written so far stay valid).
+    one stops the run as a kill would (the checkpoints written so far stay valid). ``on_start``
+    gets the method itself (e.g. to evaluate ``method.backbone()`` from ``on_epoch_end``).
     """
     _, _, local_rank = dd.env_world()
     device = resolve_device(cfg.train.device, local_rank)
@@ -172,7 +203,7 @@ def pretrain(cfg: RunConfig, *, resume: str | os.PathLike = "auto", progress: bo
     try:
         run_dir = run_dir_for(cfg)
         with run_lock(run_dir, wait=wait_for_lock, enabled=env.is_main):
-            return _pretrain(cfg, env, device, amp, resume, progress, on_step_end, on_epoch_end)
+            return _pretrain(cfg, env, device, amp, resume, progress, on_step_end, on_epoch_end, on_start)
     finally:
         dd.teardown(env)
 
@@ -188,7 +219,8 @@ def _open_data(cfg: RunConfig, env: dd.DistEnv) -> PreparedDataset:
 
 
 def _pretrain(cfg: RunConfig, env: dd.DistEnv, device: torch.device, amp, resume, progress: bool,
-              on_step_end: StepHook | None, on_epoch_end: EpochHook | None) -> RunInfo:
+              on_step_end: StepHook | None, on_epoch_end: EpochHook | None,
+              on_start: StartHook | None = None) -> RunInfo:
     from harness_methods.base import build_method
 
     t = cfg.train
@@ -285,6 +317,8 @@ def _pretrain(cfg: RunConfig, env: dd.DistEnv, device: torch.device, amp, resume
         steps_per_epoch = min(steps_per_epoch, t.max_steps_per_epoch)
     last_save = time.monotonic()
     try:
+        if on_start is not None:
+            on_start(method)
         for epoch in range(start_epoch, t.epochs):
             record = _run_epoch(cfg, env, method, model, loader, optimizer, scaler, amp, device, epoch,
                                 global_step, steps_per_epoch, log, progress, on_step_end, run)
