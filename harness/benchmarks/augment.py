@@ -45,7 +45,8 @@ def make_clips(n: int, *, max_frames: int = 300, joints: int = 25, persons: int 
         freq = rng.uniform(0.02, 0.15, (3, 1, joints, persons)).astype(np.float32)
         phase = rng.uniform(0, 2 * np.pi, (3, 1, joints, persons)).astype(np.float32)
         amp = rng.uniform(0.02, 0.2, (3, 1, joints, persons)).astype(np.float32)
-        offset = rng.normal(0, 0.3, (3, 1, 1, persons)).astype(np.float32) + np.float32(3.0) * (np.arange(3) == 2)[:, None, None, None]
+        offset = rng.normal(0, 0.3, (3, 1, 1, persons)).astype(np.float32)
+        offset[2] += 3.0  # about 3 m from the camera
         clip = template + offset + amp * np.sin(freq * t[None, :, None, None] + phase)
         clip[:, lengths[i]:] = 0
         if persons > 1 and rng.random() >= 0.2:

@@ -24,8 +24,10 @@ and become ⌊n·V/25 + ½⌋ (at least 1), so USDRL's 15 corrupted joints are 1
 Spatial maps are per (clip, joint) 3×3 matrices acting on column vectors p = (x, y, z), stored
 two-level (:class:`JointMaps`: one matrix for the selected joints, another for the rest), so a run of
 linear steps is fused into one application and, after a crop, into the resampling gather itself
-(:func:`crop_resize_map`: one ``embedding_bag`` per chunk computes Σ_j G_ij·((1−λ)·x_j[lo] + λ·x_j[hi])).
-Translation-free maps keep zero-padded persons at exactly zero.
+(:func:`crop_resize_map`: ``embedding_bag`` computes Σ_j G_ij·((1−λ)·x_j[lo] + λ·x_j[hi]) for every
+output row of V·M values, a few calls per batch). Translation-free maps keep zero-padded persons at
+exactly zero. AimCLR's Gaussian blur is reproduced with its unnormalised taps (see
+:class:`GaussianBlur`).
 
 :func:`usdrl_views` is the whole USDRL/UmURL pretraining view set. On the CPU its outputs come from
 a :class:`HostBufferPool` that recycles a buffer once no tensor refers to it any more (fresh large
@@ -36,7 +38,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -56,7 +58,7 @@ __all__ = [
     "structural_mask", "temporal_mask", "usdrl_views", "usdrl_pipeline", "Compose", "CropResize",
     "JointMapStep", "Shear", "RotateAimCLR", "RotateEuler", "AxisMask", "JointCorruption",
     "USDRLSpatial", "Flip", "GaussianNoise", "GaussianBlur", "JointMask", "StructuralMask",
-    "TemporalMask",
+    "TemporalMask", "Lambda", "Step", "DEFAULT_POOL",
 ]
 
 
@@ -788,7 +790,7 @@ class Compose:
 
     def __call__(self, x: torch.Tensor, lengths: torch.Tensor | None = None,
                  generator: torch.Generator | None = None, *, sample_index: torch.Tensor | None = None,
-                 pool: HostBufferPool | None = None) -> torch.Tensor:
+                 pool: HostBufferPool | None = DEFAULT_POOL) -> torch.Tensor:
         """Raw clips (B, 3, T, V, M) (+ lengths when the pipeline crops) → augmented clips.
 
         ``sample_index`` (N,) makes N outputs from clips ``x[sample_index]`` (used for several views).
