@@ -7,7 +7,6 @@ reference feeder (usdrl.md §9).
 
 from __future__ import annotations
 
-import gc
 import json
 import math
 
@@ -23,6 +22,15 @@ from harness.data.modality import bone, motion, to_modality
 from harness.data.resample import resample, source_positions
 from harness.data.topology import MSR20, NTU25, Topology
 from harness.errors import HarnessError
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """These tensors are small: one intra-op thread avoids spinning threads on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -430,12 +438,10 @@ def test_pool_reuses_a_buffer_only_when_nothing_refers_to_it():
     a.fill_(1.0)
     keep = a[1:]  # a view keeps the block alive
     ptr = a.data_ptr()
-    del a
-    gc.collect()
+    del a  # CPython frees at once (reference counting, no cycles)
     b = pool.empty((4, 5))
     assert b.data_ptr() != ptr and (keep == 1).all()
     del keep
-    gc.collect()
     c = pool.empty((20,))
     assert c.data_ptr() == ptr  # released, then reused
     assert pool.empty((4, 5), torch.int64).dtype == torch.int64  # other dtypes: plain tensors
@@ -554,13 +560,8 @@ def _expected_crop_length(nf: np.ndarray) -> np.ndarray:
 def stat_runs():
     from threadpoolctl import threadpool_limits
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # multi-threaded BLAS / interpolate on tiny arrays is only contention here
-    try:
-        with threadpool_limits(1):
-            return _stat_runs()
-    finally:
-        torch.set_num_threads(threads)
+    with threadpool_limits(1):  # multi-threaded BLAS on the reference's tiny arrays is only contention
+        return _stat_runs()
 
 
 def _stat_runs():
