@@ -81,7 +81,12 @@ def umurl_loss(z_j: torch.Tensor, z_b: torch.Tensor, z_m: torch.Tensor, z_uj: to
                z_ub: torch.Tensor, z_um: torch.Tensor, *, sim_weight: float = 5.0, vac_weight: float = 1.0,
                variance_weight: float = 5.0, covariance_weight: float = 1.0, variance_target: float = 1.0,
                variance_eps: float = 1e-4) -> dict[str, torch.Tensor]:
-    """UmURL's loss from the six projections (uni-modal z_j, z_b, z_m; multi-modal z_u*)."""
+    """UmURL's loss from the six projections (uni-modal z_j, z_b, z_m; multi-modal z_u*).
+
+    Computed in float32 (float64 stays float64) whatever precision the projectors ran in.
+    """
+    z_j, z_b, z_m, z_uj, z_ub, z_um = (z if z.dtype == torch.float64 else z.float()
+                                       for z in (z_j, z_b, z_m, z_uj, z_ub, z_um))
     intra = L.mse(z_j, z_uj) + L.mse(z_b, z_ub) + L.mse(z_m, z_um)
     center = (z_j + z_b + z_m) / 3
     inter = L.mse(z_j, center) + L.mse(z_b, center) + L.mse(z_m, center)

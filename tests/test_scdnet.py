@@ -23,6 +23,15 @@ FRAMES, B = 16, 8
 INFO = DataInfo(topology=NTU25, num_classes=60, frames=FRAMES, persons=2)
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors on a shared 2-core machine: one intra-op thread (no spinning contention)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def make(seed=0, modality="joint", encoder="dste", **options):
     options.setdefault("queue_size", 16)
     cfg = resolve("smoke", overrides={"method.name": "scdnet", "encoder.name": encoder, "encoder.drop_path": 0.0,
