@@ -135,7 +135,7 @@ def toy_cfg(dataset: Path, workdir: Path, **overrides) -> RunConfig:
     sets = {"method.name": TOY, "data.dataset": str(dataset), "data.frames": 6, "workdir": str(workdir),
             "train.epochs": 3, "train.batch_size": 8, "train.milestones": [1], "train.lr": 1e-2,
             "train.checkpoint_every": 1, "train.max_steps_per_epoch": 0, "train.log_every": 2,
-            "train.device": "cpu", "train.amp": "off"}
+            "train.device": "cpu", "train.amp": "off", "train.num_threads": 1}
     sets.update(overrides)
     return resolve("smoke", overrides=sets)
 

@@ -19,10 +19,16 @@ def dataset(tmp_path_factory) -> Path:
     return make_dataset(tmp_path_factory.mktemp("cli-data"))
 
 
+@pytest.fixture(scope="module")
+def shared_workdir(tmp_path_factory) -> Path:
+    """One workdir for the synthetic runs, so the dataset is generated once."""
+    return tmp_path_factory.mktemp("cli-work")
+
+
 def toy_args(dataset: Path, workdir: Path, *extra: str) -> list[str]:
     return ["pretrain", "--method", TOY, "--dataset", str(dataset), "--preset", "smoke",
             "--workdir", str(workdir), "--set", "data.frames=6", "--set", "train.batch_size=8",
-            "--set", "train.device=cpu", "--no-progress", *extra]
+            "--set", "train.device=cpu", "--set", "train.num_threads=1", "--no-progress", *extra]
 
 
 def test_pretrain_prints_run_loss_and_checkpoint(dataset, tmp_path, capsys):
@@ -51,3 +57,24 @@ def test_pretrain_errors_exit_2(dataset, tmp_path, capsys):
     assert "fp16 needs a CUDA device" in capsys.readouterr().err
     assert main(toy_args(dataset, tmp_path, "--set", "train.optimiser=sgd")) == 2
     assert "train.optimizer" in capsys.readouterr().err  # the suggestion
+
+
+@pytest.mark.parametrize("extra", [[], ["--set", "encoder=sttr", "--set", "train.max_steps_per_epoch=1"]],
+                         ids=["dste", "sttr"])
+def test_usdrl_on_synthetic_smoke(shared_workdir, capsys, extra):
+    """The real method on the built-in dataset: `harness pretrain --method usdrl --dataset synthetic
+    --preset smoke` trains to a checkpoint and a loadable backbone on CPU."""
+    argv = ["pretrain", "--method", "usdrl", "--dataset", "synthetic", "--preset", "smoke",
+            "--workdir", str(shared_workdir), "--set", "train.device=cpu", "--set", "train.num_threads=1",
+            "--no-progress", "--json", *extra]
+    assert main(argv) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["status"] == "finished" and info["epochs"] == 2
+    assert info["metrics"]["loss"] > 0 and all(k in info["metrics"] for k in ("sim", "vac", "xc"))
+    ckpt = torch.load(info["checkpoint"], weights_only=True)
+    assert ckpt["epoch"] == 2 and ckpt["config"]["encoder"]["name"] == ("sttr" if extra else "dste")
+    bb, cfg = load_backbone(info["run_dir"])
+    assert cfg.method.name == "usdrl" and not bb.training
+    with torch.no_grad():
+        out = bb(torch.randn(2, 3, cfg.data.frames, 25, 2))
+    assert out.pooled.shape == (2, bb.feature_dim) and torch.isfinite(out.pooled).all()

@@ -200,11 +200,13 @@ def pretrain(cfg: RunConfig, *, resume: str | os.PathLike = "auto", progress: bo
     if str(resume) not in ("auto", "never") and not Path(resume).exists():
         raise HarnessError(f"--resume {resume}: no such checkpoint (use auto, never or a path)")
     env = dd.setup(device.type)
+    threads = torch.get_num_threads()
     try:
         run_dir = run_dir_for(cfg)
         with run_lock(run_dir, wait=wait_for_lock, enabled=env.is_main):
             return _pretrain(cfg, env, device, amp, resume, progress, on_step_end, on_epoch_end, on_start)
     finally:
+        torch.set_num_threads(threads)  # train.num_threads applies to this run only
         dd.teardown(env)
 
 
