@@ -223,15 +223,36 @@ def test_views_and_backbone_for_both_encoders(encoder, variant):
     assert not any(n.startswith(("key_", "queue")) for n in bb.state_dict())
 
 
-def test_smoke_pretrain_exports_a_backbone(tmp_path):
+class Kill(Exception):
+    pass
+
+
+def test_smoke_pretrain_exports_and_resumes_exactly(tmp_path):
+    """Through the engine: a run killed after epoch 1 and resumed ends bit-identical (queue included)."""
     ds = toy_dataset(tmp_path / "data")
-    cfg = resolve("smoke", overrides={"method.name": "contrastive", "data.dataset": str(ds.root),
-                                      "workdir": str(tmp_path / "work"), "train.device": "cpu"})
-    run = pretrain(cfg, progress=False)
-    assert run.status == "finished" and math.isfinite(run.metrics["loss"])
-    bb, cfg2 = load_backbone(run.run_dir)
+
+    def cfg(work):
+        return resolve("smoke", overrides={"method.name": "contrastive", "data.dataset": str(ds.root),
+                                           "workdir": str(tmp_path / work), "train.device": "cpu",
+                                           "train.epochs": 3, "train.batch_size": 16,
+                                           "method.options.queue_size": 80})
+
+    full = pretrain(cfg("full"), progress=False)
+    assert full.status == "finished" and math.isfinite(full.metrics["loss"]) and full.global_step == 6
+
+    def kill(done, rec):
+        if done == 1:
+            raise Kill()
+
+    with pytest.raises(Kill):
+        pretrain(cfg("killed"), progress=False, on_epoch_end=kill)
+    resumed = pretrain(cfg("killed"), resume="auto", progress=False)
+    a = torch.load(full.checkpoint, weights_only=True)["model"]
+    b = torch.load(resumed.checkpoint, weights_only=True)["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert a["queue.ptr"].item() == (6 * 16) % 80  # six steps of 16 keys, wrapped once
+
+    bb, cfg2 = load_backbone(full.run_dir)
     assert cfg2.method.name == "contrastive"
-    x = torch.randn(2, 3, cfg.data.frames, 20, 1)
+    x = torch.randn(2, 3, cfg2.data.frames, 20, 1)
     assert bb(x).pooled.shape == (2, bb.feature_dim)
-    ck = torch.load(run.checkpoint, weights_only=True)
-    assert ck["model"]["queue.ptr"].item() == (2 * 32) % 64  # two steps of 32 keys enqueued
