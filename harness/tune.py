@@ -337,7 +337,7 @@ def run_worker(spec: TuneSpec, worker: int = 0, *, log: Log = _stderr, pruner=No
     # a sampler seed that differs per worker and per resumption, so no two draw the same weights
     seed = int(stable_hash([spec.seed, worker, existing], 8), 16)
     study = optuna.load_study(study_name=spec.study, storage=storage, pruner=pruner,
-                              sampler=optuna.samplers.TPESampler(seed=seed))
+                              sampler=optuna.samplers.TPESampler(seed=seed, constant_liar=True))
     objective = Objective(spec, log, prefix=f"[worker {worker}] " if worker else "")
     stop = optuna.study.MaxTrialsCallback(spec.trials, states=_counted_states())
     ran = 0

@@ -26,7 +26,7 @@ from harness_methods.usdrl import USDRL
 PAPER = {"sim_weight": 5.0, "vac_weight": 1.0, "xc_weight": 1e-3, "variance_weight": 5.0,
          "covariance_weight": 1.0, "offdiag_weight": 0.005, "domain_weight": 0.5}
 # smoke preset, made a little smaller still so a trial takes seconds on a shared CPU
-FAST = ["train.max_steps_per_epoch=2", "train.batch_size=16", "train.device=cpu"]
+FAST = ["train.max_steps_per_epoch=2", "train.batch_size=16", "train.device=cpu", "train.num_threads=1"]
 
 
 @pytest.fixture(scope="module")
@@ -179,6 +179,7 @@ def test_pruned_trial_leaves_a_failed_run_with_checkpoints(msr, tmp_path):
     assert not (run / "backbone.pt").exists()
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # study.ask() by hand, on purpose
 def test_no_trial_beyond_the_budget(msr, tmp_path):
     cfg = smoke_cfg(msr, tmp_path)
     spec, identity = make_spec(cfg, params="sim", trials=1, study="b")
