@@ -35,6 +35,11 @@ Departures:
   before the enqueue, as in the reference.
 - The AimCLR extras (extreme views, DDM, nearest-neighbour mining) and CMD's cross-modal
   distillation are not implemented.
+- Optimisation is the run's ``train`` section (the ``paper`` preset is USDRL's Adam, batch 356: with
+  it set ``train.batch_size`` to a divisor of K, e.g. 128, or ``method.options.queue_size`` to a
+  multiple of 356). SkeletonCLR's own: ``--set train.optimizer=sgd --set train.lr=0.1
+  --set train.weight_decay=1e-4 --set train.batch_size=128 --set train.epochs=300
+  --set train.milestones=[250]``.
 """
 
 from __future__ import annotations

@@ -34,8 +34,10 @@ time patches and joints (D); ``temporal`` = per-time-patch tokens averaged over 
 
 Departures: T is ``data.frames`` (the reference uses 120; ``--set data.frames=120``), and the
 clip may be shorter than the model's T (the positional embeddings are sliced, as in the reference)
-but must be a multiple of 4 (an error otherwise). The optimiser (AdamW, warmup + cosine) is the
-engine's ``train`` section, not built in.
+but must be a multiple of 4 (an error otherwise). The optimiser is the run's ``train`` section:
+MAMP's AdamW (β 0.9/0.95, wd 0.05, lr 1e-3, batch 128, 400 epochs) is ``--set train.optimizer=adamw
+--set train.lr=1e-3 --set train.weight_decay=0.05 --set train.batch_size=128``; its per-iteration
+warmup + half-cycle cosine schedule is not available in the engine (MultiStepLR).
 """
 
 from __future__ import annotations
