@@ -1,0 +1,98 @@
+"""``harness tables``: the paper's Tables 1–5 (and Figures 4–5) from the results store.
+
+    harness tables [--preset P] [--dataset D] [--results DIR] [--out DIR] [--table N ...] [--figures]
+
+Writes ``<out>/table1.md … table5.md`` (default ``<results>/tables``): the paper's rows and columns with
+the measured numbers of ``--dataset`` at ``--preset`` beside them (mean ± std over seeds), marks for
+cells the paper leaves empty ("—"), cells not measured ("not run") and rows that do not apply ("·"),
+and a legend. Only ``<results>/results.csv`` is read; rows with a NaN or missing value are listed.
+``--figures`` also draws Figure 4 (linear accuracy vs encoder.alpha, from the store) and Figure 5
+(t-SNE of the four pretrained backbones found under ``--workdir``) into ``<results>/figures``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..config import PRESETS, RunConfig
+from ..errors import UnknownNameError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("tables", help="render the paper's Tables 1-5 (and figures) from the results store",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    d = RunConfig()
+    p.add_argument("--preset", default="cpu", help=f"whose measurements to show: {', '.join(PRESETS)} (default cpu)")
+    p.add_argument("--dataset", default=d.data.dataset,
+                   help=f"measured dataset kind (synthetic, msr-action3d, ntu60, ...; default {d.data.dataset})")
+    p.add_argument("--split", default=d.data.split, help="split shown when a table has no measurement (default xsub)")
+    p.add_argument("--results", default=d.results, help="the results store folder (default results)")
+    p.add_argument("--out", help="where the tables go (default <results>/tables)")
+    p.add_argument("--table", type=int, action="append", choices=[1, 2, 3, 4, 5], help="only this table (repeatable)")
+    p.add_argument("--figures", action="store_true", help="also draw Figures 4 and 5 as PNG")
+    p.add_argument("--figures-out", help="where the figures go (default <results>/figures)")
+    p.add_argument("--workdir", default=d.workdir, help="where the pretrained runs are, for Figure 5 (default .harness)")
+    p.add_argument("--tsne-seed", type=int, default=0, help="seed of Figure 5's class and sample choice")
+    p.set_defaults(func=run)
+
+
+def render(results: str | Path, out: str | Path, *, dataset: str, preset: str, tables=None,
+           split: str = "xsub", echo=print) -> int:
+    """Write the tables; print where they went and what is measured. Returns the number of store problems."""
+    from .. import tables as T
+
+    if preset not in PRESETS:
+        raise UnknownNameError("preset", preset, list(PRESETS))
+    report = T.write_tables(results, out, dataset=dataset, preset=preset, tables=tables or T.TABLES,
+                            default_split=split)
+    for n, path in zip(report.tables, report.paths):
+        t = report.tables[n]
+        measured = sum(c.measured for c in t.cells.values())
+        echo(f"table {n}: {path} ({measured} of {len(t.cells)} harness cells measured on {dataset}/{preset})")
+    for p in report.problems:
+        print(f"harness tables: warning: results.csv line {p['line']}: {p['method']} {p['variant']} {p['encoder']} "
+              f"{p['protocol']} {p['metric']} seed {p['seed']}: {p['what']} is "
+              f"{'missing' if not p['raw'] else repr(p['raw'])} (table {p['table']}, kept out of the mean)",
+              file=sys.stderr)
+    return len(report.problems)
+
+
+def draw_figures(results: str | Path, out: str | Path, *, dataset: str, preset: str, workdir: str | Path,
+                 tsne_seed: int = 0, run_dirs=None, missing=None, which=(4, 5), echo=print) -> None:
+    from .. import figures as FG
+    from ..config import resolve
+    from ..tables import load_store
+
+    if 4 in which:
+        path, points = FG.figure4(load_store(results), out, dataset=dataset, preset=preset,
+                                  default_alpha=resolve(preset).encoder.alpha)
+        if path is None:
+            echo(f"figure 4: skipped: the store has no USDRL (DSTE) linear rows for {dataset}/{preset} "
+                 "(run `harness reproduce --figure 4`)")
+        else:
+            echo(f"figure 4: {path} (α = {', '.join(f'{p.alpha:g}' for p in points)})")
+    if 5 in which:
+        panels = FG.figure5_panels(workdir, dataset=dataset, preset=preset, run_dirs=run_dirs, missing=missing)
+        res = FG.figure5(panels, out, workdir=workdir, preset=preset, seed=tsne_seed)
+        if res is None:
+            echo(f"figure 5: skipped: no pretrained backbone of the four variants for {dataset}/{preset} under "
+                 f"{workdir} (run `harness reproduce --figure 5`)")
+        else:
+            lacking = [p.method + " " + p.variant for p in panels if p.run_dir is None]
+            echo(f"figure 5: {res.path} ({res.num_samples} clips of classes {res.classes}"
+                 + (f"; not pretrained: {', '.join(lacking)}" if lacking else "") + ")")
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Path(args.out) if args.out else Path(args.results) / "tables"
+    if not (Path(args.results) / "results.csv").is_file():
+        print(f"harness tables: note: {Path(args.results) / 'results.csv'} does not exist; every measured cell "
+              "is \"not run\"", file=sys.stderr)
+    render(args.results, out, dataset=args.dataset, preset=args.preset, tables=args.table, split=args.split)
+    if args.figures:
+        fig_out = Path(args.figures_out) if args.figures_out else Path(args.results) / "figures"
+        draw_figures(args.results, fig_out, dataset=args.dataset, preset=args.preset, workdir=args.workdir,
+                     tsne_seed=args.tsne_seed)
+    return 0
