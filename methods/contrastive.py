@@ -10,7 +10,7 @@ What it follows of the reference (Levigty/AimCLR ``net/skeletonclr.py``):
 - q = normalize(f_q(view 1)), k = normalize(f_k(view 2)); logits [q·k, q·Queue]/τ, cross-entropy
   with target 0 (:func:`harness_methods.moco.info_nce`); then k is enqueued (FIFO);
 - the queue (128 × K) starts as column-normalised Gaussian noise and is a registered buffer
-  (checkpoints carry it, so resume is exact); K must be divisible by the batch size;
+  (checkpoints carry it, so resume is exact); K must be at least the batch size;
 - SkeletonCLR's defaults: K 32768, τ 0.07, m 0.999, projection 128 (``paper`` preset). The ``cpu``
   and ``smoke`` presets shrink K to 2048 and 64 (multiples of their batches 128 and 32).
 
@@ -68,7 +68,7 @@ AUGMENTS = ("usdrl", "aimclr")
 class ContrastiveOptions:
     """``method.options`` of ``contrastive``; the defaults are SkeletonCLR's (methods.md §1)."""
 
-    queue_size: int = 32768  # K; must be divisible by train.batch_size
+    queue_size: int = 32768  # K; at least train.batch_size
     temperature: float = 0.07  # τ
     momentum: float = 0.999  # m of the EMA key encoder
     proj_dim: int = 128  # output of the head

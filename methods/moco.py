@@ -15,7 +15,9 @@ reference implementations (Levigty/AimCLR ``net/skeletonclr.py``, cong-wu/SCD-Ne
 
 Departures: the references assert ``K % batch == 0`` and write ``queue[:, ptr:ptr + B]``; the engine
 keeps a short last batch, so :meth:`KeyQueue.enqueue` writes at ``(ptr + i) mod K`` (identical whenever
-the batch divides K; the methods still check ``K % train.batch_size == 0`` up front). The logits are
+the batch divides K). The divisibility rule is therefore dropped — the ``paper`` preset's batch of 356
+divides neither 32,768 nor 8,192 — and only ``K >= batch`` is required, so one batch never overwrites
+its own keys. The logits are
 computed in float32 with autocast off (the references run them in fp16 under AMP).
 """
 
@@ -59,13 +61,12 @@ def momentum_update_(key: nn.Module | Sequence[nn.Module], query: nn.Module | Se
 
 
 def check_queue_size(size: int, batch_size: int, where: str) -> None:
-    """The references' rule: the queue holds a whole number of (global) batches."""
+    """The queue must hold at least one (global) batch of keys (the ring wraps, so K need not divide)."""
     if size < 1:
         raise HarnessError(f"{where}: queue_size must be positive, got {size}")
-    if size % batch_size:
-        raise HarnessError(f"{where}: queue_size {size} is not divisible by train.batch_size {batch_size}; "
-                           f"set method.options.queue_size to a multiple of the batch (e.g. "
-                           f"{max(1, size // batch_size) * batch_size}) or change train.batch_size")
+    if size < batch_size:
+        raise HarnessError(f"{where}: queue_size {size} is smaller than train.batch_size {batch_size}: a batch "
+                           f"would overwrite its own keys; set method.options.queue_size >= {batch_size}")
 
 
 class KeyQueue(nn.Module):

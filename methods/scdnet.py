@@ -35,8 +35,7 @@ Departures:
   last batch of an epoch is written to the queue ring modulo K (:mod:`harness_methods.moco`).
 - Optimisation is the run's ``train`` section; SCD-Net's own is ``--set train.optimizer=sgd
   --set train.lr=0.01 --set train.weight_decay=1e-4 --set train.batch_size=64 --set train.epochs=451
-  --set train.milestones=[351]`` (K = 8192 needs a batch that divides it: the ``paper`` preset's 356
-  does not).
+  --set train.milestones=[351]``.
 """
 
 from __future__ import annotations
@@ -63,7 +62,7 @@ from .usdrl import USDRLBackbone
 class SCDNetOptions:
     """``method.options`` of SCD-Net; the defaults are the reference's (methods.md §3)."""
 
-    queue_size: int = 8192  # K per queue; must be divisible by train.batch_size
+    queue_size: int = 8192  # K per queue; at least train.batch_size
     temperature: float = 0.2
     momentum: float = 0.999
     proj_dim: int = 128

@@ -102,12 +102,13 @@ def test_momentum_update_formula():
         momentum_update_(nn.Linear(3, 3), q, 0.9)
 
 
-def test_queue_size_must_divide_by_batch():
+def test_queue_must_hold_a_batch_but_need_not_divide_by_it():
     check_queue_size(64, 32, "x")
-    with pytest.raises(HarnessError, match="divisible"):
-        check_queue_size(100, 32, "x")
-    with pytest.raises(HarnessError, match="divisible"):
-        make(queue_size=20, batch=8)
+    check_queue_size(32768, 356, "x")  # the paper preset's batch
+    with pytest.raises(HarnessError, match="smaller than train.batch_size"):
+        check_queue_size(16, 32, "x")
+    with pytest.raises(HarnessError, match="smaller than train.batch_size"):
+        make(queue_size=4, batch=8)
 
 
 # --- the method -----------------------------------------------------------------------------------
