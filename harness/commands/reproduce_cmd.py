@@ -1,0 +1,121 @@
+"""``harness reproduce``: run everything one paper table or figure needs, then render it.
+
+    harness reproduce --table N [--preset P] [--dataset D] [--methods a,b] [--dry-run]
+    harness reproduce --figure 4|5 [...]
+
+Each planned configuration goes through ``harness run``'s evaluate: pretraining is reused by
+``pretrain_hash`` (an unfinished run resumes), and a configuration whose rows are already in the
+results store (same ``config_hash``) is skipped, so a killed reproduce continues where it stopped.
+Methods that are not installed are reported and skipped; a run that fails is reported and the others
+go on (exit status 1 at the end). Then the table is written to ``<results>/tables/tableN.md`` (or the
+figure to ``<results>/figures``). ``--dry-run`` prints the plan with each run's status and runs nothing.
+
+``--set KEY=VALUE`` applies to every run (e.g. ``--set train.epochs=5``); the plan's own settings
+(method, variant, encoder, modality, protocol, seeds) win over it. Table 4 fine-tunes the whole model
+for detection on the untrimmed version of ``--dataset`` (synthetic by default); ``--eval-dataset`` points
+the protocols at another prepared folder (e.g. PKU-MMD Phase I, untrimmed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+
+from tabulate import tabulate
+
+from ..config import PRESETS
+from ..errors import HarnessError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("reproduce", help="run what a paper table/figure needs, then render it",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--table", type=int, choices=[1, 2, 3, 4, 5])
+    what.add_argument("--figure", type=int, choices=[4, 5])
+    p.add_argument("--preset", default="cpu", help=f"one of {', '.join(PRESETS)} (default: cpu)")
+    p.add_argument("--config", metavar="YAML", help="a YAML file of config values for every run")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value in every run, e.g. --set train.epochs=5")
+    p.add_argument("--dataset", help="pretraining/evaluation dataset (name or prepared folder; default: preset's)")
+    p.add_argument("--eval-dataset", help="evaluate on this dataset instead (e.g. an untrimmed PKU-MMD folder)")
+    p.add_argument("--methods", help="comma-separated methods to include (default: all the table has)")
+    p.add_argument("--seeds", help="comma-separated protocol seeds for linear/detection (default 0,1,2 / 0)")
+    p.add_argument("--workdir", help="datasets, checkpoints and logs (default .harness)")
+    p.add_argument("--results", help="the results store folder (default results)")
+    p.add_argument("--out", help="where the table goes (default <results>/tables)")
+    p.add_argument("--figures-out", help="where figures go (default <results>/figures)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and each run's status; run nothing")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def _ints(text: str | None, what: str) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise HarnessError(f"{what} expects comma-separated integers, got {text!r}") from None
+
+
+def _measured_kind(outcomes, store, fallback: str) -> str:
+    """The dataset kind the plan's rows were recorded under (the store's ``dataset`` column)."""
+    hashes = {o.config_hash for o in outcomes if o.config_hash}
+    if store.empty or not hashes:
+        return fallback
+    kinds = Counter(store[store["config_hash"].astype(str).isin(hashes)]["dataset"].astype(str))
+    return kinds.most_common(1)[0][0] if kinds else fallback
+
+
+def _fallback_kind(name: str) -> str:
+    from ..figures import _dataset_kind
+
+    return _dataset_kind(name)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import reproduce as R
+    from ..results import load_results
+    from .tables_cmd import draw_figures, render
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+    settings = R.Settings(preset=args.preset, dataset=args.dataset, workdir=args.workdir, results=args.results,
+                          config_file=args.config, overrides=list(args.overrides), eval_dataset=args.eval_dataset)
+    base = settings.base()  # checks the preset, YAML and --set values before anything runs
+    items = R.plan(table=args.table, figure=args.figure, methods=methods, seeds=_ints(args.seeds, "--seeds"),
+                   default_alpha=base.encoder.alpha)
+    target = f"Table {args.table}" if args.table else f"Figure {args.figure}"
+    if not items:
+        raise HarnessError(f"nothing to run for {target} with --methods {args.methods}")
+    print(f"{target}: {len(items)} planned run(s), preset {args.preset}, dataset {base.data.dataset}"
+          + (f", evaluated on {args.eval_dataset}" if args.eval_dataset else ""))
+    if args.dry_run:
+        print(tabulate(R.plan_table(items, settings), headers=R.PLAN_HEADERS, tablefmt="simple"))
+        return 0
+    outcomes = R.execute(items, settings, progress=not args.no_progress)
+    counts = Counter(o.status for o in outcomes)
+    print(f"{target}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    for o in outcomes:
+        if o.status == "not installed":
+            print(f"  skipped {o.item.target}: {o.message}")
+        elif o.status == "failed":
+            print(f"  FAILED {o.item.target}: {o.message}", file=sys.stderr)
+    results = Path(base.results)
+    fallback = _fallback_kind(args.eval_dataset or base.data.dataset)
+    kind = _measured_kind(outcomes, load_results(results), fallback)
+    if args.table:
+        render(results, Path(args.out) if args.out else results / "tables", dataset=kind, preset=args.preset,
+               tables=[args.table], split=base.protocol.split or base.data.split)
+    else:
+        fig_out = Path(args.figures_out) if args.figures_out else results / "figures"
+        run_dirs, missing = None, None
+        if args.figure == 5:
+            run_dirs = {(o.item.method, o.item.variant): (Path(o.run_dir) if o.run_dir else None) for o in outcomes}
+            missing = {(o.item.method, o.item.variant): f"{o.status}: {o.message}" for o in outcomes
+                       if not o.run_dir}
+        draw_figures(results, fig_out, dataset=kind, preset=args.preset, workdir=base.workdir,
+                     run_dirs=run_dirs, missing=missing, which=(args.figure,))
+    return 1 if counts.get("failed") else 0
