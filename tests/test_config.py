@@ -71,3 +71,9 @@ def test_apply_overrides_on_fresh_config_is_not_shared():
     a, b = RunConfig(), RunConfig()
     apply_overrides(a, {"train.milestones": [1]})
     assert b.train.milestones == [351]
+
+
+def test_thread_count_and_logging_do_not_change_the_hashes():
+    a = resolve("smoke")
+    b = resolve("smoke", overrides=["train.num_threads=1", "train.log_every=50"])
+    assert (a.pretrain_hash, a.config_hash) == (b.pretrain_hash, b.config_hash)
