@@ -11,12 +11,15 @@ Camera space is NTU's: y up, z the depth from the sensor (about 2–4 m), x towa
 left (so a person facing the camera has the right hand at +x). Nothing is centred or aligned:
 like the raw Kinect data, every normalisation is left to the pipeline that reads it.
 
-Nuisance factors, so that a method must learn the motion rather than the recording:
-40 subjects (height 1.50–1.95 m, limb and shoulder proportions, tempo, amplitude and posture);
-3 cameras at 0°, −45° and +45° with ±25° of facing jitter and four setups of distance/height/tilt;
-tempo, phase, repetition count, amplitude, a monotone time warp and idle lead-in/out per clip;
-Gaussian sensor noise (larger at hand tips, thumbs and feet) and dropouts (a whole skeleton, or a
-few extremity joints, set to 0 for a burst of frames).
+Nuisance factors, so that a method must learn the motion rather than the recording (tuned until
+a 1-nearest-neighbour on raw joints sits far below a small supervised model: docs/synthetic.md):
+- 40 subjects: height 1.50–1.95 m, arm/leg/torso/shoulder proportions, tempo, amplitude, posture;
+- 3 cameras at 0°, −45° and +45°, ±60° of facing jitter, four setups of distance/height/tilt;
+- per clip: duration, tempo, phase, repetition count, amplitude, a monotone time warp, an idle
+  lead-in and tail, hand choice for one-handed actions, limb habits (how the free arm is held);
+- Gaussian sensor noise (0.5–3 cm, 2.5× at hand tips, thumbs, hands and feet) and dropouts (a whole
+  skeleton, or a few extremity joints, set to 0 for a burst of frames);
+- interactions put the first actor in either body slot, as Kinect's body order is arbitrary.
 
 Splits follow NTU-60: ``xsub`` trains on the NTU training performers (1 2 4 5 8 9 13 14 15 16 17 18
 19 25 27 28 31 34 35 38) and ``xview`` trains on cameras 2 and 3. Untrimmed videos (600–3000
@@ -41,8 +44,8 @@ from ..registry import DATASETS
 from .kinds import DatasetKind
 from .prepared import PreparedWriter
 from .synthetic_motions import (ACTIONS, BACKGROUND, CLASS_NAMES, TRACK_INDEX, TRACK_NAMES,
-                                PAIR_GAP, TWO_PERSON_CLASSES, Motion, MotionContext, habits, idle,
-                                mirror)
+                                PAIR_GAP, TWO_PERSON_CLASSES, Motion, MotionContext, Tracks, habits,
+                                idle, mirror)
 from .topology import NTU25
 
 GENERATOR_VERSION = 1
@@ -56,7 +59,8 @@ CAMERA_YAW_DEG = {1: 0.0, 2: -45.0, 3: 45.0}
 # setup → (distance m, camera height m, downward tilt deg): recordings at different rigs
 SETUPS = {1: (2.6, 0.9, 3.0), 2: (3.0, 1.1, 8.0), 3: (3.4, 1.3, 13.0), 4: (2.3, 0.8, 0.0)}
 DEFAULT_NUM_SAMPLES = 4000
-CHUNK = 256  # clips generated together; fixed, so the output does not depend on memory
+LEAD_MAX = 0.8  # idle lead-in / tail, as a fraction of the action's duration
+CHUNK = 256  # clips generated together; fixed, as the random streams are drawn per chunk
 FACING_JITTER_DEG = 60.0
 NOISE_RANGE = (0.005, 0.03)  # sensor noise sigma (m), drawn per clip
 DROPOUT_RATE = 0.3  # chance that a clip has a tracking-loss burst
@@ -195,19 +199,27 @@ def forward_kinematics(angles: np.ndarray, body: np.ndarray) -> np.ndarray:
 
 # --- from motions to camera-space clips ---------------------------------------------------------------
 def render_motion(motion: Motion, lengths: np.ndarray, amp: np.ndarray, rng: np.random.Generator, *,
-                  frames: int, gap: np.ndarray | None = None, trimmed: bool = True) -> MotionContext:
-    """Angle tracks for a batch of one motion; trimmed clips get an idle lead-in and tail."""
-    lead = (0.0, 0.35) if trimmed else (0.0, 0.0)
-    ctx = MotionContext(rng, lengths, frames, amp[:, None], lead=lead, tail=lead,
+                  frames: int, gap: np.ndarray | None = None, active: tuple[np.ndarray, np.ndarray] | None = None
+                  ) -> MotionContext:
+    """Angle tracks for a batch of one motion.
+
+    Trimmed clips pass `active` (first frame, end frame) of the motion inside each clip, the rest
+    being idle lead-in and tail; they also get idle sway and per-clip limb habits here. Segments of
+    an untrimmed video (``active=None``: the motion fills the segment) get neither: the video adds
+    sway and habits once over its whole length, so that nothing jumps between segments.
+    """
+    start, end = active if active is not None else (None, None)
+    ctx = MotionContext(rng, lengths, frames, amp[:, None], start=start, end=end,
                         gap=None if gap is None else gap[:, None])
     motion.fn(ctx)
     if motion.either_hand:
         left = rng.random(len(lengths)) < 0.5
         for tracks in (ctx.p1, ctx.p2):
             mirror(tracks, left)
-    for tracks in (ctx.p1, ctx.p2) if motion.two_person else (ctx.p1,):
-        idle(tracks, ctx)
-        habits(tracks, ctx)
+    if active is not None:
+        for tracks in (ctx.p1, ctx.p2) if motion.two_person else (ctx.p1,):
+            idle(tracks, ctx)
+            habits(tracks, ctx)
     return ctx
 
 
@@ -250,8 +262,10 @@ def make_recording(rng: np.random.Generator, camera: np.ndarray, setup: np.ndarr
     return Recording(rotation, offset)
 
 
-def _dropout(x: np.ndarray, lengths: np.ndarray, rng: np.random.Generator, bursts: np.ndarray) -> None:
-    """Kinect-style tracking loss on x (P, n, T, V, 3): item i gets `bursts[i]` bursts of zeros.
+def _dropout(x: np.ndarray, lengths: np.ndarray, rng: np.random.Generator, bursts: np.ndarray,
+             persons: np.ndarray) -> None:
+    """Kinect-style tracking loss on x (P, n, T, V, 3): item i gets `bursts[i]` bursts of zeros,
+    each on one of its `persons[i]` persons.
 
     A burst zeroes either a whole skeleton for 1–8 frames or a few extremity joints for 3–20 frames.
     """
@@ -266,7 +280,7 @@ def _dropout(x: np.ndarray, lengths: np.ndarray, rng: np.random.Generator, burst
         start = (rng.random(n) * np.maximum(lengths - span, 1)).astype(np.int64)
         frames = on[:, None] & (frame >= start[:, None]) & (frame < (start + span)[:, None])  # (n, T)
         joints = whole[:, None] | (extremity & (rng.random((n, 25)) < 0.4))  # (n, V)
-        person = rng.integers(0, x.shape[0], n)
+        person = (rng.random(n) * persons).astype(np.int64)
         for p in range(x.shape[0]):
             hit = np.flatnonzero(on & (person == p))
             lost = frames[hit][:, :, None] & joints[hit][:, None, :]  # (h, T, V)
@@ -318,6 +332,8 @@ class ClipPlan:
     setup: np.ndarray
     replication: np.ndarray
     length: np.ndarray
+    start: np.ndarray  # the motion runs over frames [start, end); the rest is idle
+    end: np.ndarray
 
     def rows(self, idx: np.ndarray) -> list[dict]:
         return [dict(name=f"S{self.setup[i]:03d}C{self.camera[i]:03d}P{self.subject[i]:03d}"
@@ -348,10 +364,16 @@ def plan_clips(num_samples: int, seed: int, subjects: Subjects) -> ClipPlan:
     replication = rng.integers(1, 3, n)
     lo = np.array([a.frames[0] for a in ACTIONS])[label]
     hi = np.array([a.frames[1] for a in ACTIONS])[label]
-    length = rng.uniform(lo, hi) * subjects.tempo[subject - 1]
-    length = np.clip(np.round(length), MIN_FRAMES, MAX_FRAMES).astype(np.int64)
+    action = rng.uniform(lo, hi) * subjects.tempo[subject - 1]
+    # idle lead-in and tail of up to LEAD_MAX of the action each (NTU clips start and end idle)
+    lead, tail = (rng.uniform(0, LEAD_MAX, n) * action for _ in range(2))
+    total = action + lead + tail
+    length = np.clip(np.round(total), MIN_FRAMES, MAX_FRAMES).astype(np.int64)
+    scale = length / total  # a clip cut to fit MAX_FRAMES keeps its proportions
+    start = np.round(lead * scale).astype(np.int64)
+    end = np.minimum(start + np.maximum(np.round(action * scale), 1), length).astype(np.int64)
     partner = np.where(np.isin(label, TWO_PERSON_CLASSES), _same_group_partner(rng, subject), 0)
-    return ClipPlan(label, subject, partner, camera, setup, replication, length)
+    return ClipPlan(label, subject, partner, camera, setup, replication, length, start, end)
 
 
 def make_clips(plan: ClipPlan, idx: np.ndarray, subjects: Subjects, rng: np.random.Generator) -> np.ndarray:
@@ -367,7 +389,8 @@ def make_clips(plan: ClipPlan, idx: np.ndarray, subjects: Subjects, rng: np.rand
         if motion.two_person:
             gap[sel] = rng.uniform(*PAIR_GAP, len(sel))
         ctx = render_motion(motion, length[sel], amp, rng, frames=MAX_FRAMES,
-                            gap=gap[sel] if motion.two_person else None)
+                            gap=gap[sel] if motion.two_person else None,
+                            active=(plan.start[idx[sel]], plan.end[idx[sel]]))
         tracks[0][:, sel], tracks[1][:, sel] = ctx.p1.array, ctx.p2.array
     rec = make_recording(rng, plan.camera[idx], plan.setup[idx], gap)
     who = np.stack([plan.subject[idx], plan.partner[idx]], axis=1)
@@ -375,7 +398,7 @@ def make_clips(plan: ClipPlan, idx: np.ndarray, subjects: Subjects, rng: np.rand
     # Kinect numbers bodies arbitrarily: the one who acts first is in either slot
     swap = np.flatnonzero((plan.partner[idx] > 0) & (rng.random(n) < 0.5))
     x[:, swap] = x[::-1, swap]
-    _dropout(x, length, rng, (rng.random(n) < DROPOUT_RATE).astype(np.int64))
+    _dropout(x, length, rng, (rng.random(n) < DROPOUT_RATE).astype(np.int64), 1 + (plan.partner[idx] > 0))
     return to_prepared_layout(x)
 
 
@@ -395,3 +418,246 @@ def generate_trimmed(num_samples: int, seed: int = 0) -> tuple[np.ndarray, np.nd
     for _, c, n, r in iter_trimmed(num_samples, seed):
         clips.append(c), lengths.append(n), rows.extend(r)
     return np.concatenate(clips), np.concatenate(lengths), rows
+
+
+# --- untrimmed videos -------------------------------------------------------------------------------
+VIDEO_FRAMES = (600, 3000)
+VIDEO_ACTIONS = (3, 10)
+BACKGROUND_GAP = (30, 150)  # frames of background motion before, between and after actions
+PAIR_VIDEO_RATE = 0.3  # share of videos with a second person (interactions happen only there)
+VIDEO_CHUNK = 16
+# actions that move a person away from their spot are left out of videos with a partner
+_PAIR_VIDEO_SOLO = tuple(i for i, a in enumerate(ACTIONS)
+                         if not a.two_person and a.name not in ("turn_around", "side_step"))
+_SOLO = tuple(i for i, a in enumerate(ACTIONS) if not a.two_person)
+
+
+@dataclass
+class Segment:
+    start: int
+    end: int  # exclusive
+    label: int  # action class, or -1 for background
+    motion: Motion
+
+
+@dataclass
+class VideoPlan:
+    subject: np.ndarray
+    partner: np.ndarray  # 0 for videos with one person
+    camera: np.ndarray
+    setup: np.ndarray
+    replication: np.ndarray
+    length: np.ndarray
+    gap: np.ndarray  # distance between the two persons (0 for one person)
+    segments: list[list[Segment]]
+
+    def rows(self, idx: np.ndarray) -> list[dict]:
+        return [dict(name=f"S{self.setup[i]:03d}C{self.camera[i]:03d}P{self.subject[i]:03d}"
+                          f"R{self.replication[i]:03d}_V{i:05d}", label=-1, subject=int(self.subject[i]),
+                     camera=int(self.camera[i]), setup=int(self.setup[i]),
+                     replication=int(self.replication[i])) for i in idx]
+
+    def intervals(self, i: int) -> list[tuple[int, int, int]]:
+        """(label, start, end) of video i's actions, end exclusive."""
+        return [(s.label, s.start, s.end) for s in self.segments[i] if s.label >= 0]
+
+    def frame_labels(self, i: int) -> np.ndarray:
+        """Per-frame class of video i; −1 on background frames."""
+        out = np.full(int(self.length[i]), -1, dtype=np.int64)
+        for label, start, end in self.intervals(i):
+            out[start:end] = label
+        return out
+
+
+def _plan_segments(rng: np.random.Generator, tempo: float, pair: bool) -> list[Segment]:
+    """Background, action, background, …, action, background; 600–3000 frames in all."""
+    pool = _PAIR_VIDEO_SOLO if pair else _SOLO
+    n = int(rng.integers(VIDEO_ACTIONS[0], VIDEO_ACTIONS[1] + 1))
+    labels = [int(rng.choice(TWO_PERSON_CLASSES if pair and rng.random() < 0.5 else pool)) for _ in range(n)]
+    acts = [int(np.clip(round(rng.uniform(*ACTIONS[c].frames) * tempo), MIN_FRAMES, MAX_FRAMES)) for c in labels]
+    gaps = rng.integers(BACKGROUND_GAP[0], BACKGROUND_GAP[1] + 1, n + 1)
+    while sum(acts) + gaps.sum() > VIDEO_FRAMES[1]:  # too long: drop the last action
+        labels, acts, gaps = labels[:-1], acts[:-1], gaps[:-1]
+    short = VIDEO_FRAMES[0] - (sum(acts) + gaps.sum())
+    if short > 0:  # too short: lengthen the background evenly
+        gaps = gaps + -(-short // len(gaps))
+    segments, t = [], 0
+    for k in range(len(gaps)):
+        for length, label in ((int(gaps[k]), -1), (acts[k] if k < len(acts) else 0, labels[k] if k < len(labels) else -1)):
+            if length == 0:
+                continue
+            motion = BACKGROUND[int(rng.integers(len(BACKGROUND)))] if label < 0 else ACTIONS[label]
+            segments.append(Segment(t, t + length, label, motion))
+            t += length
+    return segments
+
+
+def plan_videos(num_videos: int, seed: int, subjects: Subjects) -> VideoPlan:
+    rng = np.random.default_rng([seed, 3])
+    n = num_videos
+    subject = rng.permutation(np.arange(n) % NUM_SUBJECTS) + 1
+    camera = rng.integers(1, NUM_CAMERAS + 1, n)
+    setup = rng.integers(1, len(SETUPS) + 1, n)
+    replication = rng.integers(1, 3, n)
+    pair = rng.random(n) < PAIR_VIDEO_RATE
+    partner = np.where(pair, _same_group_partner(rng, subject), 0)
+    gap = np.where(pair, rng.uniform(*PAIR_GAP, n), 0.0)
+    segments = [_plan_segments(rng, float(subjects.tempo[subject[i] - 1]), bool(pair[i])) for i in range(n)]
+    length = np.array([seg[-1].end for seg in segments], dtype=np.int64)
+    return VideoPlan(subject, partner, camera, setup, replication, length, gap, segments)
+
+
+def make_videos(plan: VideoPlan, idx: np.ndarray, subjects: Subjects, rng: np.random.Generator,
+                frames: int) -> np.ndarray:
+    """Videos `idx` of the plan → (n, 3, frames, 25, 2) float32, zero beyond each length."""
+    n = len(idx)
+    tracks = np.zeros((PERSONS, len(TRACK_NAMES), n, frames))
+    # one render job per (video, segment, person); person 2 of a pair does background motion
+    # except during an interaction
+    jobs: dict[tuple[bool, str], list[tuple[int, int, Segment, int]]] = {}
+    for k, v in enumerate(idx):
+        for seg in plan.segments[v]:
+            jobs.setdefault((seg.motion.two_person, seg.motion.name), []).append((k, 0, seg, v))
+            if plan.partner[v] and not seg.motion.two_person:
+                bg = BACKGROUND[int(rng.integers(len(BACKGROUND)))]
+                jobs.setdefault((False, bg.name), []).append((k, 1, Segment(seg.start, seg.end, -1, bg), v))
+    for key in sorted(jobs):
+        batch = jobs[key]
+        motion = batch[0][2].motion
+        lengths = np.array([s.end - s.start for _, _, s, _ in batch])
+        amp = subjects.amp[np.array([plan.subject[v] for *_, v in batch]) - 1] * rng.uniform(0.85, 1.15, len(batch))
+        gap = np.array([plan.gap[v] for *_, v in batch]) if motion.two_person else None
+        ctx = render_motion(motion, lengths, amp, rng, frames=int(lengths.max()), gap=gap)
+        for j, (k, person, seg, _) in enumerate(batch):
+            span = slice(seg.start, seg.end)
+            if motion.two_person:
+                tracks[0][:, k, span] = ctx.p1.array[:, j, :seg.end - seg.start]
+                tracks[1][:, k, span] = ctx.p2.array[:, j, :seg.end - seg.start]
+            else:
+                tracks[person][:, k, span] = ctx.p1.array[:, j, :seg.end - seg.start]
+    # a turn leaves the person facing a new way for the rest of the video (last turn first, so
+    # that each adds only its own final angle to everything after it)
+    yaw = tracks[:, TRACK_INDEX["yaw"]]
+    for k, v in enumerate(idx):
+        for seg in reversed(plan.segments[v]):
+            if seg.motion.name == "turn_around":
+                yaw[0, k, seg.end:plan.length[v]] += yaw[0, k, seg.end - 1]
+    length = plan.length[idx]
+    whole = MotionContext(rng, length, frames, subjects.amp[plan.subject[idx] - 1][:, None])
+    for person in range(PERSONS):
+        sway = Tracks(n, frames)
+        idle(sway, whole)
+        habits(sway, whole)
+        tracks[person] += sway.array
+    rec = make_recording(rng, plan.camera[idx], plan.setup[idx], plan.gap[idx])
+    who = np.stack([plan.subject[idx], plan.partner[idx]], axis=1)
+    x = render_people(tracks, length, who, rec, subjects, rng, rng.uniform(*NOISE_RANGE, n))
+    _dropout(x, length, rng, rng.poisson(length * DROPOUT_RATE / 150), 1 + (plan.partner[idx] > 0))
+    return to_prepared_layout(x)
+
+
+def default_num_videos(num_samples: int) -> int:
+    """Untrimmed videos to make for a trimmed size: about as many action instances / 6."""
+    return max(12, num_samples // 40)
+
+
+def iter_untrimmed(num_videos: int, seed: int, plan: VideoPlan | None = None
+                   ) -> Iterator[tuple[int, np.ndarray, np.ndarray, list[dict]]]:
+    """Yield (start, videos, lengths, rows) in chunks, videos padded to the longest of all.
+
+    `plan` (from :func:`plan_videos` with the same seed) saves re-planning when the caller has it.
+    """
+    subjects = make_subjects(seed)
+    plan = plan or plan_videos(num_videos, seed, subjects)
+    frames = int(plan.length.max())
+    for k, start in enumerate(range(0, num_videos, VIDEO_CHUNK)):
+        idx = np.arange(start, min(start + VIDEO_CHUNK, num_videos))
+        videos = make_videos(plan, idx, subjects, np.random.default_rng([seed, 4, k]), frames)
+        yield start, videos, plan.length[idx], plan.rows(idx)
+
+
+# --- prepared folders and the `synthetic` dataset kind --------------------------------------------
+def _add_splits(w: PreparedWriter, subject: np.ndarray, camera: np.ndarray) -> None:
+    for split, train in (("xsub", np.isin(subject, XSUB_TRAIN_SUBJECTS)),
+                         ("xview", np.isin(camera, XVIEW_TRAIN_CAMERAS))):
+        w.add_split(split, "train", np.flatnonzero(train))
+        w.add_split(split, "test", np.flatnonzero(~train))
+
+
+def _source(kind: str, seed: int, **sizes: int) -> dict:
+    return {"generator": "harness.data.synthetic", "generator_version": GENERATOR_VERSION,
+            "variant": kind, "seed": seed, **sizes}
+
+
+def write_trimmed(out: str | Path, num_samples: int = DEFAULT_NUM_SAMPLES, seed: int = 0, *,
+                  overwrite: bool = False) -> Path:
+    """Write `num_samples` trimmed clips as a prepared folder (N, 3, 300, 25, 2) with xsub/xview."""
+    if num_samples < 1:
+        raise HarnessError(f"synthetic: --num-samples must be at least 1, got {num_samples}")
+    plan = plan_clips(num_samples, seed, make_subjects(seed))
+    with PreparedWriter(out, kind="synthetic", topology=NTU25, num_samples=num_samples,
+                        max_frames=MAX_FRAMES, num_persons=PERSONS, class_names=CLASS_NAMES,
+                        source=_source("trimmed", seed, num_samples=num_samples),
+                        overwrite=overwrite) as w:
+        for start, clips, lengths, rows in iter_trimmed(num_samples, seed):
+            w.set_samples(start, clips, lengths, rows)
+        _add_splits(w, plan.subject, plan.camera)
+    return Path(out)
+
+
+def write_untrimmed(out: str | Path, num_videos: int, seed: int = 0, *, overwrite: bool = False) -> Path:
+    """Write `num_videos` untrimmed videos with their action intervals, xsub/xview splits."""
+    if num_videos < 1:
+        raise HarnessError(f"synthetic: --num-videos must be at least 1, got {num_videos}")
+    subjects = make_subjects(seed)
+    plan = plan_videos(num_videos, seed, subjects)
+    with PreparedWriter(out, kind="synthetic", topology=NTU25, num_samples=num_videos,
+                        max_frames=int(plan.length.max()), num_persons=PERSONS, class_names=CLASS_NAMES,
+                        untrimmed=True, source=_source("untrimmed", seed, num_videos=num_videos),
+                        overwrite=overwrite) as w:
+        for start, videos, lengths, rows in iter_untrimmed(num_videos, seed, plan):
+            w.set_samples(start, videos, lengths, rows)
+        for i in range(num_videos):
+            for label, begin, end in plan.intervals(i):
+                w.add_interval(i, label, begin, end)
+        _add_splits(w, plan.subject, plan.camera)
+    return Path(out)
+
+
+@DATASETS.register("synthetic")
+class SyntheticKind(DatasetKind):
+    """Built-in synthetic skeleton actions (NTU-25 kinematics, 24 classes), trimmed or untrimmed."""
+
+    name = "synthetic"
+    variants = ("trimmed", "untrimmed")
+    untrimmed_variant = "untrimmed"
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--num-samples", type=int, default=DEFAULT_NUM_SAMPLES,
+                            help=f"trimmed clips to generate (default {DEFAULT_NUM_SAMPLES})")
+        parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+        parser.add_argument("--untrimmed", action="store_true",
+                            help="write long videos with action intervals (for detection) instead")
+        parser.add_argument("--num-videos", type=int, default=None,
+                            help="untrimmed videos to generate (default: num-samples / 40, at least 12)")
+
+    @classmethod
+    def prepare(cls, args: argparse.Namespace) -> list[Path]:
+        if getattr(args, "raw", None):
+            raise HarnessError("synthetic data is generated, not converted: drop --raw")
+        if args.untrimmed:
+            videos = args.num_videos if args.num_videos is not None else default_num_videos(args.num_samples)
+            return [write_untrimmed(args.out, videos, args.seed, overwrite=args.overwrite)]
+        return [write_trimmed(args.out, args.num_samples, args.seed, overwrite=args.overwrite)]
+
+    @classmethod
+    def auto_prepare(cls, data: DataConfig, out: Path, *, untrimmed: bool = False) -> None:
+        """``--dataset synthetic``: `data.num_samples` clips (0 = 4000) from `data.seed`; untrimmed
+        makes ``data.options["num_videos"]`` videos (default num_samples / 40, at least 12)."""
+        n = data.num_samples or DEFAULT_NUM_SAMPLES
+        if untrimmed:
+            videos = int(data.options.get("num_videos") or default_num_videos(n))
+            write_untrimmed(out, videos, data.seed, overwrite=True)
+        else:
+            write_trimmed(out, n, data.seed, overwrite=True)

@@ -87,8 +87,8 @@ def window(q: np.ndarray, a, b) -> np.ndarray:
 class MotionContext:
     """A batch of clips of one motion on a shared grid of ``frames`` frames.
 
-    ``u`` is each clip's *active phase*: 0 → 1 across the part of the clip where the motion happens
-    (idle lead-in/out frames outside it hold 0 or 1), time-warped so that clips differ in tempo
+    ``u`` is each clip's *active phase*: 0 → 1 across the frames [start, end) where the motion
+    happens (idle lead-in/out frames outside hold 0 or 1), time-warped so that clips differ in tempo
     profile as well as duration. ``amp`` scales amplitudes (subject style × per-clip variation).
     ``gap`` is the distance (m) between the two persons' starting spots for interactions.
     """
@@ -97,8 +97,8 @@ class MotionContext:
     lengths: np.ndarray  # (B,) valid frames
     frames: int
     amp: np.ndarray  # (B, 1)
-    lead: tuple[float, float] = (0.0, 0.15)  # range of the idle lead-in, as a fraction of the clip
-    tail: tuple[float, float] = (0.0, 0.15)
+    start: np.ndarray | None = None  # (B,) first active frame (default 0)
+    end: np.ndarray | None = None  # (B,) end of the active frames (default: the length)
     gap: np.ndarray | None = None  # (B, 1), interactions only
     p1: Tracks = field(init=False)
     p2: Tracks = field(init=False)
@@ -108,15 +108,13 @@ class MotionContext:
         b = len(self.lengths)
         self.p1 = Tracks(b, self.frames)
         self.p2 = Tracks(b, self.frames)
-        length = self.lengths.astype(np.float64)[:, None]
-        t = (np.arange(self.frames)[None, :] + 0.5) / length  # 0..1 over the valid frames
-        s0 = self.uni(*self.lead)
-        s1 = 1.0 - self.uni(*self.tail)
-        a = np.clip((t - s0) / (s1 - s0), 0.0, 1.0)
-        # monotone time warp: derivative 1 + k·cos(2πa) stays ≥ 0.4, so the phase never runs back
-        k = self.uni(-0.6, 0.6)
+        s0 = np.zeros((b, 1)) if self.start is None else self.start.astype(np.float64)[:, None]
+        s1 = (self.lengths if self.end is None else self.end).astype(np.float64)[:, None]
+        a = np.clip((np.arange(self.frames)[None, :] + 0.5 - s0) / (s1 - s0), 0.0, 1.0)
+        # monotone time warp: derivative 1 + k·cos(2πa) stays ≥ 0.5, so the phase never runs back
+        k = self.uni(-0.5, 0.5)
         self.u = a + k * np.sin(2 * np.pi * a) / (2 * np.pi)
-        self.seconds = (s1 - s0) * length / FPS  # (B, 1) active duration
+        self.seconds = (s1 - s0) / FPS  # (B, 1) active duration
 
     # --- per-clip random parameters, shaped (B, 1) to broadcast over frames --------------------
     @property
@@ -143,8 +141,13 @@ class MotionContext:
         cycles = self.uni(hz_lo, hz_hi) * self.seconds
         return np.sin(2 * np.pi * (cycles * self.u + self.uni(0.0, 1.0)))
 
-    def reps(self, n: np.ndarray) -> np.ndarray:
-        """The phase within each of `n` repetitions: (u·n) mod 1 (u = 1 maps to the end of the last)."""
+    def reps(self, n: np.ndarray, min_seconds: float) -> np.ndarray:
+        """The phase within each of `n` repetitions: (u·n) mod 1 (u = 1 maps to the end of the last).
+
+        A clip too short for `n` repetitions of at least `min_seconds` each does fewer, so that
+        no limb moves faster than a person can move it.
+        """
+        n = np.clip(np.minimum(n, np.floor(self.seconds / min_seconds)), 1, None)
         x = self.u * n
         return np.where(self.u >= 1.0, 1.0, x - np.floor(x))
 
@@ -208,7 +211,7 @@ def punch(ctx: MotionContext, side: int) -> None:
     tr[p + "flex"] += e * 35 * ctx.amp  # the punching fist is cocked at the chest either way
     tr[p + "elbow"] += e * 115
     n = ctx.ints(1, 3)
-    q = ctx.reps(n)
+    q = ctx.reps(n, 0.6)
     jab = window(q, ctx.uni(0.1, 0.3), ctx.uni(0.5, 0.7)) * e
     tr[p + "flex"] += jab * ctx.uni(45, 60) * ctx.amp
     tr[p + "elbow"] += jab * -ctx.uni(95, 110)
@@ -233,7 +236,7 @@ def kick(ctx: MotionContext, side: int) -> None:
     tr, p = ctx.p1, side_prefix(side)
     e = ctx.env(0.1, 0.1)
     n = ctx.ints(1, 2)
-    b = window(ctx.reps(n), ctx.uni(0.1, 0.25), ctx.uni(0.65, 0.9)) * e
+    b = window(ctx.reps(n, 1.0), ctx.uni(0.1, 0.25), ctx.uni(0.65, 0.9)) * e
     tr[p + "hip_flex"] += b * ctx.uni(50, 85) * ctx.amp
     tr[p + "knee"] += 4 * b * (1 - b) * ctx.uni(60, 100)  # chambered on the way up, straight at the top
     tr[p + "ankle"] += b * 20
@@ -247,7 +250,7 @@ def squat(ctx: MotionContext) -> None:
     e = ctx.env(0.1, 0.1)
     n = ctx.ints(1, 3)
     d = ctx.uni(0.55, 1.0) * ctx.amp
-    b = window(ctx.reps(n), 0.0, 1.0) * e * d
+    b = window(ctx.reps(n, 1.2), 0.0, 1.0) * e * d
     for q in ("r_", "l_"):
         tr[q + "hip_flex"] += b * 95
         tr[q + "knee"] += b * 120
@@ -260,14 +263,14 @@ def jump(ctx: MotionContext) -> None:
     tr = ctx.p1
     e = ctx.env(0.05, 0.05)
     n = ctx.ints(1, 3)
-    q = ctx.reps(n)
+    q = ctx.reps(n, 1.2)
     crouch = (window(q, 0.0, 0.45) + 0.7 * window(q, 0.7, 1.0)) * e * ctx.uni(0.35, 0.6)
     flight = window(q, 0.38, 0.78) * e
     for s in ("r_", "l_"):
         tr[s + "hip_flex"] += crouch * 95
         tr[s + "knee"] += crouch * 120
         tr[s + "ankle"] += crouch * 25 - flight * 25
-        tr[s + "flex"] += (-30 * window(q, 0.0, 0.4) + ctx.uni(90, 160) * flight) * e * ctx.amp
+        tr[s + "flex"] += (-30 * window(q, 0.0, 0.4) + ctx.uni(90, 160) * window(q, 0.25, 0.95)) * e * ctx.amp
     tr["pitch1"] += crouch * 25
     tr["lift"] += flight * ctx.uni(0.05, 0.3) * ctx.amp
 
@@ -314,7 +317,7 @@ def raise_arms(ctx: MotionContext) -> None:
     """Cheer: both arms up over the head, once or twice."""
     tr = ctx.p1
     e = ctx.env(0.1, 0.1)
-    b = window(ctx.reps(ctx.ints(1, 2)), 0.0, 1.0) ** 0.5 * e
+    b = window(ctx.reps(ctx.ints(1, 2), 1.2), 0.0, 1.0) ** 0.5 * e
     for s in ("r_", "l_"):
         tr[s + "abd"] += b * ctx.uni(130, 170) * ctx.amp
         tr[s + "hz"] += b * ctx.uni(-20, 10)
@@ -344,7 +347,7 @@ def side_step(ctx: MotionContext) -> None:
     tr = ctx.p1
     e = ctx.env(0.05, 0.05)
     n = ctx.ints(1, 2)
-    q = ctx.reps(n)
+    q = ctx.reps(n, 1.2)
     go = window(q, 0.0, 1.0) ** 0.5 * e
     tr["tx"] += go * ctx.uni(0.25, 0.5) * ctx.sign()
     step = np.abs(np.gradient(go, axis=1)) * 150  # legs open while the body is moving
@@ -379,7 +382,7 @@ def phone_call(ctx: MotionContext) -> None:
 def drink(ctx: MotionContext) -> None:
     """Right hand to the mouth for one or two sips, head tipping back with each."""
     e = _hand_to(ctx, (35, 65), (0, 20), (-35, -5), (110, 140))
-    sip = window(ctx.reps(ctx.ints(1, 2)), 0.1, 0.9) * e
+    sip = window(ctx.reps(ctx.ints(1, 2), 1.0), 0.1, 0.9) * e
     ctx.p1["r_elbow"] += sip * 15
     ctx.p1["r_flex"] += sip * 15
     ctx.p1["neck_pitch"] += sip * -ctx.uni(10, 25)
@@ -418,8 +421,8 @@ def handshake(ctx: MotionContext) -> None:
 
 
 def push(ctx: MotionContext) -> None:
-    e = ctx.env(0.15, 0.2)
-    shove = window(ctx.u, 0.3, 0.75)
+    e = ctx.env(0.35, 0.3)
+    shove = window(ctx.u, 0.35, 0.75)
     p1, p2 = ctx.p1, ctx.p2
     _approach(ctx, p1, e, 0.7, 1.0)
     for s in ("r_", "l_"):
@@ -457,8 +460,12 @@ def give_object(ctx: MotionContext) -> None:
 
 
 # --- background motion between actions in untrimmed videos (never labelled) --------------------
-def bg_idle(ctx: MotionContext) -> None:
-    idle(ctx.p1, ctx, level=2.0)
+def bg_look_around(ctx: MotionContext) -> None:
+    """Stand and look around, shifting weight from foot to foot."""
+    tr = ctx.p1
+    e = ctx.env(0.25, 0.25)
+    tr["neck_yaw"] += e * ctx.uni(20, 50) * ctx.osc(0.1, 0.4)
+    tr["roll1"] += e * ctx.uni(2, 5) * ctx.osc(0.1, 0.4)
 
 
 def bg_walk(ctx: MotionContext) -> None:
@@ -505,7 +512,7 @@ ACTIONS: tuple[Motion, ...] = (
     Motion("drink", drink, (60, 160), either_hand=True),
     Motion("throw", throw, (45, 120), either_hand=True),
     Motion("handshake", handshake, (80, 200), two_person=True),
-    Motion("push", push, (50, 130), two_person=True),
+    Motion("push", push, (70, 150), two_person=True),
     Motion("hug", hug, (80, 240), two_person=True),
     Motion("give_object", give_object, (80, 200), two_person=True),
 )
@@ -514,7 +521,7 @@ PAIR_GAP = (1.0, 1.8)  # starting distance of the two persons of an interaction 
 TWO_PERSON_CLASSES: tuple[int, ...] = tuple(i for i, a in enumerate(ACTIONS) if a.two_person)
 
 BACKGROUND: tuple[Motion, ...] = (
-    Motion("idle", bg_idle, (20, 150)),
-    Motion("walk_in_place", bg_walk, (40, 150)),
-    Motion("fidget", bg_fidget, (30, 150)),
+    Motion("look_around", bg_look_around, (30, 200)),
+    Motion("walk_in_place", bg_walk, (40, 200)),
+    Motion("fidget", bg_fidget, (30, 200)),
 )
