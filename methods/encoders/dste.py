@@ -31,7 +31,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from timm.layers import DropPath, Mlp
-from timm.layers import drop_path as _drop_path
 from torch import nn
 
 from harness.config import EncoderConfig
@@ -81,8 +80,10 @@ class ConvAttention(nn.Module):
         """c = x + ReLU(Conv1d(x)) on (N, L, d) tokens (the conv runs along the token axis)."""
         if self.conv1.kernel_size[0] == 1:  # a per-token channel mix: a GEMM, no transposes
             y = F.linear(x, self.conv1.weight.squeeze(-1), self.conv1.bias)
-        else:
-            y = self.conv1(x.transpose(1, 2)).transpose(1, 2)
+        else:  # 'same' padding, the extra pad on the right for even kernels (as torch pads)
+            k = self.conv1.kernel_size[0]
+            xt = F.pad(x.transpose(1, 2), ((k - 1) // 2, k // 2))
+            y = F.conv1d(xt, self.conv1.weight, self.conv1.bias).transpose(1, 2)
         return x + F.relu(y)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -156,24 +157,36 @@ class DSTLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         ca, dsa = self.CA, self.DSA
         n = x.shape[0]
-        drop_p = ca.drop.drop_prob if self.training else 0.0
         c = ca.conv_residual(x)
         p = torch.cat([dsa.shift(x), x])  # DSA's two passes, batched: [F_m; x]
         # the shared attention for CA and both DSA passes, in one call on 3N sequences
         o = self_attention(torch.cat([_ln(c, ca.norm1), _ln(p, dsa.norm1)]), self.attn)
-        o_ca, o_dsa = o[:n], o[n:]
-        a = x + _drop(o_ca, drop_p)
-        ca_out = _drop(ca.mlp(_ln(a, ca.norm2)), drop_p)
-        u = p + _drop(o_dsa, dsa.drop.drop_prob if self.training else 0.0)
-        b = u + _drop(dsa.mlp(_ln(u, dsa.norm2)), dsa.drop.drop_prob if self.training else 0.0)
-        dsa_out = (b[:n] + b[n:]) * 0.5
-        return self.alpha * ca_out + self.beta * dsa_out
+        a = _add_drop(x, o[:n], self._mask(ca.drop, n, x))  # residual to x, not to c
+        u = _add_drop(p, o[n:], self._mask(dsa.drop, 2 * n, x))
+        b = _add_drop(u, dsa.mlp(_ln(u, dsa.norm2)), self._mask(dsa.drop, 2 * n, x))
+        out = torch.add(b[:n], b[n:]).mul_(0.5 * self.beta)  # beta · (B(F_m) + B(x)) / 2
+        ca_mlp = ca.mlp(_ln(a, ca.norm2))  # CA returns only the MLP branch (no residual)
+        ca_mask = self._mask(ca.drop, n, x)
+        if ca_mask is None:
+            return out.add_(ca_mlp, alpha=self.alpha)
+        return out.addcmul_(ca_mlp, ca_mask.mul_(self.alpha))
+
+    def _mask(self, drop: DropPath, rows: int, like: torch.Tensor) -> torch.Tensor | None:
+        """A per-sample stochastic-depth scale (rows, 1, 1): 0 or 1/keep; None when inactive.
+
+        Each call draws a fresh mask; on the batched [F_m; x] rows each half gets its own, as the
+        reference's two separate DropPath calls do.
+        """
+        p = drop.drop_prob
+        if not self.training or not p:
+            return None
+        keep = 1.0 - p
+        return like.new_empty((rows, 1, 1)).bernoulli_(keep).div_(keep)
 
 
-def _drop(x: torch.Tensor, p: float) -> torch.Tensor:
-    # per-sample stochastic depth; on a batched [F_m; x] tensor each half draws its own masks,
-    # as the reference's two separate calls do
-    return _drop_path(x, p, True) if p > 0.0 else x
+def _add_drop(base: torch.Tensor, branch: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """base + DropPath(branch) in one pass."""
+    return base + branch if mask is None else torch.addcmul(base, branch, mask)
 
 
 def _layer_name(prefix: str, i: int) -> str:

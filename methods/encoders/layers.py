@@ -107,17 +107,22 @@ def init_weights(module: nn.Module) -> None:
 def self_attention(x: torch.Tensor, attn: nn.MultiheadAttention) -> torch.Tensor:
     """``attn(x, x, x)[0]`` for a batch-first ``nn.MultiheadAttention`` without masks or dropout.
 
-    Uses the module's own parameters (packed ``in_proj_weight``, ``out_proj``) with one packed qkv
-    GEMM and ``F.scaled_dot_product_attention``, so the parameter layout and state dict stay those
-    of ``nn.MultiheadAttention``. Equal to the module's result up to float rounding.
+    Uses the module's own parameters (packed ``in_proj_weight``, ``out_proj``), so the parameter
+    layout and state dict stay those of ``nn.MultiheadAttention``: one packed qkv GEMM, then
+    softmax(q kᵀ / sqrt(d_head)) v as two batched matmuls, then the output projection. Equal to the
+    module's result up to float rounding. On CPU the explicit batched matmuls are faster than the
+    fused SDPA kernel for these long heads (d_head = 1024, L ≤ 64), notably in backward.
     """
     b, length, d = x.shape
     h = attn.num_heads
+    dh = d // h
     qkv = F.linear(x, attn.in_proj_weight, attn.in_proj_bias)
     if h == 1:
         q, k, v = qkv.split(d, dim=-1)
-        o = F.scaled_dot_product_attention(q, k, v)
-    else:
-        q, k, v = qkv.view(b, length, 3, h, d // h).permute(2, 0, 3, 1, 4).unbind(0)
-        o = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, length, d)
+    else:  # (B, L, 3, h, dh) → three (B·h, L, dh)
+        q, k, v = qkv.view(b, length, 3, h, dh).permute(2, 0, 3, 1, 4).reshape(3, b * h, length, dh).unbind(0)
+    scores = torch.bmm(q, k.transpose(1, 2)).mul_(dh ** -0.5)
+    o = torch.bmm(torch.softmax(scores, dim=-1), v)
+    if h > 1:
+        o = o.view(b, h, length, dh).transpose(1, 2).reshape(b, length, d)
     return F.linear(o, attn.out_proj.weight, attn.out_proj.bias)

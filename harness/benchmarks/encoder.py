@@ -1,0 +1,347 @@
+"""Encoder throughput: parameters, GFLOPs/sample, inference and USDRL training-step samples/s.
+
+For each encoder (DSTE, STTR by default) at a preset's size (``--config paper|cpu|smoke``):
+
+- ``params``: encoder parameters; ``train_params`` adds the three USDRL projectors;
+- ``gflops_per_sample``: forward GFLOPs per clip counted by FlopCounterMode (matmuls, convolutions
+  and attention at 2 FLOPs/MAC; see ``harness_methods.encoders.flops``);
+- inference: eval mode, ``torch.inference_mode``, batches of ``--batch-size`` clips;
+- training step: the full USDRL step on ``--batch-size`` clips — 4 pre-made views (augmentation is
+  benchmarked by ``harness bench augment``) through the encoder and the t/s/i projectors, the
+  multi-grained decorrelation loss, backward, Adam step (lr 5e-4, weight decay 1e-5). It uses
+  the registered ``usdrl`` method when it is importable, else the encoder + projectors + the
+  ``harness_methods.losses`` loss, else a stand-in loss (the output says which);
+- efficiency = achieved GFLOP/s ÷ fp32 GFLOP/s of a square ``--matmul-size`` matmul measured in
+  the same process, interleaved with the model measurements (medians of both). Training FLOPs per
+  sample = 3 × views × (encoder + projector forward FLOPs), the usual forward + 2× backward
+  convention; the loss's D×D products are not counted, so the train efficiency is slightly
+  understated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import torch
+
+DEFAULT_BATCH = {"paper": 8, "cpu": 32, "smoke": 32}
+TRAIN_FLOPS_CONVENTION = "3 x views x (encoder + projectors) forward FLOPs per sample; loss not counted"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    p.add_argument("--config", choices=["paper", "cpu", "smoke"], default="paper",
+                   help="encoder size preset (default: paper)")
+    p.add_argument("--encoders", default="dste,sttr", help="comma-separated registered encoders")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="clips per training step, each encoded as --views views (default: paper 8, "
+                        "cpu 32, smoke 32)")
+    p.add_argument("--infer-batch-size", type=int, default=None,
+                   help="clips per inference call (default: batch size x views, the number of clips "
+                        "the encoder sees per training step)")
+    p.add_argument("--seconds", type=float, default=5.0, help="time per measurement after warm-up")
+    p.add_argument("--views", type=int, default=4, help="views per clip in the training step")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    p.add_argument("--matmul-size", type=int, default=2048, help="side of the reference fp32 matmul")
+    p.add_argument("--skip-train", action="store_true", help="measure inference only")
+    p.add_argument("--clock", choices=["wall", "process"], default="wall",
+                   help="time with the wall clock (default) or this process's CPU time (steadier on a "
+                        "shared machine; meaningful with --threads 1)")
+    p.add_argument("--no-malloc-tuning", action="store_true",
+                   help="keep glibc's default malloc settings (see tune_malloc)")
+
+
+def tune_malloc() -> bool:
+    """Make glibc keep freed memory in the heap instead of returning it to the OS.
+
+    By default every tensor above glibc's mmap threshold (at most 32 MB) is mmap'ed and unmapped on
+    free, so each training step page-faults its activations in again: about 0.9 M page faults and
+    ~3 s of kernel time per paper-size DSTE step at batch 8 (15 % of the step). With these settings
+    the heap is reused and a warm step has no page faults. Linux/glibc only; returns False elsewhere.
+    The trade-off is that the process keeps its peak heap size.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+    ok = True
+    for param, value in ((m_mmap_threshold, 1 << 30), (m_trim_threshold, 2 ** 31 - 1), (m_top_pad, 1 << 30)):
+        ok = bool(libc.mallopt(param, value)) and ok
+    return ok
+
+
+@dataclass
+class EncoderBench:
+    encoder: str
+    config: str
+    device: str
+    batch_size: int
+    infer_batch_size: int
+    params: int
+    train_params: int = 0
+    gflops_per_sample: float = 0.0
+    infer_samples_per_s: float = 0.0
+    infer_gflops_per_s: float = 0.0
+    infer_efficiency: float = 0.0
+    train_samples_per_s: float | None = None
+    train_gflops_per_s: float | None = None
+    train_efficiency: float | None = None
+    train_gflops_per_sample: float | None = None
+    train_flops_convention: str = TRAIN_FLOPS_CONVENTION
+    views: int = 4
+    loss: str = ""
+    matmul_gflops_per_s: float = 0.0
+    threads: int = 0
+    clock: str = "wall"
+    malloc_tuned: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+_CLOCKS = {"wall": time.perf_counter, "process": time.process_time}
+
+
+class _Matmul:
+    """fp32 square matmul rate, sampled between model measurements."""
+
+    def __init__(self, n: int, device: torch.device, clock: str = "wall"):
+        self.clock = _CLOCKS[clock]
+        g = torch.Generator(device="cpu").manual_seed(0)
+        self.a = torch.randn(n, n, generator=g).to(device)
+        self.b = torch.randn(n, n, generator=g).to(device)
+        self.out = torch.empty(n, n, device=device)
+        self.flops = 2.0 * n ** 3
+        self.device = device
+        self.samples: list[float] = []
+        torch.mm(self.a, self.b, out=self.out)  # warm-up
+        _sync(device)
+
+    def sample(self, reps: int = 3) -> None:
+        best = float("inf")
+        for _ in range(reps):
+            t0 = self.clock()
+            torch.mm(self.a, self.b, out=self.out)
+            _sync(self.device)
+            best = min(best, self.clock() - t0)
+        self.samples.append(self.flops / best / 1e9)
+
+    def gflops(self, since: int = 0) -> float:
+        return statistics.median(self.samples[since:])
+
+
+def _measure(step: Callable[[], Any], seconds: float, device: torch.device, mm: _Matmul,
+             min_iters: int = 2) -> tuple[float, float]:
+    """Median seconds per step (after one warm-up step) and the median matmul rate around them."""
+    step()
+    _sync(device)
+    first = len(mm.samples)
+    mm.sample()
+    times: list[float] = []
+    clock = mm.clock
+    start = time.perf_counter()
+    while len(times) < min_iters or time.perf_counter() - start < seconds:
+        t0 = clock()
+        step()
+        _sync(device)
+        times.append(clock() - t0)
+        mm.sample(reps=2)
+    return statistics.median(times), mm.gflops(first)
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _build_training(cfg: Any, info: Any, device: torch.device):
+    """(module, step inputs → loss, loss description, projector modules)."""
+    try:
+        from harness.registry import METHODS
+
+        method = METHODS.get("usdrl")(cfg, info).to(device)
+
+        def loss_fn(views: list[torch.Tensor]) -> torch.Tensor:
+            return method(views)["loss"]
+
+        projectors = [p for p in (method.t_proj, method.s_proj, method.i_proj) if p is not None]
+        return method, loss_fn, "usdrl method (harness_methods.usdrl, multi-grained loss)", projectors
+    except Exception as exc:  # the method is not there (yet): compose the step here
+        reason = f"{type(exc).__name__}: {exc}"
+
+    from harness_methods.encoders import Projector, build_encoder
+
+    encoder = build_encoder(cfg.encoder, frames=info.frames, joints=info.joints, persons=info.persons)
+    encoder.init_weights()
+    d = cfg.encoder.hidden
+    model = torch.nn.ModuleDict({"encoder": encoder, "t_proj": Projector(d, 2 * d, 2 * d),
+                                 "s_proj": Projector(d, 2 * d, 2 * d),
+                                 "i_proj": Projector(2 * d, 2 * d, 4 * d)}).to(device)
+    try:
+        from harness_methods.losses import multi_grained_loss
+
+        desc = f"encoder + projectors + harness_methods.losses.multi_grained_loss (usdrl method unavailable: {reason})"
+    except ImportError:
+        multi_grained_loss = None
+        desc = f"STAND-IN loss (usdrl method and losses unavailable: {reason})"
+
+    def loss_fn(views: list[torch.Tensor]) -> torch.Tensor:
+        k, b = len(views), views[0].shape[0]
+        out = model["encoder"](torch.cat(views))
+        y_i = out.pooled.reshape(k, b, -1)
+        y_t = out.temporal.amax(1).reshape(k, b, -1)
+        y_s = out.spatial.amax(1).reshape(k, b, -1)
+        z_i = [model["i_proj"](y_i[v]) for v in range(k)]
+        z_t = [model["t_proj"](y_t[v]) for v in range(k)]
+        z_s = [model["s_proj"](y_s[v]) for v in range(k)]
+        if multi_grained_loss is not None:
+            return multi_grained_loss(z_i, z_t, z_s)["loss"]
+        total = 0.0
+        for zs in (z_i, z_t, z_s):  # stand-in: similarity to the last view + variance hinge
+            total = total + sum(torch.nn.functional.mse_loss(z, zs[-1]) for z in zs[:-1])
+            total = total + sum(torch.relu(1 - torch.sqrt(z.var(0) + 1e-4)).mean() for z in zs)
+        return total
+
+    return model, loss_fn, desc, [model["t_proj"], model["s_proj"], model["i_proj"]]
+
+
+def bench_encoder(name: str, *, config: str = "paper", batch_size: int | None = None,
+                  infer_batch_size: int | None = None, seconds: float = 5.0, views: int = 4, device: str | torch.device = "auto", matmul_size: int = 2048,
+                  train: bool = True, mm: _Matmul | None = None) -> EncoderBench:
+    from harness.config import resolve
+    from harness.data.topology import NTU25
+    from harness_methods.base import DataInfo
+    from harness_methods.encoders import build_encoder
+    from harness_methods.encoders.flops import count_flops, encoder_flops
+
+    dev = _resolve_device(device) if isinstance(device, str) else device
+    cfg = resolve(config, overrides={"encoder.name": name, "method.name": "usdrl",
+                                     "method.options": {"num_views": views}})
+    b = batch_size or DEFAULT_BATCH[config]
+    bi = infer_batch_size or b * views
+    info = DataInfo(topology=NTU25, num_classes=60, frames=cfg.data.frames, persons=2)
+    mm = mm or _Matmul(matmul_size, dev)
+    gen = torch.Generator(device="cpu").manual_seed(0)
+
+    encoder = build_encoder(cfg.encoder, frames=info.frames, joints=info.joints, persons=info.persons).to(dev)
+    if hasattr(encoder, "init_weights"):
+        encoder.init_weights()
+    flops = encoder_flops(encoder, batch=1)
+    res = EncoderBench(encoder=name, config=config, device=str(dev), batch_size=b, infer_batch_size=bi,
+                       params=sum(p.numel() for p in encoder.parameters()), gflops_per_sample=flops / 1e9,
+                       views=views, threads=torch.get_num_threads(),
+                       clock="process" if mm.clock is time.process_time else "wall")
+
+    x = torch.randn(bi, 3, info.frames, info.joints, info.persons, generator=gen).to(dev)
+    encoder.eval()
+
+    def infer() -> None:
+        with torch.inference_mode():
+            encoder(x)
+
+    sec, mm_rate = _measure(infer, seconds, dev, mm)
+    res.infer_samples_per_s = bi / sec
+    res.infer_gflops_per_s = flops * bi / sec / 1e9
+    res.infer_efficiency = res.infer_gflops_per_s / mm_rate
+    res.matmul_gflops_per_s = mm_rate
+    del encoder
+    if not train:
+        return res
+
+    model, loss_fn, desc, projectors = _build_training(cfg, info, dev)
+    res.loss = desc
+    res.train_params = sum(p.numel() for p in model.parameters())  # parameters() skips shared ones
+    proj_flops = 0.0
+    for proj in projectors:
+        was = proj.training
+        proj.eval()
+        with torch.no_grad():
+            proj_flops += count_flops(proj, torch.zeros(2, proj[0].in_features, device=dev)) / 2
+        proj.train(was)
+    res.train_gflops_per_sample = 3 * views * (flops + proj_flops) / 1e9
+    model.train()
+    opt_kw: dict[str, Any] = {"lr": 5e-4, "weight_decay": 1e-5}
+    try:
+        opt = torch.optim.Adam(model.parameters(), fused=True, **opt_kw)
+    except (RuntimeError, TypeError):
+        opt = torch.optim.Adam(model.parameters(), **opt_kw)
+    vs = [torch.randn(b, 3, info.frames, info.joints, info.persons, generator=gen).to(dev) for _ in range(views)]
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(vs)
+        loss.backward()
+        opt.step()
+
+    sec, mm_rate = _measure(step, seconds, dev, mm)
+    res.train_samples_per_s = b / sec
+    res.train_gflops_per_s = res.train_gflops_per_sample * b / sec
+    res.train_efficiency = res.train_gflops_per_s / mm_rate
+    res.matmul_gflops_per_s = mm.gflops()
+    return res
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.errors import HarnessError
+    from harness.registry import ENCODERS
+
+    tuned = False if args.no_malloc_tuning else tune_malloc()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    names = [n.strip() for n in args.encoders.split(",") if n.strip()]
+    for n in names:
+        ENCODERS.get(n)  # unknown names fail with suggestions
+    if args.batch_size is not None and args.batch_size < 2:
+        raise HarnessError("--batch-size must be at least 2 (the projectors' BatchNorm needs 2 samples)")
+    if args.infer_batch_size is not None and args.infer_batch_size < 1:
+        raise HarnessError("--infer-batch-size must be at least 1")
+    if args.views < 2:
+        raise HarnessError("--views must be at least 2")
+    dev = _resolve_device(args.device)
+    mm = _Matmul(args.matmul_size, dev, args.clock)
+    results = []
+    for n in names:
+        results.append(bench_encoder(n, config=args.config, batch_size=args.batch_size,
+                                     infer_batch_size=args.infer_batch_size, seconds=args.seconds,
+                                     views=args.views, device=dev, matmul_size=args.matmul_size,
+                                     train=not args.skip_train, mm=mm))
+        results[-1].malloc_tuned = tuned
+        if not args.json:
+            _print_row(results[-1], header=len(results) == 1)
+    if args.json:
+        print(json.dumps([asdict(r) for r in results], indent=2))
+    else:
+        print(f"\nefficiency = achieved GFLOP/s / fp32 {args.matmul_size}^2 matmul GFLOP/s in this process "
+              f"({args.clock} clock, medians); training FLOPs = {TRAIN_FLOPS_CONVENTION}; "
+              f"glibc malloc tuning {'on' if tuned else 'off'}")
+        losses = {r.loss for r in results if r.loss}
+        for desc in losses:
+            print(f"training step loss: {desc}")
+    return 0
+
+
+def _print_row(r: EncoderBench, header: bool) -> None:
+    if header:
+        print(f"config {r.config}, device {r.device}, training batch {r.batch_size} clips x {r.views} views, "
+              f"inference batch {r.infer_batch_size}, {r.threads} threads, {r.clock} clock")
+        print(f"{'encoder':8} {'params':>12} {'GFLOPs/smp':>10} {'infer smp/s':>11} {'infer eff':>9} "
+              f"{'train smp/s':>11} {'train eff':>9} {'matmul GF/s':>11}")
+    ts = f"{r.train_samples_per_s:11.2f}" if r.train_samples_per_s is not None else f"{'-':>11}"
+    te = f"{r.train_efficiency:9.1%}" if r.train_efficiency is not None else f"{'-':>9}"
+    print(f"{r.encoder:8} {r.params:12,d} {r.gflops_per_sample:10.3f} {r.infer_samples_per_s:11.2f} "
+          f"{r.infer_efficiency:9.1%} {ts} {te} {r.matmul_gflops_per_s:11.1f}", flush=True)

@@ -1,0 +1,51 @@
+"""pytest-benchmark timings of the DSTE and STTR forward pass (eval mode, no grad).
+
+``pyproject.toml`` passes ``--benchmark-disable``, so in the normal suite the smoke- and cpu-size
+tests run once as plain tests (with their shape checks) and the paper-size ones skip; run with
+``--benchmark-enable`` to time all of them. Efficiency targets are measured by
+``harness bench encoder`` (ratios to a matmul in the same process), never here.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from harness.config import resolve
+from harness_methods.encoders import build_encoder
+
+BATCH = {"smoke": 16, "cpu": 16, "paper": 8}
+
+
+def _encoder(name: str, preset: str):
+    cfg = resolve(preset, overrides={"encoder.name": name})
+    torch.manual_seed(0)
+    enc = build_encoder(cfg.encoder, frames=cfg.data.frames, joints=25, persons=2).eval()
+    enc.init_weights()
+    x = torch.randn(BATCH[preset], 3, cfg.data.frames, 25, 2)
+    return enc, x, cfg
+
+
+def _forward(enc, x):
+    with torch.inference_mode():
+        return enc(x)
+
+
+@pytest.mark.parametrize("preset", ["smoke", "cpu"])
+@pytest.mark.parametrize("name", ["dste", "sttr"])
+def test_bench_forward(benchmark, name, preset):
+    enc, x, cfg = _encoder(name, preset)
+    out = benchmark(_forward, enc, x)
+    d = cfg.encoder.hidden
+    assert out.pooled.shape == (x.shape[0], 2 * d)
+    assert out.temporal.shape == (x.shape[0], cfg.data.frames, d) and out.spatial.shape == (x.shape[0], 50, d)
+    assert torch.isfinite(out.pooled).all()
+
+
+@pytest.mark.parametrize("name", ["dste", "sttr"])
+def test_bench_forward_paper(benchmark, name):
+    if benchmark.disabled:
+        pytest.skip("paper-size timing runs only with --benchmark-enable")
+    enc, x, _ = _encoder(name, "paper")
+    out = benchmark.pedantic(_forward, args=(enc, x), rounds=3, warmup_rounds=1)
+    assert out.pooled.shape == (x.shape[0], 2048)
