@@ -31,7 +31,6 @@ import json
 import sys
 import traceback
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from .config import RunConfig, resolve, stable_hash

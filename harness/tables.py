@@ -227,8 +227,8 @@ def table_specs() -> dict[int, TableSpec]:
               5: Selector("usdrl", "no_xc", "dste"), 6: Selector("usdrl", "single_grained", "dste"),
               7: Selector("usdrl", encoder="dste")}
     t5_note = {1: "MoCo-v2 style", 2: "VAC ✓ XC ✗ MG-FD ✓", 3: "VAC ✓ XC ✓ MG-FD ✓",
-               4: "MoCo-v2 style", 5: "VAC ✓ XC ✗ MG-FD ✓ (row 5 or 6?)",
-               6: "VAC ✓ XC ✓ single-grained (row 5 or 6?)", 7: "VAC ✓ XC ✓ MG-FD ✓"}
+               4: "MoCo-v2 style", 5: "VAC ✓ XC ✗ MG-FD ✓; row 5 or 6?",
+               6: "VAC ✓ XC ✓ single-grained; row 5 or 6?", 7: "VAC ✓ XC ✓ MG-FD ✓"}
     t5_rows = [RowSpec(f"{row}", info=(what, enc), paper=vals, selector=t5_sel[row], run_note=t5_note[row])
                for row, what, enc, vals in paper.TABLE5]
     return {

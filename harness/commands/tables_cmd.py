@@ -51,6 +51,14 @@ def render(results: str | Path, out: str | Path, *, dataset: str, preset: str, t
         t = report.tables[n]
         measured = sum(c.measured for c in t.cells.values())
         echo(f"table {n}: {path} ({measured} of {len(t.cells)} harness cells measured on {dataset}/{preset})")
+    if not any(c.measured for t in report.tables.values() for c in t.cells.values()):
+        from ..results import load_results
+
+        store = load_results(results)
+        if len(store):
+            have = store.groupby(["dataset", "preset"]).size()
+            listing = ", ".join(f"--dataset {d} --preset {p or '(none)'} ({n} rows)" for (d, p), n in have.items())
+            echo(f"no measurement for {dataset}/{preset}; the store has: {listing}")
     for p in report.problems:
         print(f"harness tables: warning: results.csv line {p['line']}: {p['method']} {p['variant']} {p['encoder']} "
               f"{p['protocol']} {p['metric']} seed {p['seed']}: {p['what']} is "
