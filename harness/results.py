@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as _dt
 import io
@@ -68,16 +69,34 @@ def hardware() -> str:
     return f"cpu:{platform.machine()}"
 
 
+@contextlib.contextmanager
+def _store_lock(store_dir: Path):
+    """Serialise appends from concurrent processes (each append rewrites the file atomically)."""
+    store_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: appends are still atomic, not serialised
+        yield
+        return
+    with open(store_dir / ".results.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def append_rows(store_dir: str | Path, rows: Iterable[ResultRow]) -> Path:
-    """Append rows to ``store_dir/results.csv`` atomically (old rows are never at risk)."""
+    """Append rows to ``store_dir/results.csv`` atomically; concurrent appenders never lose rows."""
     path = Path(store_dir) / STORE_NAME
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-    if not path.exists() or path.stat().st_size == 0:
-        writer.writeheader()
-    for row in rows:
-        writer.writerow(row.as_dict())
-    atomic.append_text(path, buf.getvalue())
+    with _store_lock(Path(store_dir)):
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+        if not path.exists() or path.stat().st_size == 0:
+            writer.writeheader()
+        for row in rows:
+            writer.writerow(row.as_dict())
+        atomic.append_text(path, buf.getvalue())
     return path
 
 

@@ -21,3 +21,18 @@ def test_results_append_and_load(tmp_path):
     df = load_results(tmp_path)
     assert df["metric"].tolist() == ["knn1", "top1"] and df["value"].tolist() == [0.5, 0.7]
     assert (tmp_path / "results.csv").read_text().count("method,") == 1
+
+
+def _append_many(args):
+    store, worker = args
+    for i in range(20):
+        append_rows(store, [ResultRow("m", "d", "p", f"w{worker}", float(i))])
+
+
+def test_concurrent_appends_lose_no_rows(tmp_path):
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(3) as pool:
+        pool.map(_append_many, [(str(tmp_path), w) for w in range(3)])
+    df = load_results(tmp_path)
+    assert len(df) == 60 and sorted(df["metric"].value_counts().tolist()) == [20, 20, 20]
