@@ -12,7 +12,8 @@ subtracted per frame (zero joints stay zero), linear resampling of the valid fra
 - a small supervised 1D-CNN trained from scratch on the same features (random rotation about the
   vertical axis as augmentation), the ceiling an SSL method's linear probe should approach.
 
-Usage: .venv/bin/python scripts/synthetic_reference.py [--sizes 4000 10000] [--split xsub] [--json OUT]
+Usage: .venv/bin/python scripts/synthetic_reference.py [--sizes 2000 4000 10000] [--split xsub] [--json OUT]
+       .venv/bin/python scripts/synthetic_reference.py --untrimmed-stats
 """
 
 from __future__ import annotations
@@ -139,6 +140,21 @@ def supervised(x: np.ndarray, y: np.ndarray, tr: np.ndarray, te: np.ndarray, cla
     return float((pred.numpy() == y[te]).mean()), time.perf_counter() - t0
 
 
+def untrimmed_stats(num_videos: int, seed: int) -> dict:
+    """What the default untrimmed set looks like (from the plan; nothing is rendered)."""
+    plan = synthetic.plan_videos(num_videos, seed, synthetic.make_subjects(seed))
+    intervals = [iv for i in range(num_videos) for iv in plan.intervals(i)]
+    action_frames = sum(e - s for _, s, e in intervals)
+    pair = plan.partner > 0
+    return {"videos": num_videos, "seed": seed, "frames_min": int(plan.length.min()),
+            "frames_mean": round(float(plan.length.mean())), "frames_max": int(plan.length.max()),
+            "actions": len(intervals), "actions_per_video": round(len(intervals) / num_videos, 1),
+            "action_frames_share": round(action_frames / int(plan.length.sum()), 3),
+            "two_person_videos": int(pair.sum()),
+            "interactions": sum(1 for label, _, _ in intervals if label in synthetic.TWO_PERSON_CLASSES),
+            "classes_seen": len({label for label, _, _ in intervals})}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[synthetic.DEFAULT_NUM_SAMPLES])
@@ -147,7 +163,13 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", help="also write the numbers to this JSON file")
+    ap.add_argument("--untrimmed-stats", action="store_true",
+                    help="only describe the default untrimmed set (videos for 4000 clips) and exit")
     args = ap.parse_args()
+    if args.untrimmed_stats:
+        n = synthetic.default_num_videos(synthetic.DEFAULT_NUM_SAMPLES)
+        print(json.dumps(untrimmed_stats(n, args.seed)))
+        return
     torch.set_num_threads(args.threads)
     classes = len(synthetic.CLASS_NAMES)
     results = []

@@ -17,7 +17,8 @@ left side, so ``l_abd = 90`` raises the left arm sideways just as ``r_abd = 90``
   ``tx``/``tz`` move the body in its starting frame (m; ``tz < 0`` steps forward); ``lift`` raises
   it off the ground (m, jumps).
 
-Classes are designed in confusable groups (left/right mirrors; punch vs reach; touch head vs
+One-handed actions are written for the right hand; those marked ``either_hand`` are mirrored for
+a random half of the clips. Classes are designed in confusable groups (left/right mirrors; punch vs reach; touch head vs
 phone call vs drink; bow vs pick up; squat vs jump; handshake vs give object) so that a method has
 to model the fine structure of the motion, not one global statistic.
 """
@@ -286,7 +287,7 @@ def bow(ctx: MotionContext) -> None:
 
 
 def pick_up(ctx: MotionContext) -> None:
-    """Bend down and pick something up with the right hand: a deeper bow with knees and a reach."""
+    """Bend down and pick something up: a deeper bow with bent knees and a one-handed reach."""
     tr = ctx.p1
     e = ctx.env(ctx.uni(0.25, 0.4), ctx.uni(0.25, 0.4))
     k = ctx.uni(5, 45)
@@ -367,20 +368,20 @@ def _hand_to(ctx: MotionContext, flex, abd, hz, elbow, side: int = 1) -> np.ndar
 
 
 def touch_head(ctx: MotionContext) -> None:
-    """Headache: right palm on the forehead, head slightly down."""
+    """Headache: a palm on the forehead, head slightly down."""
     e = _hand_to(ctx, (95, 125), (0, 20), (-40, -15), (115, 140))
     ctx.p1["neck_pitch"] += e * ctx.uni(5, 15)
 
 
 def phone_call(ctx: MotionContext) -> None:
-    """Right hand held at the ear, head tilted toward it."""
+    """A hand held at the ear, head tilted toward it."""
     e = _hand_to(ctx, (25, 55), (15, 45), (-20, 10), (125, 150))
     ctx.p1["neck_yaw"] += e * ctx.uni(5, 20)
     ctx.p1["roll2"] += e * ctx.uni(0, 6)
 
 
 def drink(ctx: MotionContext) -> None:
-    """Right hand to the mouth for one or two sips, head tipping back with each."""
+    """A hand to the mouth for one or two sips, head tipping back with each."""
     e = _hand_to(ctx, (35, 65), (0, 20), (-35, -5), (110, 140))
     sip = window(ctx.reps(ctx.ints(1, 2), 1.0), 0.1, 0.9) * e
     ctx.p1["r_elbow"] += sip * 15
