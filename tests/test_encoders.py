@@ -154,6 +154,21 @@ def test_projector_counts_and_structure():
     assert projector_macs(1024, 2048, 2048) == 10_485_760
 
 
+def test_projector_forward_views_equals_per_view_calls():
+    torch.manual_seed(11)
+    a, b = Projector(12, 16, 20), Projector(12, 16, 20)
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(4 * 6, 12)
+    want = torch.cat([a(v) for v in x.split(6)])
+    got = b.forward_views(x, 4)
+    torch.testing.assert_close(got, want)
+    for ma, mb in zip(a, b):  # running statistics updated the same way, view by view
+        if isinstance(ma, nn.BatchNorm1d):
+            torch.testing.assert_close(ma.running_mean, mb.running_mean)
+            torch.testing.assert_close(ma.running_var, mb.running_var)
+            assert ma.num_batches_tracked == mb.num_batches_tracked == 4
+
+
 def test_reference_state_dict_names(dste_paper, sttr_paper):
     keys = set(dste_paper.state_dict())
     for k in ["spe", "tpe.pe", "ske_emb.t_embedding.0.weight", "ske_emb.s_embedding.3.bias",
@@ -409,3 +424,17 @@ def test_bench_encoder_rejects_bad_arguments(capsys):
 
     assert main(["bench", "encoder", "--encoders", "dstee", "--no-malloc-tuning"]) == 2
     assert "dste" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["dste", "sttr"])
+def test_autocast_bf16_forward_backward(name):
+    torch.manual_seed(12)
+    enc = build_encoder(small_cfg(name, heads=2), frames=8, joints=4, persons=2).eval()
+    enc.init_weights()
+    x = torch.randn(3, 3, 8, 4, 2)
+    ref = enc(x).pooled.detach()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = enc(x)
+    out.pooled.float().square().sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in enc.parameters() if p.grad is not None)
+    torch.testing.assert_close(out.pooled.float(), ref, rtol=0.1, atol=0.1)

@@ -203,12 +203,10 @@ def _build_training(cfg: Any, info: Any, device: torch.device):
     def loss_fn(views: list[torch.Tensor]) -> torch.Tensor:
         k, b = len(views), views[0].shape[0]
         out = model["encoder"](torch.cat(views))
-        y_i = out.pooled.reshape(k, b, -1)
-        y_t = out.temporal.amax(1).reshape(k, b, -1)
-        y_s = out.spatial.amax(1).reshape(k, b, -1)
-        z_i = [model["i_proj"](y_i[v]) for v in range(k)]
-        z_t = [model["t_proj"](y_t[v]) for v in range(k)]
-        z_s = [model["s_proj"](y_s[v]) for v in range(k)]
+        # projectors once on all views, BatchNorm statistics per view (Projector.forward_views)
+        z_i = model["i_proj"].forward_views(out.pooled, k).split(b)
+        z_t = model["t_proj"].forward_views(out.temporal.amax(1), k).split(b)
+        z_s = model["s_proj"].forward_views(out.spatial.amax(1), k).split(b)
         if multi_grained_loss is not None:
             return multi_grained_loss(z_i, z_t, z_s)["loss"]
         total = 0.0
