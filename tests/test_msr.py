@@ -72,7 +72,11 @@ def test_prepare_counts_and_splits(msr_ds):
     assert "a13_s09_e02" not in set(ds.samples["name"])  # the all-zero file is not used
     row = ds.samples.iloc[0]
     assert (row["name"], row["label"], row["subject"], row["replication"]) == ("a01_s01_e01", 0, 1, 1)
-    np.testing.assert_allclose(ds.clip(0)[:, 0, 0, 0], [-0.371736, 0.371031, 2.674849], rtol=1e-6)
+    clip = ds.clip(0)[..., 0]  # (3, T, V): normalised by default
+    np.testing.assert_allclose(clip[:, :, MSR20.center], 0, atol=1e-6)  # hip centre at the origin
+    left, right = MSR20.shoulders
+    shoulder = clip[:, 0, right] - clip[:, 0, left]
+    assert shoulder[0] > 0 and np.allclose(shoulder[1:], 0, atol=1e-5)  # shoulders on +x at frame 0
 
 
 def test_info_json_describes_it(msr_ds, capsys):
@@ -82,9 +86,17 @@ def test_info_json_describes_it(msr_ds, capsys):
     assert info["topology"] == "msr20" and info["num_persons"] == 1
 
 
-def test_one_nearest_neighbour_reference(msr_ds):
-    """README: 1-NN on hip-centred, 32-frame resampled, z-scored joints ≈ 57 % top-1 on 284/273."""
-    ds = msr_ds
+@pytest.fixture(scope="module")
+def msr_raw_ds(msr_raw: Path, tmp_path_factory):
+    out = tmp_path_factory.mktemp("msr_raw") / "prepared"
+    assert cli(["data", "prepare", "msr-action3d", "--raw", str(msr_raw), "--out", str(out),
+                "--raw-coordinates"]) == 0
+    return open_prepared(out)
+
+
+def test_one_nearest_neighbour_reference(msr_raw_ds):
+    """README: 1-NN on hip-centred (not rotated), 32-frame resampled, z-scored joints ≈ 57 % top-1."""
+    ds = msr_raw_ds
     x = torch.from_numpy(np.array(ds.data))
     x = x - x[:, :, :, MSR20.center:MSR20.center + 1]  # hip centre of each frame
     feats = resample(x, torch.from_numpy(ds.lengths), 32).reshape(len(x), -1).double().numpy()
@@ -125,6 +137,12 @@ def small_raw(msr_raw: Path, tmp_path: Path) -> Path:
 def test_small_copy_prepares(small_raw: Path, tmp_path: Path):
     ds = open_prepared(msr.prepare_msr(small_raw, tmp_path / "out"))
     assert ds.num_samples == 3 and ds.split_counts()["xsub"] == {"train": 2, "test": 1}
+    raw = open_prepared(msr.prepare_msr(small_raw, tmp_path / "raw", normalize=False))
+    np.testing.assert_allclose(raw.clip(0)[:, 0, 0, 0], [-0.371736, 0.371031, 2.674849], rtol=1e-6)
+    # normalisation is a per-frame translation plus one rotation: distances between joints are kept
+    a, b = raw.clip(0)[..., 0], ds.clip(0)[..., 0]
+    np.testing.assert_allclose(np.linalg.norm(a[:, :, 0] - a[:, :, 1], axis=0),
+                               np.linalg.norm(b[:, :, 0] - b[:, :, 1], axis=0), rtol=1e-4)
 
 
 def _corrupt(path: Path, line: int, text: str) -> None:

@@ -31,6 +31,7 @@ class DatasetKind:
     name: ClassVar[str] = ""
     variants: ClassVar[tuple[str, ...]] = ()
     untrimmed_variant: ClassVar[str | None] = None  # the variant to use for detection, if any
+    format_version: ClassVar[int] = 1  # bump when prepare's output changes, to refresh cached copies
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -48,8 +49,11 @@ class DatasetKind:
 
     @classmethod
     def cache_key(cls, data: DataConfig, untrimmed: bool) -> dict[str, Any]:
-        return {"kind": cls.name, "untrimmed": untrimmed, "num_samples": data.num_samples,
-                "seed": data.seed, "options": data.options}
+        key = {"kind": cls.name, "untrimmed": untrimmed, "num_samples": data.num_samples,
+               "seed": data.seed, "options": data.options}
+        if cls.format_version != 1:
+            key["format_version"] = cls.format_version
+        return key
 
 
 def resolve_dataset(data: DataConfig, workdir: str | Path, *, untrimmed: bool = False) -> PreparedDataset:

@@ -35,6 +35,7 @@ from ..config import DataConfig
 from ..errors import DataError, HarnessError
 from ..registry import DATASETS
 from .kinds import DatasetKind, real_data_dir
+from .ntu_preprocess import pre_normalization
 from .prepared import PreparedWriter
 from .text_tables import content_lines, read_float_table, read_text
 from .topology import MSR20
@@ -143,7 +144,11 @@ def build_splits(subjects: np.ndarray, actions: np.ndarray, meta: dict) -> dict[
     return splits
 
 
-def prepare_msr(raw: str | Path, out: str | Path, *, overwrite: bool = False) -> Path:
+def prepare_msr(raw: str | Path, out: str | Path, *, overwrite: bool = False, normalize: bool = True) -> Path:
+    """Write the 557 used sequences. ``normalize`` applies the standard skeleton normalisation that
+    NTU data gets (data-formats.md §4 steps a, b, d with the MSR20 joints): per-frame centring on the
+    hip centre and a rotation taking the frame-0 shoulder vector onto +x. Raw camera coordinates put
+    the subject's position (about 2.6 m deep, anywhere in the frame) into every joint."""
     folder = Path(raw)
     if not (folder / "skeletons").is_dir():
         raise DataError(folder, "expected a folder with skeletons/aXX_sYY_eZZ_skeleton3D.txt files "
@@ -163,13 +168,16 @@ def prepare_msr(raw: str | Path, out: str | Path, *, overwrite: bool = False) ->
         clips.append(seq)
     max_frames = max(len(c) for c in clips)
     source = {"raw": str(folder.resolve()), "files": len(entries),
-              "axes": "raw Kinect camera space: y up, z depth, metres (unchanged)"}
+              "axes": "Kinect camera space: y up, z depth, metres",
+              "normalization": "hip-centred per frame, shoulders on +x" if normalize else "none (raw)"}
     with PreparedWriter(out, kind="msr-action3d", topology=MSR20, num_samples=len(entries),
                         max_frames=max_frames, num_persons=1, class_names=names, source=source,
                         overwrite=overwrite) as writer:
         for i, (entry, seq) in enumerate(zip(entries, clips)):
-            # (T, V, 3) → (3, T, V, 1)
-            writer.set_sample(i, seq.transpose(2, 0, 1)[..., None], name=entry.name, label=entry.action - 1,
+            clip = seq.transpose(2, 0, 1)[..., None]  # (T, V, 3) → (3, T, V, 1)
+            if normalize:
+                clip = pre_normalization(clip[None], topology=MSR20)[0].astype(np.float32)
+            writer.set_sample(i, clip, name=entry.name, label=entry.action - 1,
                               subject=entry.subject, replication=entry.repetition)
         subjects = np.array([e.subject for e in entries])
         actions = np.array([e.action for e in entries])
@@ -184,17 +192,20 @@ class MsrAction3D(DatasetKind):
     """MSR Action3D: 557 sequences, 20 joints, 20 actions, cross-subject 284 / 273."""
 
     name = "msr-action3d"
+    format_version = 2  # 2: hip-centred and shoulder-aligned by default
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         parser.description = ("Convert MSR Action3D skeletons. --raw is the folder with skeletons/, "
                               "files_used.txt and metadata.json (default: the real data folder's "
                               "msr_action3d).")
+        parser.add_argument("--raw-coordinates", action="store_true",
+                            help="keep raw camera coordinates (default: hip-centred, shoulders on +x)")
 
     @classmethod
     def prepare(cls, args: argparse.Namespace) -> list[Path]:
         raw = Path(args.raw) if args.raw else default_raw()
-        return [prepare_msr(raw, args.out, overwrite=args.overwrite)]
+        return [prepare_msr(raw, args.out, overwrite=args.overwrite, normalize=not args.raw_coordinates)]
 
     @classmethod
     def auto_prepare(cls, data: DataConfig, out: Path, *, untrimmed: bool = False) -> None:
@@ -202,7 +213,7 @@ class MsrAction3D(DatasetKind):
             raise HarnessError("msr-action3d has trimmed clips only: it cannot serve an untrimmed "
                                "(detection) protocol")
         raw = Path(data.options["raw"]) if data.options.get("raw") else default_raw()
-        prepare_msr(raw, out, overwrite=True)
+        prepare_msr(raw, out, overwrite=True, normalize=not data.options.get("raw_coordinates", False))
 
 
 def default_raw() -> Path:
