@@ -40,7 +40,8 @@ def test_stratified_subset_keeps_every_class_and_is_seeded(tmp_path):
 def test_frozen_protocols_separate_informative_from_random_features(tmp_path, protocol):
     ds = toy_dataset(tmp_path / "ds")
     ctx = context(ds, tmp_path, MeanPoseBackbone, protocol=protocol,
-                  overrides=["protocol.options.epochs=30"] if protocol == "linear" else [])
+                  overrides=["protocol.options.epochs=30", "protocol.options.standardize=false",
+                             "protocol.options.lr=0.03"] if protocol == "linear" else [])
     rows = {r.metric: r.value for r in PROTOCOLS.get(protocol)(ctx.cfg).run(ctx)}
     headline = "top1_best" if protocol == "linear" else "knn1"
     assert rows[headline] > 0.9, rows
@@ -73,3 +74,13 @@ def test_semi_finetunes_over_three_subset_seeds(tmp_path):
     assert all(0.0 <= r.value <= 1.0 for r in top1)
     assert np.mean([r.value for r in top1]) > 1 / ds.num_classes
     assert len(list((tmp_path / "run" / "subsets").glob("*.npy"))) == 3
+
+
+def test_standardize_uses_training_statistics_only():
+    from harness_protocols.linear import standardize
+
+    train = torch.tensor([[1.0, 5.0], [3.0, 5.0]])
+    test = torch.tensor([[2.0, 7.0]])
+    a, b = standardize(train, test)
+    torch.testing.assert_close(a, torch.tensor([[-0.7071, 0.0], [0.7071, 0.0]]), atol=1e-4, rtol=0)
+    torch.testing.assert_close(b, torch.tensor([[0.0, 2.0]]))  # constant feature: shifted, not scaled
