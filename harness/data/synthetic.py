@@ -48,7 +48,7 @@ from .synthetic_motions import (ACTIONS, BACKGROUND, CLASS_NAMES, TRACK_INDEX, T
                                 idle, mirror)
 from .topology import NTU25
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 1  # bump whenever a seed's output changes (recorded in meta.json, keys the cache)
 MAX_FRAMES = 300  # trimmed clips are stored padded to this many frames (NTU's T_max)
 MIN_FRAMES = 40
 NUM_SUBJECTS = 40
@@ -631,6 +631,7 @@ class SyntheticKind(DatasetKind):
     name = "synthetic"
     variants = ("trimmed", "untrimmed")
     untrimmed_variant = "untrimmed"
+    format_version = GENERATOR_VERSION  # cached `--dataset synthetic` copies refresh when it changes
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
