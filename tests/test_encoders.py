@@ -44,6 +44,15 @@ def usdrl_projectors(d: int) -> list[Projector]:
     return [Projector(d, 2 * d, 2 * d), Projector(d, 2 * d, 2 * d), Projector(2 * d, 2 * d, 4 * d)]
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small models run faster on one thread, and far steadier on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def dste_paper() -> DSTE:
     torch.manual_seed(0)
@@ -438,3 +447,10 @@ def test_autocast_bf16_forward_backward(name):
     out.pooled.float().square().sum().backward()
     assert all(torch.isfinite(p.grad).all() for p in enc.parameters() if p.grad is not None)
     torch.testing.assert_close(out.pooled.float(), ref, rtol=0.1, atol=0.1)
+
+
+def test_flop_counter_counts_cpu_sdpa():
+    from harness_methods.encoders.flops import count_flops
+
+    q = torch.randn(2, 3, 10, 8)
+    assert count_flops(F.scaled_dot_product_attention, q, q, q) == 2 * 2 * (2 * 3 * 10 * 10 * 8)

@@ -5,10 +5,11 @@ fused scaled-dot-product-attention kernels, at 2 FLOPs per multiply-accumulate; 
 norms, softmax, activations, pooling and element-wise ops are not counted. That is the convention of
 usdrl.md §7, so for DSTE at the paper configuration the count equals 2 × 6,224,150,528 MACs.
 
-Torch registers formulas for the CUDA attention kernels but not for the CPU one
-(``aten._scaled_dot_product_flash_attention_for_cpu``), which would otherwise count as zero; this
-module adds it (forward and backward) with torch's own SDPA formulas. :func:`dste_macs` and
-:func:`sttr_macs` give the analytic counts for any configuration.
+The DSTE/STTR attention runs as explicit batched matmuls (counted natively). For encoders that use
+``F.scaled_dot_product_attention`` on CPU: torch registers formulas for the CUDA attention kernels
+but not for the CPU one (``aten._scaled_dot_product_flash_attention_for_cpu``), which would count
+as zero; :func:`count_flops` adds it (forward and backward) with torch's own SDPA formulas.
+:func:`dste_macs` and :func:`sttr_macs` give the analytic counts for any configuration.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""pytest-benchmark timings of the DSTE and STTR forward pass (eval mode, no grad).
+"""pytest-benchmark timings of the DSTE and STTR forward pass (eval mode, no grad, one thread).
 
 ``pyproject.toml`` passes ``--benchmark-disable``, so in the normal suite the smoke- and cpu-size
 tests run once as plain tests (with their shape checks) and the paper-size ones skip; run with
@@ -15,6 +15,15 @@ from harness.config import resolve
 from harness_methods.encoders import build_encoder
 
 BATCH = {"smoke": 16, "cpu": 16, "paper": 8}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Timed on one thread: steadier on a shared machine (efficiency is `harness bench encoder`'s job)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _encoder(name: str, preset: str):
