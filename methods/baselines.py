@@ -37,9 +37,8 @@ from .usdrl import USDRLBackbone
 def _backbone(cfg: RunConfig, info: DataInfo, who: str) -> USDRLBackbone:
     if cfg.method.modality not in MODALITIES:
         raise UnknownNameError(f"{who} modality", cfg.method.modality, list(MODALITIES))
-    encoder = build_encoder(cfg.encoder, frames=info.frames, joints=info.joints, persons=info.persons)
-    if callable(getattr(encoder, "init_weights", None)):
-        encoder.init_weights()
+    encoder = build_encoder(cfg.encoder, frames=info.frames, joints=info.joints, persons=info.persons,
+                            reference_init=True)
     return USDRLBackbone(encoder, cfg.method.modality, info.topology)
 
 

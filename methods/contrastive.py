@@ -138,9 +138,8 @@ class Contrastive(Method):
             raise HarnessError(f"contrastive: need 0 ≤ momentum ≤ 1 and temperature > 0, got "
                                f"{o.momentum} and {o.temperature}")
         check_queue_size(o.queue_size, cfg.train.batch_size, "contrastive")
-        encoder = build_encoder(cfg.encoder, frames=info.frames, joints=info.joints, persons=info.persons)
-        if callable(getattr(encoder, "init_weights", None)):
-            encoder.init_weights()
+        encoder = build_encoder(cfg.encoder, frames=info.frames, joints=info.joints, persons=info.persons,
+                                reference_init=True)
         self.net = USDRLBackbone(encoder, cfg.method.modality, info.topology)
         f = encoder.feature_dim
         self.head = _mlp_head(f, o.proj_hidden or f, o.proj_dim)

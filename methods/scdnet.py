@@ -144,9 +144,8 @@ class SCDNet(Method):
             raise HarnessError(f"scdnet: need 0 ≤ momentum ≤ 1 and temperature > 0, got {o.momentum} "
                                f"and {o.temperature}")
         check_queue_size(o.queue_size, cfg.train.batch_size, "scdnet")
-        encoder = build_encoder(cfg.encoder, frames=info.frames, joints=info.joints, persons=info.persons)
-        if callable(getattr(encoder, "init_weights", None)):
-            encoder.init_weights()
+        encoder = build_encoder(cfg.encoder, frames=info.frames, joints=info.joints, persons=info.persons,
+                                reference_init=True)
         d = int(getattr(encoder, "token_dim", 0) or cfg.encoder.hidden)
         if encoder.feature_dim != 2 * d:
             raise HarnessError(f"scdnet needs an encoder whose pooled feature is [max temporal; max spatial] "

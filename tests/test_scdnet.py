@@ -78,8 +78,8 @@ def test_registered_with_reference_defaults():
     m = make()
     assert set(m.queues) == {"t", "s", "i"} and all(qq.queue.shape == (128, 16) for qq in m.queues.values())
     assert {"queues.t.queue", "queues.s.queue", "queues.i.queue", "queues.i.ptr"} <= set(m.state_dict())
-    with pytest.raises(HarnessError, match="divisible"):
-        make(queue_size=12)
+    with pytest.raises(HarnessError, match="smaller than train.batch_size"):
+        make(queue_size=2)
 
 
 def test_clues_are_max_pooled_tokens():

@@ -43,8 +43,13 @@ class Encoder(nn.Module):
 
 
 def build_encoder(cfg: EncoderConfig, *, in_channels: int = 3, frames: int, joints: int,
-                  persons: int) -> Encoder:
+                  persons: int, reference_init: bool = False) -> Encoder:
+    """Build the registered encoder; ``reference_init`` applies its ``init_weights()`` if it has one
+    (DSTE/STTR: the USDRL pretraining initialisation, usdrl.md §6)."""
     from harness.registry import ENCODERS
 
-    return ENCODERS.get(cfg.name)(cfg, in_channels=in_channels, frames=frames, joints=joints,
-                                  persons=persons)
+    encoder = ENCODERS.get(cfg.name)(cfg, in_channels=in_channels, frames=frames, joints=joints,
+                                     persons=persons)
+    if reference_init and callable(getattr(encoder, "init_weights", None)):
+        encoder.init_weights()
+    return encoder
