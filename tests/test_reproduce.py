@@ -103,7 +103,7 @@ def table5(tmp_path_factory):
 def test_reproduce_table5_trains_and_renders(table5, capsys):
     root, dirs, code = table5
     assert code == 0
-    md = (root / "res" / "tables" / "table5.md").read_text()
+    md = (root / "res" / "tables" / "synthetic-smoke" / "table5.md").read_text()
     store = tables.load_store(root / "res")
     assert set(store["method"]) == {"usdrl"} and set(store["split"]) == {"xsub"} and set(store["preset"]) == {"smoke"}
     assert "**Measured dataset: synthetic**" in md and "**preset: smoke**" in md
@@ -158,7 +158,7 @@ def test_reproduce_table1_fuses_three_streams(table5, capsys):
     fused = store[store["modality"] == "jbm"]
     assert sorted(fused["metric"]) == ["top1", "top1", "top5", "top5"] and set(fused["seed"].astype(int)) == {0, 1}
     assert all(len(e["files"]) == 3 and e["weights"] == [1.0, 1.0, 1.0] for e in fused["_extra"])
-    md = (root / "res" / "tables" / "table1.md").read_text()
+    md = (root / "res" / "tables" / "synthetic-smoke" / "table1.md").read_text()
     line = next(l for l in md.splitlines() if l.startswith("| 3s-USDRL (DSTE)"))
     v = 100 * fused[fused["metric"] == "top1"]["_value"].to_numpy()
     assert f"{v.mean():.1f} ± {v.std(ddof=1):.1f} (n=2) ‡" in line

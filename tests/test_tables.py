@@ -204,7 +204,7 @@ def test_contrastive_extra_rows_split_by_encoder(tmp_path):
 
 
 def test_committed_tables_match_the_committed_store(tmp_path):
-    committed = sorted((REPO / "results" / "tables").glob("table*.md"))
+    committed = sorted((REPO / "results" / "tables").rglob("table*.md"))
     if not committed:
         pytest.skip("no committed tables in results/tables yet")
     for path in committed:
@@ -225,7 +225,7 @@ def test_cli_writes_all_tables_atomically(tmp_path, capsys):
     assert main(["tables", "--results", str(store)]) == 0
     out = capsys.readouterr().out
     assert re.search(r"table 1: .*table1\.md \(1 of \d+ harness cells measured on synthetic/cpu\)", out)
-    written = sorted(p.name for p in (store / "tables").iterdir())
+    written = sorted(p.name for p in (store / "tables" / "synthetic-cpu").iterdir())  # one folder per dataset/preset
     assert written == [f"table{n}.md" for n in tables.TABLES]  # no temporary files left behind
     assert main(["tables", "--results", str(store), "--preset", "smok"]) == 2
     assert "unknown preset 'smok'. Did you mean 'smoke'?" in capsys.readouterr().err

@@ -79,7 +79,7 @@ def _fallback_kind(name: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from .. import reproduce as R
     from ..results import load_results
-    from .tables_cmd import draw_figures, render
+    from .tables_cmd import default_tables_dir, draw_figures, render
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
     settings = R.Settings(preset=args.preset, dataset=args.dataset, workdir=args.workdir, results=args.results,
@@ -107,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
     fallback = _fallback_kind(args.eval_dataset or base.data.dataset)
     kind = _measured_kind(outcomes, load_results(results), fallback)
     if args.table:
-        render(results, Path(args.out) if args.out else results / "tables", dataset=kind, preset=args.preset,
+        render(results, Path(args.out) if args.out else default_tables_dir(results, kind, args.preset),
+               dataset=kind, preset=args.preset,
                tables=[args.table], split=base.protocol.split or base.data.split)
     else:
         fig_out = Path(args.figures_out) if args.figures_out else results / "figures"

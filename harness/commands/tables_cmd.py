@@ -38,6 +38,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def default_tables_dir(results: str | Path, dataset: str, preset: str) -> Path:
+    """``<results>/tables/<dataset>-<preset>/``: tables of several datasets and presets live side by side."""
+    return Path(results) / "tables" / f"{dataset}-{preset}"
+
+
 def render(results: str | Path, out: str | Path, *, dataset: str, preset: str, tables=None,
            split: str = "xsub", echo=print) -> int:
     """Write the tables; print where they went and what is measured. Returns the number of store problems."""
@@ -94,7 +99,7 @@ def draw_figures(results: str | Path, out: str | Path, *, dataset: str, preset: 
 
 
 def run(args: argparse.Namespace) -> int:
-    out = Path(args.out) if args.out else Path(args.results) / "tables"
+    out = Path(args.out) if args.out else default_tables_dir(args.results, args.dataset, args.preset)
     if not (Path(args.results) / "results.csv").is_file():
         print(f"harness tables: note: {Path(args.results) / 'results.csv'} does not exist; every measured cell "
               "is \"not run\"", file=sys.stderr)
