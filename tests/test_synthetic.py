@@ -201,7 +201,10 @@ def test_prepare_command_roundtrip(tmp_path, clips):
     assert ds.data.shape == (48, 3, 300, 25, 2) and ds.class_names == list(CLASS_NAMES)
     assert check_prepared(ds) == []
     x, lengths, rows = syn.generate_trimmed(48, seed=0)
-    assert np.array_equal(np.asarray(ds.data), x) and np.array_equal(ds.lengths, lengths)
+    # the folder holds the generated clips after the NTU normalisation (centred, shoulders on +x)
+    assert np.array_equal(np.asarray(ds.data), syn.normalize(x)) and np.array_equal(ds.lengths, lengths)
+    spine = np.asarray(ds.data[:, :, :, 1, 0])  # person 0's spine middle
+    assert np.abs(spine).max() < 1e-6
     assert ds.samples["name"].tolist() == [r["name"] for r in rows]
     for split in ("xsub", "xview"):
         train, test = ds.indices(split, "train"), ds.indices(split, "test")

@@ -147,8 +147,12 @@ def align(s: np.ndarray, joints: tuple[int, int], target: np.ndarray) -> np.ndar
     return out.astype(s.dtype)
 
 
-def pre_normalization(data: np.ndarray, *, z_align: bool = False, topology: Topology = NTU25) -> np.ndarray:
+def pre_normalization(data: np.ndarray, *, z_align: bool = False, topology: Topology = NTU25,
+                      pad_null: bool = True) -> np.ndarray:
     """(N, C, T, V, M) → a new normalised array (steps a, b, [c], d of data-formats.md §4).
+
+    ``pad_null=False`` skips step (a) (for data whose frames past each clip's length must stay zero,
+    such as generated clips with exact lengths).
 
     The joints come from `topology`: centre = ``topology.center`` (NTU spine middle),
     z-axis pair = ``topology.hip_spine`` (spine base → spine middle), x-axis pair =
@@ -158,7 +162,8 @@ def pre_normalization(data: np.ndarray, *, z_align: bool = False, topology: Topo
     if data.ndim != 5 or data.shape[1] != 3:
         raise ValueError(f"pre_normalization expects (N, 3, T, V, M), got {data.shape}")
     s = np.transpose(data, (0, 4, 2, 3, 1))  # N, M, T, V, C
-    s = pad_null_frames(s)
+    if pad_null:
+        s = pad_null_frames(s)
     s = centre(s, topology.center)
     if z_align:
         if topology.hip_spine is None:

@@ -42,13 +42,15 @@ from ..config import DataConfig
 from ..errors import HarnessError
 from ..registry import DATASETS
 from .kinds import DatasetKind
+from .ntu_preprocess import pre_normalization
 from .prepared import PreparedWriter
 from .synthetic_motions import (ACTIONS, BACKGROUND, CLASS_NAMES, TRACK_INDEX, TRACK_NAMES,
                                 PAIR_GAP, TWO_PERSON_CLASSES, Motion, MotionContext, Tracks, habits,
                                 idle, mirror)
 from .topology import NTU25
 
-GENERATOR_VERSION = 1  # bump whenever a seed's output changes (recorded in meta.json, keys the cache)
+GENERATOR_VERSION = 2  # bump whenever a seed's output changes (recorded in meta.json, keys the cache)
+# 2: clips and videos get the NTU normalisation (per-frame centring, shoulders on +x) when written
 MAX_FRAMES = 300  # trimmed clips are stored padded to this many frames (NTU's T_max)
 MIN_FRAMES = 40
 NUM_SUBJECTS = 40
@@ -589,6 +591,14 @@ def _source(kind: str, seed: int, **sizes: int) -> dict:
             "variant": kind, "seed": seed, **sizes}
 
 
+def normalize(clips: np.ndarray) -> np.ndarray:
+    """The normalisation prepared NTU data gets (data-formats.md §4 steps b and d, no z-alignment as in
+    USDRL): every frame centred on person 0's spine middle, each clip rotated so its frame-0 shoulder
+    vector lies on +x. Generated clips are camera-space like raw Kinect data; without this the subject's
+    distance and facing (±60°) dominate every coordinate. Frames past a clip's length stay zero."""
+    return pre_normalization(clips, topology=NTU25, pad_null=False).astype(np.float32)
+
+
 def write_trimmed(out: str | Path, num_samples: int = DEFAULT_NUM_SAMPLES, seed: int = 0, *,
                   overwrite: bool = False) -> Path:
     """Write `num_samples` trimmed clips as a prepared folder (N, 3, 300, 25, 2) with xsub/xview."""
@@ -600,7 +610,7 @@ def write_trimmed(out: str | Path, num_samples: int = DEFAULT_NUM_SAMPLES, seed:
                         source=_source("trimmed", seed, num_samples=num_samples),
                         overwrite=overwrite) as w:
         for start, clips, lengths, rows in iter_trimmed(num_samples, seed):
-            w.set_samples(start, clips, lengths, rows)
+            w.set_samples(start, normalize(clips), lengths, rows)
         _add_splits(w, plan.subject, plan.camera)
     return Path(out)
 
@@ -616,7 +626,7 @@ def write_untrimmed(out: str | Path, num_videos: int, seed: int = 0, *, overwrit
                         untrimmed=True, source=_source("untrimmed", seed, num_videos=num_videos),
                         overwrite=overwrite) as w:
         for start, videos, lengths, rows in iter_untrimmed(num_videos, seed, plan):
-            w.set_samples(start, videos, lengths, rows)
+            w.set_samples(start, normalize(videos), lengths, rows)
         for i in range(num_videos):
             for label, begin, end in plan.intervals(i):
                 w.add_interval(i, label, begin, end)
