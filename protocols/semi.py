@@ -122,7 +122,11 @@ class SemiProtocol(Protocol):
             p.requires_grad_(True)
         sgd = torch.optim.SGD(params, lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay)
         sched = step_lr(sgd, opt.milestones)
-        train = ClipBatches(ds, labelled, opt.batch_size, shuffle=True, seed=seed, device=ctx.device)
+        # a trailing one-clip batch is dropped (as the engine does): on subsets of a few dozen clips its
+        # extra full-network step per epoch collapsed the fine-tuned features (MSR 10 %: 37 % → 7 %)
+        drop_last = len(labelled) > opt.batch_size and len(labelled) % opt.batch_size == 1
+        train = ClipBatches(ds, labelled, opt.batch_size, shuffle=True, seed=seed, device=ctx.device,
+                            drop_last=drop_last)
         history = EvalHistory()
         for epoch in range(1, opt.epochs + 1):
             backbone.train()
