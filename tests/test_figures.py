@@ -41,8 +41,8 @@ def test_tables_figures_flag_draws_figure4_and_reports_missing_backbones(tmp_pat
     out = capsys.readouterr().out
     assert "figure 4:" in out and "α = 0.25, 0.5" in out
     assert "figure 5: skipped: no pretrained backbone" in out
-    assert (store / "figures" / figures.FIGURE4_NAME).read_bytes()[:8] == PNG
-    assert not (store / "figures" / figures.FIGURE5_NAME).exists()
+    assert (store / "figures" / "synthetic-cpu" / figures.FIGURE4_NAME).read_bytes()[:8] == PNG
+    assert not (store / "figures" / "synthetic-cpu" / figures.FIGURE5_NAME).exists()
 
 
 def test_choose_samples_is_seeded_and_capped():

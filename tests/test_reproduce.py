@@ -171,7 +171,7 @@ def test_reproduce_figure5_draws_tsne_from_the_pretrained_backbones(table5, caps
     out = capsys.readouterr().out
     assert "Figure 5: 3 reused" in out  # the Table 5 backbones
     assert "not pretrained: contrastive default" in out
-    png = root / "res" / "figures" / "figure5_tsne.png"
+    png = root / "res" / "figures" / "synthetic-smoke" / "figure5_tsne.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     m = re.search(r"\((\d+) clips of classes \[([\d, ]+)\]", out)
     assert m and len(m.group(2).split(",")) == 9

@@ -45,8 +45,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", help="comma-separated protocol seeds for linear/detection (default 0,1,2 / 0)")
     p.add_argument("--workdir", help="datasets, checkpoints and logs (default .harness)")
     p.add_argument("--results", help="the results store folder (default results)")
-    p.add_argument("--out", help="where the table goes (default <results>/tables)")
-    p.add_argument("--figures-out", help="where figures go (default <results>/figures)")
+    p.add_argument("--out", help="where the table goes (default <results>/tables/<dataset>-<preset>)")
+    p.add_argument("--figures-out", help="where figures go (default <results>/figures/<dataset>-<preset>)")
     p.add_argument("--dry-run", action="store_true", help="print the plan and each run's status; run nothing")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
                dataset=kind, preset=args.preset,
                tables=[args.table], split=base.protocol.split or base.data.split)
     else:
-        fig_out = Path(args.figures_out) if args.figures_out else results / "figures"
+        fig_out = Path(args.figures_out) if args.figures_out else results / "figures" / f"{kind}-{args.preset}"
         run_dirs, missing = None, None
         if args.figure == 5:
             run_dirs = {(o.item.method, o.item.variant): (Path(o.run_dir) if o.run_dir else None) for o in outcomes}

@@ -7,7 +7,7 @@ the measured numbers of ``--dataset`` at ``--preset`` beside them (mean ± std o
 cells the paper leaves empty ("—"), cells not measured ("not run") and rows that do not apply ("·"),
 and a legend. Only ``<results>/results.csv`` is read; rows with a NaN or missing value are listed.
 ``--figures`` also draws Figure 4 (linear accuracy vs encoder.alpha, from the store) and Figure 5
-(t-SNE of the four pretrained backbones found under ``--workdir``) into ``<results>/figures``.
+(t-SNE of the four pretrained backbones found under ``--workdir``) into ``<results>/figures/<dataset>-<preset>``.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"measured dataset kind (synthetic, msr-action3d, ntu60, ...; default {d.data.dataset})")
     p.add_argument("--split", default=d.data.split, help="split shown when a table has no measurement (default xsub)")
     p.add_argument("--results", default=d.results, help="the results store folder (default results)")
-    p.add_argument("--out", help="where the tables go (default <results>/tables)")
+    p.add_argument("--out", help="where the tables go (default <results>/tables/<dataset>-<preset>)")
     p.add_argument("--table", type=int, action="append", choices=[1, 2, 3, 4, 5], help="only this table (repeatable)")
     p.add_argument("--figures", action="store_true", help="also draw Figures 4 and 5 as PNG")
-    p.add_argument("--figures-out", help="where the figures go (default <results>/figures)")
+    p.add_argument("--figures-out", help="where the figures go (default <results>/figures/<dataset>-<preset>)")
     p.add_argument("--workdir", default=d.workdir, help="where the pretrained runs are, for Figure 5 (default .harness)")
     p.add_argument("--tsne-seed", type=int, default=0, help="seed of Figure 5's class and sample choice")
     p.set_defaults(func=run)
@@ -105,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
               "is \"not run\"", file=sys.stderr)
     render(args.results, out, dataset=args.dataset, preset=args.preset, tables=args.table, split=args.split)
     if args.figures:
-        fig_out = Path(args.figures_out) if args.figures_out else Path(args.results) / "figures"
+        fig_out = (Path(args.figures_out) if args.figures_out
+                   else Path(args.results) / "figures" / f"{args.dataset}-{args.preset}")
         draw_figures(args.results, fig_out, dataset=args.dataset, preset=args.preset, workdir=args.workdir,
                      tsne_seed=args.tsne_seed)
     return 0
