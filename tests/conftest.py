@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from harness.data.kinds import real_data_dir
 
@@ -19,3 +20,15 @@ def real_data() -> Path:
             pytest.fail(f"real data folder {root} is missing (HARNESS_REQUIRE_REAL_DATA is set)")
         pytest.skip(f"real data folder {root} not found (set HARNESS_REAL_DATA)")
     return root
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny tensors on a shared machine: one intra-op thread (no spinning contention), restored after.
+
+    Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``.
+    """
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -24,13 +24,7 @@ from protocol_helpers import toy_dataset
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "harness-example-method"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors on a shared 2-core machine: one intra-op thread (no spinning contention)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
