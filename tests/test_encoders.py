@@ -44,13 +44,7 @@ def usdrl_projectors(d: int) -> list[Projector]:
     return [Projector(d, 2 * d, 2 * d), Projector(d, 2 * d, 2 * d), Projector(2 * d, 2 * d, 4 * d)]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small models run faster on one thread, and far steadier on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -17,13 +17,7 @@ from harness_methods.encoders import build_encoder
 BATCH = {"smoke": 16, "cpu": 16, "paper": 8}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Timed on one thread: steadier on a shared machine (efficiency is `harness bench encoder`'s job)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _encoder(name: str, preset: str):
