@@ -167,13 +167,38 @@ def make_storage(url: str):
         or optuna.storages.RetryFailedTrialCallback
     retry = retry_cls(max_retry=3, inherit_intermediate_values=True)
     try:
-        return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                                          heartbeat_stale_trial_callback=retry, **kwargs)
-    except TypeError:  # optuna < 4.9
-        return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                                          failed_trial_callback=retry, **kwargs)
+        try:
+            storage = optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                                                 heartbeat_stale_trial_callback=retry, **kwargs)
+        except TypeError:  # optuna < 4.9
+            storage = optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                                                 failed_trial_callback=retry, **kwargs)
     except Exception as exc:  # bad URL, missing driver, unreachable server
         raise HarnessError(f"cannot open study storage {url}: {exc}") from None
+    if url.startswith("sqlite:"):
+        _serialize_sqlite_transactions(storage.engine)
+    return storage
+
+
+def _serialize_sqlite_transactions(engine) -> None:
+    """Make every SQLite transaction take the write lock when it begins (BEGIN IMMEDIATE).
+
+    Python's sqlite3 runs a transaction's SELECTs before it takes any lock, so optuna's
+    read-check-write that moves a WAITING trial to RUNNING is not atomic there: two workers could
+    both pop the enqueued paper trial and train it twice. Taking the lock at BEGIN serialises the
+    (short) storage transactions across processes; the busy timeout above makes the others wait.
+    """
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_transactions(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy's "begin" below issues BEGIN itself
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections opened while the storage was set up do not have the hooks
 
 
 def _pruner(spec: TuneSpec):
