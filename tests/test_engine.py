@@ -111,11 +111,11 @@ METHODS.add(TOY, ToyMethod)
 METHODS.add(FloorMethod.name, FloorMethod)
 
 
-def make_dataset(root: Path, n: int = 40, t_max: int = 20, seed: int = 0) -> Path:
+def make_dataset(root: Path, n: int = 40, t_max: int = 20, seed: int = 0, overwrite: bool = False) -> Path:
     rng = np.random.default_rng(seed)
     out = root / "toyds"
     with PreparedWriter(out, kind="toy", topology=NTU25, num_samples=n, max_frames=t_max, num_persons=2,
-                        class_names=[f"c{i}" for i in range(4)]) as w:
+                        class_names=[f"c{i}" for i in range(4)], overwrite=overwrite) as w:
         for i in range(n):
             length = int(rng.integers(8, t_max + 1))
             clip = rng.normal(size=(3, length, 25, 2)).astype(np.float32)
@@ -291,6 +291,25 @@ def test_find_or_pretrain_reuses(dataset, tmp_path):
     again = find_or_pretrain(cfg, progress=False)
     assert again.reused and again.run_dir == first.run_dir and again.backbone.stat().st_mtime_ns == stamp
     assert again.metrics["loss"] == pytest.approx(first.metrics["loss"])
+
+
+def test_a_run_made_on_other_data_is_moved_aside_not_reused(tmp_path):
+    """The pretrain hash covers the config; the dataset fingerprint in run.json covers the data."""
+    data = make_dataset(tmp_path / "data")
+    cfg = toy_cfg(data, tmp_path / "wd", **{"train.epochs": 1})
+    first = find_or_pretrain(cfg, progress=False)
+    made_on = json.loads((first.run_dir / "run.json").read_text())["dataset_fingerprint"]
+    assert find_or_pretrain(cfg, progress=False).reused
+
+    make_dataset(tmp_path / "data", seed=1, overwrite=True)  # same path and config, other clips
+    again = find_or_pretrain(cfg, progress=False)
+    assert not again.reused and again.run_dir == first.run_dir
+    now_on = json.loads((again.run_dir / "run.json").read_text())["dataset_fingerprint"]
+    assert now_on != made_on
+    stale = list((tmp_path / "wd" / "runs" / ".stale").iterdir())
+    assert [p.name for p in stale] == [f"{first.run_dir.name}.{made_on[:8]}"]
+    assert (stale[0] / "backbone.pt").is_file()  # kept, not deleted
+    assert find_or_pretrain(cfg, progress=False).reused  # and the new run is reused from now on
 
 
 def test_method_without_pretraining_only_exports(dataset, tmp_path):

@@ -34,7 +34,7 @@ from . import distributed as dd
 from .amp import resolve_amp
 from .logging import MetricsLog, fmt_terms, progress_bar
 from .runs import (RunInfo, checkpoint_dir, finished_run, numbered_checkpoint, numbered_checkpoints,
-                   run_dir_for, run_lock, write_run_json)
+                   recorded_fingerprint, retire_stale_run, run_dir_for, run_lock, write_run_json)
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LAST_EVERY_S = 600.0  # also refresh last.pt at an epoch end when the last save is older than this
@@ -203,6 +203,8 @@ def pretrain(cfg: RunConfig, *, resume: str | os.PathLike = "auto", progress: bo
     threads = torch.get_num_threads()
     try:
         run_dir = run_dir_for(cfg)
+        if env.is_main:
+            retire_stale_run(run_dir, resolve_dataset(cfg.data, cfg.workdir).fingerprint)
         with run_lock(run_dir, wait=wait_for_lock, enabled=env.is_main):
             return _pretrain(cfg, env, device, amp, resume, progress, on_step_end, on_epoch_end, on_start)
     finally:
@@ -244,7 +246,8 @@ def _pretrain(cfg: RunConfig, env: dd.DistEnv, device: torch.device, amp, resume
     run_dir = run_dir_for(cfg)
     run = RunInfo(run_dir=run_dir, method=name, pretrain_hash=cfg.pretrain_hash, config_hash=cfg.config_hash)
     extra = {"device": str(device), "world_size": env.world_size, "amp": amp.mode,
-             "torch": torch.__version__, "dataset": str(ds.root), "train_samples": int(len(indices))}
+             "torch": torch.__version__, "dataset": str(ds.root), "dataset_fingerprint": ds.fingerprint,
+             "train_samples": int(len(indices))}
     if env.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         from .. import atomic
@@ -472,6 +475,9 @@ def find_or_pretrain(cfg: RunConfig, *, progress: bool = True) -> RunInfo:
     """
     found = finished_run(cfg)
     if found is not None:
-        found.reused = True
-        return found
+        made_on = recorded_fingerprint(found.run_dir)
+        if made_on is None or made_on == resolve_dataset(cfg.data, cfg.workdir).fingerprint:
+            found.reused = True
+            return found
+        # made on other data: pretrain() moves it aside and trains afresh
     return pretrain(cfg, resume="auto", progress=progress, wait_for_lock=True)

@@ -9,6 +9,9 @@
     checkpoints/         last.pt and epoch_NNNN.pt (full training state)
     backbone.pt          the backbone export protocols load (harness.engine.checkpoint.load_backbone)
     .lock                held by the process that trains the run
+
+run.json records the prepared dataset's fingerprint; a run whose data has changed since is moved
+to ``<workdir>/runs/.stale/`` and trained afresh instead of reused (:func:`retire_stale_run`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -116,6 +120,34 @@ def finished_run(cfg: RunConfig) -> RunInfo | None:
         info.checkpoint = checkpoint_dir(run_dir) / "last.pt"
     info.checkpoints = numbered_checkpoints(run_dir)
     return info
+
+
+def recorded_fingerprint(run_dir: Path) -> str | None:
+    """The dataset fingerprint a run was pretrained on (None for runs that predate the record)."""
+    return (read_run_json(run_dir) or {}).get("dataset_fingerprint")
+
+
+def retire_stale_run(run_dir: Path, dataset_fingerprint: str) -> Path | None:
+    """Move a run made on other data (its run.json records another dataset fingerprint) to
+    ``runs/.stale/``, so it is neither reused nor resumed and nothing is lost; returns where it went.
+
+    The pretrain hash covers the configuration only: a regenerated synthetic set, a re-prepared NTU
+    folder or a new dataset version at the same path would otherwise reuse the old weights.
+    """
+    old = recorded_fingerprint(run_dir)
+    if not old or old == dataset_fingerprint:
+        return None
+    with run_lock(run_dir, wait=True):
+        dest = run_dir.parent / ".stale" / f"{run_dir.name}.{old[:8]}"
+        k = 1
+        while dest.exists():
+            k += 1
+            dest = dest.with_name(f"{run_dir.name}.{old[:8]}~{k}")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(run_dir, dest)
+    print(f"harness: {run_dir} was pretrained on other data (dataset fingerprint {old} ≠ "
+          f"{dataset_fingerprint}); moved it to {dest} and training afresh", file=sys.stderr)
+    return dest
 
 
 @contextlib.contextmanager
