@@ -8,7 +8,7 @@ from typing import Any, Callable, ClassVar
 
 import torch
 
-from harness.config import RunConfig, plugin_options
+from harness.config import DataConfig, RunConfig, plugin_options
 from harness.data.prepared import PreparedDataset
 from harness.results import ResultRow
 
@@ -44,6 +44,11 @@ class Protocol:
         self.options = (plugin_options(self.Options, cfg.preset, self.preset_defaults, cfg.protocol.options,
                                        where=f"protocol.options ({self.name})")
                         if self.Options is not None else None)
+
+    def eval_data(self, data: DataConfig) -> DataConfig:
+        """The data config the evaluation dataset is resolved from (e.g. detection asks a generated
+        untrimmed set for more videos); the default is ``data`` itself."""
+        return data
 
     def run(self, ctx: ProtocolContext) -> list[ResultRow]:  # pragma: no cover - abstract
         raise NotImplementedError

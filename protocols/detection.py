@@ -3,11 +3,15 @@
 A per-frame linear head with ``C + 1`` outputs (0 = background, c = class c, i.e. dataset label
 c − 1) is trained on ``backbone.frame_features`` of ``cfg.data.frames``-frame windows:
 
+* a window reads T frames, every ``frame_step``-th one (1 = consecutive, as USDRL+'s 64-frame
+  windows; SSD's Protocol A reads every 3rd–5th), so it spans S = T·frame_step video frames;
 * training: ``windows_per_video`` random windows per training video and epoch (start uniform in
-  [0, L − T]); per-frame targets are label + 1 on every interval [start, end) of ``intervals.csv``
-  and 0 elsewhere; frames past a short video's end are zero-padded and ignored by the loss;
-* test: sliding windows with ``stride`` (≤ T, default T/2; the last window ends at the video's end)
-  cover every frame, and each frame's posterior is the mean softmax over the windows containing it.
+  [0, L − S]); per-frame targets are label + 1 on every interval [start, end) of ``intervals.csv``
+  and 0 elsewhere, taken at the frames read; frames past a short video's end are zero-padded and
+  ignored by the loss;
+* test: sliding windows with ``stride`` (≤ S, default S/2; the last window ends at the video's end)
+  cover every frame; window output k stands for the ``frame_step`` frames from the k-th frame read,
+  and each frame's posterior is the mean softmax over the windows covering it.
 
 Variants (option ``variant``):
 
@@ -52,6 +56,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness import atomic
+from harness.config import DataConfig
 from harness.data.kinds import resolve_dataset
 from harness.data.prepared import PreparedDataset, open_prepared
 from harness.errors import DataError, HarnessError, UnknownNameError
@@ -84,16 +89,19 @@ class DetectionOptions:
     momentum: float = 0.9
     weight_decay: float = 0.0
     windows_per_video: int = 16  # random training windows per video and epoch (SSD draws 16)
-    stride: int = 0  # test window stride; 0 = frames // 2
+    frame_step: int = 1  # a window reads every frame_step-th frame, spanning frames·frame_step
+    stride: int = 0  # test window stride in video frames; 0 = half a window's span
     segments: str = "naive"  # naive (§5.1) | class_threshold (§5.2)
     smooth_k: int = 10  # mean-filter half-width: window 2k frames (k = 10 → 20 frames)
     threshold: float = 0.4  # activity 1 - P(bg) >= threshold
     pad_to: int = PKU_PAD_FRAMES  # pad posteriors with background to this length (0 = none)
+    standardize: bool = False  # z-score frame features before the head (running training statistics)
     class_threshold: float = 0.02  # §5.2 per-class threshold
     theta: float = 0.5
     thetas: list[float] = field(default_factory=lambda: [0.1, 0.3, 0.5])
     eval_every: int = 0  # 0: score only after the last epoch
     dataset: str = ""  # an untrimmed prepared folder; "" = the context's (or protocol/data dataset)
+    num_videos: int = 0  # a generated untrimmed set (synthetic): videos to make; 0 = its default
     max_test_videos: int = 0  # 0 = all; a cap for quick runs
 
 
@@ -128,8 +136,9 @@ def resolve_options(opt: DetectionOptions) -> Resolved:
         )
     except (TypeError, ValueError) as exc:
         raise HarnessError(f"protocol.options (detection): {exc}") from None
-    if r.epochs < 1 or r.batch_size < 1 or opt.windows_per_video < 1:
-        raise HarnessError("protocol.options (detection): epochs, batch_size and windows_per_video must be >= 1")
+    if r.epochs < 1 or r.batch_size < 1 or opt.windows_per_video < 1 or opt.frame_step < 1:
+        raise HarnessError("protocol.options (detection): epochs, batch_size, windows_per_video and frame_step "
+                           "must be >= 1")
     for t in [opt.theta, *opt.thetas]:
         if not 0 < t <= 1:
             raise HarnessError(f"protocol.options (detection): θ must lie in (0, 1], got {t}")
@@ -147,12 +156,20 @@ def frame_targets(ds: PreparedDataset, i: int) -> np.ndarray:
     return t
 
 
-def read_window(ds: PreparedDataset, i: int, start: int, frames: int) -> np.ndarray:
-    """(3, frames, V, M) from video i starting at ``start``; frames past the video are zero."""
-    length = int(ds.lengths[i])
-    end = min(start + frames, length)
+def window_frames(start: int, frames: int, step: int, length: int) -> np.ndarray:
+    """The video frames a window reads: ``start``, ``start + step``, … (``frames`` of them), cut at
+    the video's end."""
+    idx = start + step * np.arange(frames)
+    return idx[idx < length]
+
+
+def read_window(ds: PreparedDataset, i: int, start: int, frames: int, step: int = 1) -> np.ndarray:
+    """(3, frames, V, M) from video i: every ``step``-th frame from ``start``; frames past the video
+    are zero."""
+    idx = window_frames(start, frames, step, int(ds.lengths[i]))
     out = np.zeros((3, frames) + ds.data.shape[3:], dtype=np.float32)
-    out[:, : end - start] = ds.data[i, :, start:end]
+    if len(idx):
+        out[:, : len(idx)] = ds.data[i, :, idx[0]:idx[-1] + 1:step]
     return out
 
 
@@ -169,13 +186,16 @@ def window_starts(length: int, frames: int, stride: int) -> list[int]:
 class FrameHead(nn.Module):
     """Backbone frame features (N, T', D) → per-frame logits (N, T, C + 1)."""
 
-    def __init__(self, backbone: nn.Module, num_outputs: int, frames: int):
+    def __init__(self, backbone: nn.Module, num_outputs: int, frames: int, standardize: bool = False):
         super().__init__()
         dim = int(getattr(backbone, "frame_dim", 0) or 0)
         if dim <= 0:
             raise HarnessError(f"{type(backbone).__name__} has no dense per-frame output (frame_dim is 0): "
                                "detection needs an encoder with frame_features")
         self.backbone = backbone
+        # z-scores each feature with running training statistics (an affine-free BatchNorm), as the
+        # linear probe's ``standardize``: frozen features of small encoders have very uneven scales
+        self.norm = nn.BatchNorm1d(dim, affine=False) if standardize else nn.Identity()
         self.fc = linear_head(dim, num_outputs)
         self.frames = frames
 
@@ -183,7 +203,7 @@ class FrameHead(nn.Module):
         if feats.shape[1] != self.frames:  # a coarser temporal grid: back to one feature per frame
             feats = F.interpolate(feats.transpose(1, 2), size=self.frames, mode="linear",
                                   align_corners=False).transpose(1, 2)
-        return self.fc(feats)
+        return self.fc(self.norm(feats.transpose(1, 2)).transpose(1, 2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone.frame_features(x))
@@ -213,6 +233,11 @@ class DetectionProtocol(Protocol):
     }
 
     # --- dataset ---------------------------------------------------------------------------------
+    def eval_data(self, data: DataConfig) -> DataConfig:
+        if not self.options.num_videos:
+            return data
+        return dataclasses.replace(data, options={**data.options, "num_videos": self.options.num_videos})
+
     def dataset(self, ctx: ProtocolContext) -> PreparedDataset:
         opt = self.options
         if opt.dataset:
@@ -222,7 +247,7 @@ class DetectionProtocol(Protocol):
         else:
             cfg = ctx.cfg
             name = getattr(cfg.protocol, "dataset", "") or cfg.data.dataset
-            data = dataclasses.replace(cfg.data, dataset=name)
+            data = self.eval_data(dataclasses.replace(cfg.data, dataset=name))
             ds = resolve_dataset(data, cfg.workdir, untrimmed=True)
         if not ds.untrimmed or ds.intervals is None:
             raise DataError(ds.root, "detection needs an untrimmed dataset (with intervals.csv)")
@@ -252,7 +277,7 @@ class DetectionProtocol(Protocol):
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
         backbone = ctx.make_backbone().to(ctx.device)
-        model = FrameHead(backbone, ds.num_classes + 1, frames).to(ctx.device)
+        model = FrameHead(backbone, ds.num_classes + 1, frames, r.opt.standardize).to(ctx.device)
         if r.variant == "linear":
             for p in backbone.parameters():
                 p.requires_grad_(False)
@@ -284,19 +309,22 @@ class DetectionProtocol(Protocol):
                      sgd: torch.optim.Optimizer, device: torch.device) -> float:
         model.backbone.eval()  # both variants: BN statistics and DropPath frozen
         model.fc.train()
+        model.norm.train()
         draws = np.repeat(np.asarray(train_idx, dtype=np.int64), r.opt.windows_per_video)
         draws = draws[rng.permutation(len(draws))]
+        step = r.opt.frame_step
+        span = frames * step
         total, steps = 0.0, 0
         for b in range(0, len(draws), r.batch_size):
             chunk = draws[b:b + r.batch_size]
             xs, ys = [], []
             for i in chunk:
                 length = int(ds.lengths[i])
-                start = int(rng.integers(0, max(length - frames, 0) + 1))
-                xs.append(read_window(ds, int(i), start, frames))
+                start = int(rng.integers(0, max(length - span, 0) + 1))
+                xs.append(read_window(ds, int(i), start, frames, step))
                 y = np.full(frames, IGNORE, dtype=np.int64)
-                seg = targets[int(i)][start:start + frames]
-                y[: len(seg)] = seg
+                idx = window_frames(start, frames, step, length)
+                y[: len(idx)] = targets[int(i)][idx]
                 ys.append(y)
             x = torch.from_numpy(np.stack(xs)).to(device)
             y = torch.from_numpy(np.stack(ys)).to(device)
@@ -318,11 +346,15 @@ class DetectionProtocol(Protocol):
     @torch.no_grad()
     def _posteriors(self, model: FrameHead, ds: PreparedDataset, test_idx: np.ndarray, frames: int,
                     r: Resolved, device: torch.device) -> list[np.ndarray]:
-        """Per test video: (L, C + 1) mean softmax over the sliding windows covering each frame."""
+        """Per test video: (L, C + 1) mean softmax over the sliding windows covering each frame; a
+        window's output k covers the ``frame_step`` video frames from the one it read."""
         model.eval()
-        stride = r.opt.stride or max(frames // 2, 1)
-        if stride > frames:
-            raise HarnessError(f"protocol.options (detection): stride {stride} > frames {frames} leaves gaps")
+        step = r.opt.frame_step
+        span = frames * step
+        stride = r.opt.stride or max(span // 2, 1)
+        if stride > span:
+            raise HarnessError(f"protocol.options (detection): stride {stride} > the window's span {span} "
+                               "leaves gaps")
         out = []
         for i in test_idx:
             i = int(i)
@@ -330,16 +362,18 @@ class DetectionProtocol(Protocol):
             clip = np.asarray(ds.data[i, :, :length])
             acc = np.zeros((length, ds.num_classes + 1), dtype=np.float64)
             cnt = np.zeros(length, dtype=np.float64)
-            starts = window_starts(length, frames, stride)
+            starts = window_starts(length, span, stride)
             for b in range(0, len(starts), r.batch_size):
                 batch = starts[b:b + r.batch_size]
                 x = np.zeros((len(batch), 3, frames) + clip.shape[2:], dtype=np.float32)
                 for k, s in enumerate(batch):
-                    seg = clip[:, s:s + frames]
+                    seg = clip[:, s:s + span:step]
                     x[k, :, : seg.shape[1]] = seg
                 prob = torch.softmax(model(torch.from_numpy(x).to(device)).float(), dim=-1).cpu().numpy()
+                if step > 1:
+                    prob = np.repeat(prob, step, axis=1)
                 for k, s in enumerate(batch):
-                    n = min(frames, length - s)
+                    n = min(span, length - s)
                     acc[s:s + n] += prob[k, :n]
                     cnt[s:s + n] += 1
             out.append((acc / np.maximum(cnt, 1)[:, None]).astype(np.float32))
@@ -368,13 +402,21 @@ class DetectionProtocol(Protocol):
 
     def _save(self, out_dir: Path, ds: PreparedDataset, test_idx: np.ndarray, post: list[np.ndarray],
               result: dict, r: Resolved, history: list[tuple[int, dict]]) -> None:
+        """Write the whole folder anew, atomically: files of an earlier run (other test videos) must not
+        stay behind, or ``harness eval-detection`` on it would score them too."""
+        with atomic.atomic_dir(out_dir, overwrite=True) as tmp:
+            self._write_files(tmp, post, result, r, ds, history)
+
+    def _write_files(self, out_dir: Path, post: list[np.ndarray], result: dict, r: Resolved,
+                     ds: PreparedDataset, history: list[tuple[int, dict]]) -> None:
+        (out_dir / "pred").mkdir()
+        (out_dir / "gt").mkdir()
         for v, dets in result["props"].items():
-            atomic.write_text(out_dir / "pred" / v, S.format_intervals(d[:4] for d in dets))
-            atomic.write_text(out_dir / "gt" / v, S.format_intervals((g.label, g.start, g.end, 1.0)
-                                                                     for g in result["gts"][v]))
-        with atomic.atomic_path(out_dir / "posteriors.npz") as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(fh, **{v[:-4]: p for v, p in zip(result["props"], post)})
+            (out_dir / "pred" / v).write_text(S.format_intervals(d[:4] for d in dets), encoding="utf-8")
+            (out_dir / "gt" / v).write_text(S.format_intervals((g.label, g.start, g.end, 1.0)
+                                                               for g in result["gts"][v]), encoding="utf-8")
+        with open(out_dir / "posteriors.npz", "wb") as fh:
+            np.savez_compressed(fh, **{v[:-4]: p for v, p in zip(result["props"], post)})
         sc = result["scores"]
         summary = {k: sc[k] for k in ("mAP_a", "mAP_v", "mAP_a_voc", "mAP_v_all", "F1", "AP", "2DAP",
                                        "num_videos", "num_proposals", "num_gt", "sweep")}
@@ -382,7 +424,7 @@ class DetectionProtocol(Protocol):
                        num_classes=ds.num_classes, videos={v: i for v, i in result["files"].items()},
                        history=[{"epoch": e, "mAP_a": s["mAP_a"], "mAP_v": s["mAP_v"], "mAP_a_voc": s["mAP_a_voc"]}
                                 for e, s in history])
-        atomic.write_json(out_dir / "metrics.json", summary)
+        (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
     def _rows(self, ctx: ProtocolContext, ds: PreparedDataset, split: str, seed: int, r: Resolved,
               sc: dict, history: list[tuple[int, dict]], out_dir: Path) -> list[ResultRow]:

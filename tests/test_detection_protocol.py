@@ -166,6 +166,44 @@ def test_signal_backbone_scores_high_and_files_rescore(ds, tmp_path, capsys):
     assert json.loads((out / "metrics.json").read_text())["mAP_a"] == m["mAP_a"]
 
 
+def test_frame_step_windows_standardize_and_a_clean_output_folder(ds, tmp_path):
+    # a window reads every 2nd frame: 16 frames read span 32 video frames
+    w = D.read_window(ds, 1, 3, FRAMES, 2)
+    np.testing.assert_array_equal(w, np.asarray(ds.data[1, :, 3:3 + 2 * FRAMES:2]))
+    np.testing.assert_array_equal(D.window_frames(5, 4, 3, 12), [5, 8, 11])
+    tail = D.read_window(ds, 1, int(ds.lengths[1]) - 7, FRAMES, 2)  # 4 frames left in the video
+    assert np.abs(tail[:, 4:]).max() == 0 and np.abs(tail[:, :4]).max() > 0
+
+    opts = {**FAST, "frame_step": 2, "stride": 12, "standardize": True}
+    ctx = make_ctx(ds, tmp_path / "run", lambda: PoseBackbone(), opts)
+    m = metrics(PROTOCOLS.get("detection")(ctx.cfg).run(ctx))
+    assert m["mAP_a"] > 0.8 and m["mAP_a_voc"] > 0.8, m  # every frame still gets its own posterior
+    out = tmp_path / "run" / "detection" / "linear-toy-untrimmed-xsub-seed0"
+    post = np.load(out / "posteriors.npz")
+    assert all(post[f"{i:04d}-L"].shape == (ds.lengths[i], CLASSES + 1) for i in range(10, 15))
+
+    # the same folder with fewer test videos: no prediction file of the earlier run stays behind
+    ctx = make_ctx(ds, tmp_path / "run", lambda: PoseBackbone(), {**opts, "epochs": 1, "max_test_videos": 2})
+    PROTOCOLS.get("detection")(ctx.cfg).run(ctx)
+    assert sorted(p.name for p in (out / "pred").iterdir()) == ["0010-L.txt", "0011-L.txt"]
+    assert sorted(p.name for p in (out / "gt").iterdir()) == ["0010-L.txt", "0011-L.txt"]
+    assert not list(out.parent.glob(".*"))  # no temporary folder left
+
+    with pytest.raises(HarnessError, match="frame_step"):
+        D.resolve_options(D.DetectionOptions(frame_step=0))
+    with pytest.raises(HarnessError, match="span 32 leaves gaps"):
+        ctx = make_ctx(ds, tmp_path / "gap", lambda: PoseBackbone(), {**opts, "epochs": 1, "stride": 33})
+        PROTOCOLS.get("detection")(ctx.cfg).run(ctx)
+
+
+def test_num_videos_asks_a_generated_set_for_more_videos():
+    cfg = resolve("smoke", overrides={"protocol.name": "detection", "protocol.options": {"num_videos": 30}})
+    data = PROTOCOLS.get("detection")(cfg).eval_data(cfg.data)
+    assert data.options["num_videos"] == 30 and cfg.data.options.get("num_videos") is None
+    cfg = resolve("smoke", overrides={"protocol.name": "detection"})
+    assert PROTOCOLS.get("detection")(cfg).eval_data(cfg.data) is cfg.data
+
+
 def test_constant_backbone_scores_low(ds, tmp_path):
     ctx = make_ctx(ds, tmp_path / "run", lambda: PoseBackbone(constant=True), FAST)
     m = metrics(PROTOCOLS.get("detection")(ctx.cfg).run(ctx))

@@ -50,7 +50,7 @@ def evaluate(cfg: RunConfig, *, progress: bool = True, record: bool = True) -> l
     protocol = protocol_cls(cfg)
     info = find_or_pretrain(cfg, progress=progress)
     device = resolve_device(cfg.train.device)
-    eval_data = dataclasses.replace(cfg.data, dataset=cfg.protocol.dataset or cfg.data.dataset)
+    eval_data = protocol.eval_data(dataclasses.replace(cfg.data, dataset=cfg.protocol.dataset or cfg.data.dataset))
     ds = resolve_dataset(eval_data, cfg.workdir, untrimmed=protocol_cls.untrimmed)
     _check_compatible(info.backbone, ds)
 
