@@ -40,7 +40,7 @@ def evaluate(cfg: RunConfig, *, progress: bool = True, record: bool = True) -> l
 
     from ..data.kinds import resolve_dataset
     from ..engine.checkpoint import load_backbone
-    from ..engine.loop import find_or_pretrain, resolve_device
+    from ..engine.loop import find_or_pretrain, resolve_device, torch_threads
     from ..registry import METHODS, PROTOCOLS
     from harness_protocols.base import ProtocolContext
 
@@ -63,7 +63,8 @@ def evaluate(cfg: RunConfig, *, progress: bool = True, record: bool = True) -> l
     run_dir = Path(info.run_dir) / "eval" / f"{cfg.protocol.name}-{cfg.config_hash}"
     ctx = ProtocolContext(cfg=cfg, dataset=ds, make_backbone=make_backbone, device=device, run_dir=run_dir,
                           base_row=base_row)
-    rows = protocol.run(ctx)
+    with torch_threads(cfg.train.num_threads):
+        rows = protocol.run(ctx)
     if record and rows:
         append_rows(cfg.results, rows)
     return rows

@@ -15,12 +15,13 @@ uninterrupted one (on the same device and software).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -200,16 +201,29 @@ def pretrain(cfg: RunConfig, *, resume: str | os.PathLike = "auto", progress: bo
     if str(resume) not in ("auto", "never") and not Path(resume).exists():
         raise HarnessError(f"--resume {resume}: no such checkpoint (use auto, never or a path)")
     env = dd.setup(device.type)
-    threads = torch.get_num_threads()
     try:
         run_dir = run_dir_for(cfg)
         if env.is_main:
             retire_stale_run(run_dir, resolve_dataset(cfg.data, cfg.workdir).fingerprint)
-        with run_lock(run_dir, wait=wait_for_lock, enabled=env.is_main):
+        with run_lock(run_dir, wait=wait_for_lock, enabled=env.is_main), torch_threads(cfg.train.num_threads):
             return _pretrain(cfg, env, device, amp, resume, progress, on_step_end, on_epoch_end, on_start)
     finally:
-        torch.set_num_threads(threads)  # train.num_threads applies to this run only
         dd.teardown(env)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch threads (0: leave torch's count), restoring the count after.
+
+    ``train.num_threads`` covers pretraining and evaluation: on a small shared machine, two jobs
+    with one thread each run far faster than two with two each (oversubscription)."""
+    before = torch.get_num_threads()
+    if n > 0:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _open_data(cfg: RunConfig, env: dd.DistEnv) -> PreparedDataset:
@@ -230,8 +244,6 @@ def _pretrain(cfg: RunConfig, env: dd.DistEnv, device: torch.device, amp, resume
     t = cfg.train
     if t.epochs < 0 or t.batch_size < 1:
         raise HarnessError(f"train.epochs ({t.epochs}) must be >= 0 and train.batch_size ({t.batch_size}) >= 1")
-    if t.num_threads > 0:
-        torch.set_num_threads(t.num_threads)
     if device.type == "cuda":
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
