@@ -49,8 +49,9 @@ from .synthetic_motions import (ACTIONS, BACKGROUND, CLASS_NAMES, TRACK_INDEX, T
                                 idle, mirror)
 from .topology import NTU25
 
-GENERATOR_VERSION = 2  # bump whenever a seed's output changes (recorded in meta.json, keys the cache)
+GENERATOR_VERSION = 3  # bump whenever a seed's output changes (recorded in meta.json, keys the cache)
 # 2: clips and videos get the NTU normalisation (per-frame centring, shoulders on +x) when written
+# 3: the default untrimmed set has num_samples / 10 videos (was / 40: too few actions per class)
 MAX_FRAMES = 300  # trimmed clips are stored padded to this many frames (NTU's T_max)
 MIN_FRAMES = 40
 NUM_SUBJECTS = 40
@@ -559,8 +560,9 @@ def make_videos(plan: VideoPlan, idx: np.ndarray, subjects: Subjects, rng: np.ra
 
 
 def default_num_videos(num_samples: int) -> int:
-    """Untrimmed videos to make for a trimmed size: about as many action instances / 6."""
-    return max(12, num_samples // 40)
+    """Untrimmed videos to make for a trimmed size: about 0.65 action instances per trimmed clip
+    (6.5 per video), so a detection head sees some 25 training instances per class at cpu size."""
+    return max(12, num_samples // 10)
 
 
 def iter_untrimmed(num_videos: int, seed: int, plan: VideoPlan | None = None
@@ -651,7 +653,7 @@ class SyntheticKind(DatasetKind):
         parser.add_argument("--untrimmed", action="store_true",
                             help="write long videos with action intervals (for detection) instead")
         parser.add_argument("--num-videos", type=int, default=None,
-                            help="untrimmed videos to generate (default: num-samples / 40, at least 12)")
+                            help="untrimmed videos to generate (default: num-samples / 10, at least 12)")
 
     @classmethod
     def prepare(cls, args: argparse.Namespace) -> list[Path]:
@@ -665,7 +667,7 @@ class SyntheticKind(DatasetKind):
     @classmethod
     def auto_prepare(cls, data: DataConfig, out: Path, *, untrimmed: bool = False) -> None:
         """``--dataset synthetic``: `data.num_samples` clips (0 = 4000) from `data.seed`; untrimmed
-        makes ``data.options["num_videos"]`` videos (default num_samples / 40, at least 12)."""
+        makes ``data.options["num_videos"]`` videos (default num_samples / 10, at least 12)."""
         n = data.num_samples or DEFAULT_NUM_SAMPLES
         if untrimmed:
             videos = int(data.options.get("num_videos") or default_num_videos(n))
