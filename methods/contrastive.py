@@ -58,7 +58,7 @@ from harness.registry import METHODS
 
 from .base import DataInfo, Method
 from .encoders.base import build_encoder
-from .moco import KeyQueue, check_queue_size, info_nce, key_copy, momentum_update_
+from .moco import KeyQueue, check_moco_options, info_nce, key_copy, momentum_update_
 from .usdrl import USDRLBackbone
 
 AUGMENTS = ("usdrl", "aimclr")
@@ -132,12 +132,8 @@ class Contrastive(Method):
         o: ContrastiveOptions = self.options
         if o.augment not in AUGMENTS:
             raise UnknownNameError("contrastive augment", o.augment, list(AUGMENTS))
-        if cfg.method.modality not in MODALITIES:
-            raise UnknownNameError("contrastive modality", cfg.method.modality, list(MODALITIES))
-        if not 0.0 <= o.momentum <= 1.0 or o.temperature <= 0:
-            raise HarnessError(f"contrastive: need 0 ≤ momentum ≤ 1 and temperature > 0, got "
-                               f"{o.momentum} and {o.temperature}")
-        check_queue_size(o.queue_size, cfg.train.batch_size, "contrastive")
+        check_moco_options("contrastive", cfg.method.modality, MODALITIES, o.momentum, o.temperature,
+                           o.queue_size, cfg.train.batch_size)
         encoder = build_encoder(cfg.encoder, frames=info.frames, joints=info.joints, persons=info.persons,
                                 reference_init=True)
         self.net = USDRLBackbone(encoder, cfg.method.modality, info.topology)

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, UnknownNameError
 
 __all__ = ["key_copy", "momentum_update_", "KeyQueue", "info_nce", "check_queue_size"]
 
@@ -58,6 +58,17 @@ def momentum_update_(key: nn.Module | Sequence[nn.Module], query: nn.Module | Se
         raise HarnessError("momentum update: key and query modules differ in structure")
     for k, q in zip(kp, qp):
         k.mul_(m).add_(q.detach(), alpha=1.0 - m)
+
+
+def check_moco_options(where: str, modality: str, modalities, momentum: float, temperature: float,
+                       queue_size: int, batch_size: int) -> None:
+    """The checks every queue-based method makes: a known modality, 0 ≤ momentum ≤ 1, temperature > 0,
+    and a queue that holds a batch."""
+    if modality not in modalities:
+        raise UnknownNameError(f"{where} modality", modality, list(modalities))
+    if not 0.0 <= momentum <= 1.0 or temperature <= 0:
+        raise HarnessError(f"{where}: need 0 ≤ momentum ≤ 1 and temperature > 0, got {momentum} and {temperature}")
+    check_queue_size(queue_size, batch_size, where)
 
 
 def check_queue_size(size: int, batch_size: int, where: str) -> None:

@@ -49,12 +49,12 @@ from torch import nn
 
 from harness.config import RunConfig
 from harness.data.modality import MODALITIES, to_modality
-from harness.errors import HarnessError, UnknownNameError
+from harness.errors import HarnessError
 from harness.registry import METHODS
 
 from .base import DataInfo, Method
 from .encoders.base import build_encoder
-from .moco import KeyQueue, check_queue_size, info_nce, key_copy, momentum_update_
+from .moco import KeyQueue, check_moco_options, info_nce, key_copy, momentum_update_
 from .usdrl import USDRLBackbone
 
 
@@ -138,12 +138,8 @@ class SCDNet(Method):
     def __init__(self, cfg: RunConfig, info: DataInfo):
         super().__init__(cfg, info)
         o: SCDNetOptions = self.options
-        if cfg.method.modality not in MODALITIES:
-            raise UnknownNameError("scdnet modality", cfg.method.modality, list(MODALITIES))
-        if not 0.0 <= o.momentum <= 1.0 or o.temperature <= 0:
-            raise HarnessError(f"scdnet: need 0 ≤ momentum ≤ 1 and temperature > 0, got {o.momentum} "
-                               f"and {o.temperature}")
-        check_queue_size(o.queue_size, cfg.train.batch_size, "scdnet")
+        check_moco_options("scdnet", cfg.method.modality, MODALITIES, o.momentum, o.temperature,
+                           o.queue_size, cfg.train.batch_size)
         encoder = build_encoder(cfg.encoder, frames=info.frames, joints=info.joints, persons=info.persons,
                                 reference_init=True)
         d = int(getattr(encoder, "token_dim", 0) or cfg.encoder.hidden)
