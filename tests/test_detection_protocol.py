@@ -110,10 +110,11 @@ def test_registered_and_options():
     r = D.resolve_options(cls(cfg).options)
     assert (r.epochs, r.lr, r.batch_size, r.milestones, r.nesterov) == (150, 0.005, 512, [], False)
     # cpu: strided, standardised windows; each variant keeps its schedule with a small-preset lr
-    for variant, lr in (("linear", 0.1), ("finetune", 0.01)):
+    for variant, lr, milestones in (("linear", 0.1, [15]), ("finetune", 0.01, [15])):
         cfg = resolve("cpu", overrides={"protocol.name": "detection", "protocol.options": {"variant": variant}})
         r = D.resolve_options(cls(cfg).options, "cpu")
-        assert (r.lr, r.epochs, r.opt.frame_step, r.opt.standardize, r.opt.windows_per_video) == (lr, 20, 4, True, 32)
+        assert (r.lr, r.milestones, r.epochs) == (lr, milestones, 20)
+        assert (r.opt.frame_step, r.opt.standardize, r.opt.windows_per_video) == (4, True, 32)
     cfg = resolve("cpu", overrides={"protocol.name": "detection", "protocol.options": {"lr": 0.2}})
     assert D.resolve_options(cls(cfg).options, "cpu").lr == 0.2
     cfg = resolve("smoke", overrides={"protocol.name": "detection", "protocol.options": {"variant": "probe"}})
