@@ -443,8 +443,9 @@ class DetectionProtocol(Protocol):
             fields["dataset"] = ds.kind
         if "method" not in ctx.base_row:
             fields["method"] = ctx.cfg.method.name
-        base = {"variant": r.variant, "segments": r.opt.segments, "theta": r.opt.theta,
-                "epochs": r.epochs, "files": str(out_dir)}
+        base = {"variant": r.variant, "segments": r.opt.segments, "theta": r.opt.theta, "epochs": r.epochs,
+                "lr": r.lr, "frame_step": r.opt.frame_step, "standardize": r.opt.standardize,
+                "files": str(out_dir)}
 
         def row(metric: str, value: float, **extra: Any) -> ResultRow:
             return ctx.row(metric, value, **fields, extra=json.dumps({**base, **extra}, sort_keys=True))
