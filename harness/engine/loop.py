@@ -203,10 +203,11 @@ def pretrain(cfg: RunConfig, *, resume: str | os.PathLike = "auto", progress: bo
     env = dd.setup(device.type)
     try:
         run_dir = run_dir_for(cfg)
+        ds = _open_data(cfg, env)
         if env.is_main:
-            retire_stale_run(run_dir, resolve_dataset(cfg.data, cfg.workdir).fingerprint)
+            retire_stale_run(run_dir, ds.fingerprint)
         with run_lock(run_dir, wait=wait_for_lock, enabled=env.is_main), torch_threads(cfg.train.num_threads):
-            return _pretrain(cfg, env, device, amp, resume, progress, on_step_end, on_epoch_end, on_start)
+            return _pretrain(cfg, env, ds, device, amp, resume, progress, on_step_end, on_epoch_end, on_start)
     finally:
         dd.teardown(env)
 
@@ -236,8 +237,8 @@ def _open_data(cfg: RunConfig, env: dd.DistEnv) -> PreparedDataset:
     return ds
 
 
-def _pretrain(cfg: RunConfig, env: dd.DistEnv, device: torch.device, amp, resume, progress: bool,
-              on_step_end: StepHook | None, on_epoch_end: EpochHook | None,
+def _pretrain(cfg: RunConfig, env: dd.DistEnv, ds: PreparedDataset, device: torch.device, amp, resume,
+              progress: bool, on_step_end: StepHook | None, on_epoch_end: EpochHook | None,
               on_start: StartHook | None = None) -> RunInfo:
     from harness_methods.base import build_method
 
@@ -248,7 +249,6 @@ def _pretrain(cfg: RunConfig, env: dd.DistEnv, device: torch.device, amp, resume
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
 
-    ds = _open_data(cfg, env)
     indices = train_indices(ds, cfg)
     info = data_info(ds, cfg)
     ck.seed_everything(t.seed)
