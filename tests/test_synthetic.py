@@ -9,6 +9,7 @@ import torch
 from harness.cli import main as cli
 from harness.config import DataConfig
 from harness.data import synthetic as syn
+from harness.data import synthetic_videos
 from harness.data.kinds import resolve_dataset
 from harness.data.prepared import check_prepared, open_prepared
 from harness.data.resample import resample
@@ -172,8 +173,9 @@ def test_video_plans_have_ordered_non_overlapping_intervals_between_background()
 
 
 def test_rendered_videos_are_continuous_and_single_person_videos_leave_slot_two_empty(monkeypatch):
-    monkeypatch.setattr(syn, "NOISE_RANGE", (0.0, 0.0))
-    monkeypatch.setattr(syn, "DROPOUT_RATE", 0.0)
+    # make_videos reads these in synthetic_videos (re-exported from synthetic for reading only)
+    monkeypatch.setattr(synthetic_videos, "NOISE_RANGE", (0.0, 0.0))
+    monkeypatch.setattr(synthetic_videos, "DROPOUT_RATE", 0.0)
     plan = syn.plan_videos(6, 2, syn.make_subjects(2))
     (_, videos, lengths, rows), = list(syn.iter_untrimmed(6, 2, plan))
     assert videos.shape == (6, 3, plan.length.max(), 25, 2) and videos.dtype == np.float32
