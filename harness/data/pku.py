@@ -1,16 +1,7 @@
 """PKU-MMD (Phase I and II) → prepared folders: untrimmed videos, trimmed action clips, or both.
 
-Raw layout (data-formats.md §6)::
-
-    ROOT/skeleton/<video>.txt   one line per frame: 150 floats, body 1 then body 2 (25 joints × xyz,
-                                Kinect v2 order as NTU); body 2 is all zeros when absent
-    ROOT/label/<video>.txt      one line per action: label,start,end,confidence (commas or spaces),
-                                labels 1..51; confidence (1 slight, 2 strong) is read and ignored
-
-Video names are ``NNNN-V`` in Phase I (e.g. ``0002-L``) and ``AxxNyy-V`` in Phase II (sequence
-group xx, subject yy); V is the Kinect view L, M or R. Columns in samples.csv: ``camera`` = view
-(L 1, M 2, R 3), ``setup`` = the sequence number (NNNN or xx), ``subject`` = yy in Phase II and −1
-in Phase I (its names do not carry the subject).
+File formats and video names: :mod:`harness.data.pku_files`; split files and the built-in
+splits: :mod:`harness.data.pku_splits` (their names stay importable from here).
 
 **Untrimmed** (detection, protocols.md §5): one sample per video (max_frames = the longest video),
 M = 2, label −1, and one row per action in intervals.csv with the 0-based class (label − 1) and the
@@ -31,150 +22,29 @@ video. Clips keep at most ``--max-frames`` (300) frames: the first ones as CMD/P
 breaks feeders that do not clamp (usdrl.md §13 item 14); here the stored length is always the
 number of frames actually kept, and the raw length is only counted in meta.json (``source``).
 
-**Splits**: ``--split-file [NAME=]FILE`` reads the 4-line split files ("Training videos: ", list,
-"Validataion videos: " (sic), list; the second list is the test part). NAME defaults to ``xsub``
-when the file name mentions "subject", ``xview`` for "view", else the file's stem. Without split
-files the built-in splits of data-formats.md §6 are used: Phase I ``xsub`` (test = videos
-0291–0334, train = 0002–0246, 0251–0290, 0335–0364), Phase II ``xsub`` (test subjects N02, N03,
-N07) and ``xview`` (test view L). Trimmed clips belong to the part of their video.
+Trimmed clips belong to the split part of their video.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
 from ..errors import DataError, HarnessError
 from ..registry import DATASETS
 from .kinds import DatasetKind
+# re-exported: these names lived here before the readers and split rules got their own modules
+from .pku_files import (FLOATS_PER_FRAME, LABEL_SUFFIXES, NUM_CLASSES, NUM_PERSONS, SKELETON_SUFFIXES,
+                        VIEWS, Action, PkuVideo, infer_phase, parse_video_name, read_class_names,
+                        read_labels, read_skeleton, scan_frames, to_clip)
+from .pku_splits import (PHASE2_TEST_SUBJECTS, builtin_splits, parse_split_arguments, phase1_xsub_part,
+                         read_split_file, resolve_splits, split_name_for)
 from .prepared import PreparedWriter
-from .text_tables import content_lines, read_float_table, read_text
 from .topology import NTU25
-
-NUM_CLASSES = 51  # Phase II's 41 actions keep their Phase I ids, as the references do (§6)
-NUM_PERSONS = 2
-FLOATS_PER_FRAME = NUM_PERSONS * 25 * 3
-VIEWS = {"L": 1, "M": 2, "R": 3}
-_NAME_PATTERNS = {1: re.compile(r"^(\d{4})-([LMR])$"), 2: re.compile(r"^A(\d{2})N(\d{2})-([LMR])$")}
-_NAME_EXAMPLES = {1: "0002-L", 2: "A01N01-L"}
-SKELETON_SUFFIXES = (".txt", ".skeleton")
-LABEL_SUFFIXES = (".txt", ".label")
-
-
-# --- names ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PkuVideo:
-    name: str
-    phase: int
-    sequence: int  # Phase I: NNNN; Phase II: the sequence group xx
-    subject: int  # Phase II: yy; Phase I: -1 (unknown from the name)
-    view: str  # L, M or R
-
-    @property
-    def camera(self) -> int:
-        return VIEWS[self.view]
-
-    def columns(self) -> dict[str, int]:
-        return {"subject": self.subject, "camera": self.camera, "setup": self.sequence}
-
-
-def infer_phase(name: str) -> int | None:
-    for phase, pattern in _NAME_PATTERNS.items():
-        if pattern.match(name):
-            return phase
-    return None
-
-
-def parse_video_name(name: str, phase: int, path: str | Path | None = None, line: int | None = None) -> PkuVideo:
-    m = _NAME_PATTERNS[phase].match(name)
-    if not m:
-        other = infer_phase(name)
-        hint = f" (it looks like a Phase {other} name: pass --phase {other})" if other else ""
-        raise DataError(path or name, f"{name!r} is not a Phase {phase} video name like "
-                                      f"{_NAME_EXAMPLES[phase]!r}{hint}", line=line)
-    if phase == 1:
-        return PkuVideo(name, 1, int(m.group(1)), -1, m.group(2))
-    return PkuVideo(name, 2, int(m.group(1)), int(m.group(2)), m.group(3))
-
-
-# --- skeletons and labels ---------------------------------------------------------------------
-
-
-def read_skeleton(path: str | Path) -> np.ndarray:
-    """One skeleton file → float32 (T, 2, 25, 3): frames, bodies, joints, xyz."""
-    table = read_float_table(path, FLOATS_PER_FRAME, what="frame")
-    return table.reshape(-1, NUM_PERSONS, 25, 3)
-
-
-def to_clip(frames: np.ndarray) -> np.ndarray:
-    """(T, M, V, 3) → the prepared layout (3, T, V, M)."""
-    return frames.transpose(3, 0, 2, 1)
-
-
-def scan_frames(path: str | Path) -> np.ndarray:
-    """A cheap first pass over a skeleton file: for each frame line, whether it is written as zeros.
-
-    Gives the frame count (the array's length) before the real parse, so max_frames is known when
-    the output is allocated. A frame counts as zero when the line has no digit 1–9 (e.g. "0.000000
-    -0.0 0e+00"); the real parse later checks every value.
-    """
-    try:
-        with open(path, "rb") as fh:
-            return np.array([line.strip(b" \t\r\n0.-+eE,") == b"" for line in fh
-                             if line.strip() and not line.lstrip().startswith(b"#")], dtype=bool)
-    except OSError as exc:
-        raise DataError(path, f"cannot read: {exc.strerror or exc}") from None
-
-
-@dataclass(frozen=True)
-class Action:
-    label: int  # 1..51, as in the file
-    start: int  # as in the file
-    end: int
-    line: int
-
-    def frames(self, convention: str) -> tuple[int, int]:
-        """0-based [start, end) of the action in the video under the end convention."""
-        return (self.start, self.end) if convention == "exclusive" else (self.start - 1, self.end)
-
-
-def read_labels(path: str | Path, convention: str = "exclusive") -> list[Action]:
-    """A label file → its actions; checks the label range and start < end (file and line on error)."""
-    actions = []
-    for number, line in content_lines(read_text(path)):
-        fields = [f for f in re.split(r"[,\s]+", line) if f]
-        if len(fields) not in (3, 4):
-            raise DataError(path, f"expected 'label,start,end,confidence', found {len(fields)} values",
-                            line=number)
-        try:
-            label, start, end = (_as_int(f) for f in fields[:3])
-        except ValueError as exc:
-            raise DataError(path, f"label, start and end must be integers: {exc}", line=number) from None
-        if not 1 <= label <= NUM_CLASSES:
-            raise DataError(path, f"label {label} is outside 1..{NUM_CLASSES}", line=number)
-        if start >= end:
-            raise DataError(path, f"start {start} is not before end {end}", line=number)
-        first = 0 if convention == "exclusive" else 1
-        if start < first:
-            raise DataError(path, f"start {start} is below the first frame ({first} with "
-                                  f"--end-convention {convention})", line=number)
-        actions.append(Action(label, start, end, number))
-    return actions
-
-
-def _as_int(text: str) -> int:
-    value = float(text)  # accepts "12" and "12.0"
-    if not value.is_integer():
-        raise ValueError(f"{text!r} is not a whole number")
-    return int(value)
 
 
 def crop(frames: np.ndarray, max_frames: int, how: str) -> np.ndarray:
@@ -183,111 +53,6 @@ def crop(frames: np.ndarray, max_frames: int, how: str) -> np.ndarray:
         return frames
     start = 0 if how == "first" else (len(frames) - max_frames) // 2
     return frames[start:start + max_frames]
-
-
-# --- splits -----------------------------------------------------------------------------------
-
-
-def read_split_file(path: str | Path) -> dict[str, list[str]]:
-    """The 4-line split format → {"train": names, "test": names} (the validation list is the test)."""
-    path = Path(path)
-    lines = [(n, line.strip()) for n, line in enumerate(read_text(path).splitlines(), start=1) if line.strip()]
-    if len(lines) != 4:
-        raise DataError(path, f"expected 4 non-empty lines ('Training videos:', list, "
-                              f"'Validataion videos:', list), found {len(lines)}")
-    (n1, head1), (n2, train), (n3, head2), (n4, test) = lines
-    if not head1.lower().startswith("training"):
-        raise DataError(path, f"expected 'Training videos:', found {head1[:40]!r}", line=n1)
-    if not head2.lower().startswith(("validataion", "validation", "test")):
-        raise DataError(path, f"expected 'Validataion videos:', found {head2[:40]!r}", line=n3)
-    parts = {"train": _name_list(train), "test": _name_list(test)}
-    for part, number in (("train", n2), ("test", n4)):
-        seen: set[str] = set()
-        for name in parts[part]:
-            if name in seen:
-                raise DataError(path, f"{name!r} is listed twice", line=number)
-            seen.add(name)
-    both = sorted(set(parts["train"]) & set(parts["test"]))
-    if both:
-        raise DataError(path, f"{both[0]!r} is in both the training and the validation list", line=n4)
-    return parts
-
-
-def _name_list(line: str) -> list[str]:
-    return [n.strip() for n in line.split(",") if n.strip()]  # tolerates the trailing ", "
-
-
-def split_name_for(path: str | Path) -> str:
-    stem = Path(path).stem.lower()
-    if "subject" in stem or "xsub" in stem:
-        return "xsub"
-    if "view" in stem or "xview" in stem:
-        return "xview"
-    return Path(path).stem
-
-
-def parse_split_arguments(items: Iterable[str]) -> dict[str, Path]:
-    """``[NAME=]FILE`` arguments → {split name: file}."""
-    out: dict[str, Path] = {}
-    for item in items:
-        name, sep, file = item.partition("=")
-        if not sep or Path(item).exists():
-            name, file = split_name_for(item), item
-        if name in out:
-            raise HarnessError(f"two split files are both named {name!r} ({out[name]} and {file}); "
-                               "name them with NAME=FILE")
-        out[name] = Path(file)
-    return out
-
-
-def phase1_xsub_part(video: PkuVideo) -> str | None:
-    """The Phase I cross-subject split rule (identical to pkuv1_cross_subject.txt)."""
-    n = video.sequence
-    if 291 <= n <= 334:
-        return "test"
-    if 2 <= n <= 246 or 251 <= n <= 290 or 335 <= n <= 364:
-        return "train"
-    return None
-
-
-PHASE2_TEST_SUBJECTS = (2, 3, 7)
-
-
-def builtin_splits(videos: list[PkuVideo], phase: int) -> dict[str, dict[str, list[str]]]:
-    rules = {"xsub": phase1_xsub_part} if phase == 1 else {
-        "xsub": lambda v: "test" if v.subject in PHASE2_TEST_SUBJECTS else "train",
-        "xview": lambda v: "test" if v.view == "L" else "train",
-    }
-    splits = {}
-    for split, rule in rules.items():
-        parts: dict[str, list[str]] = {"train": [], "test": []}
-        for v in videos:
-            part = rule(v)
-            if part:
-                parts[part].append(v.name)
-        splits[split] = parts
-    return splits
-
-
-def resolve_splits(split_files: dict[str, Path], videos: list[PkuVideo], phase: int,
-                   allow_missing: bool) -> dict[str, dict[str, list[str]]]:
-    if not split_files:
-        return builtin_splits(videos, phase)
-    present = {v.name for v in videos}
-    splits = {}
-    for split, path in split_files.items():
-        parts = read_split_file(path)
-        for part, names in parts.items():
-            for name in names:
-                parse_video_name(name, phase, path)
-            missing = [n for n in names if n not in present]
-            if missing and not allow_missing:
-                raise DataError(path, f"{len(missing)} {part} video(s) have no skeleton file, e.g. "
-                                      f"{missing[0]!r} (pass "
-                                      "--allow-missing-videos to leave them out)")
-            parts[part] = [n for n in names if n in present]
-        splits[split] = parts
-    return splits
 
 
 # --- prepare ----------------------------------------------------------------------------------
@@ -417,9 +182,6 @@ def prepare_pku(raw: str | Path, out: str | Path, *, phase: int | None = None,
                     trimmed.add_split(split, part, [k for k, (vi, _) in enumerate(clips) if vi in chosen])
     return [targets[m] for m in wanted]
 
-
-def read_class_names(path: str | Path) -> list[str]:
-    return [line for _, line in content_lines(read_text(path))]
 
 
 @DATASETS.register("pku-mmd")
