@@ -1,14 +1,7 @@
 """NTU RGB+D ``.skeleton`` files → prepared folders (``harness data prepare ntu60|ntu120``).
 
-File layout (data-formats.md §1), CRLF text::
-
-    frameCount
-    per frame:  bodyCount
-      per body: 10 values (bodyID clippedEdges ... trackingState)
-                25
-                25 lines of 12 values: x y z depthX depthY colorX colorY orientationWXYZ trackingState
-
-:func:`read_skeleton` keeps x, y, z of the first 4 bodies of each frame. The kinds then follow the
+:func:`read_skeleton` (:mod:`harness.data.ntu_skeleton`, re-exported here) keeps x, y, z of the
+first 4 bodies of each frame of the file format described there. The kinds then follow the
 UmURL/USDRL pipeline (data-formats.md §4, see :mod:`harness.data.ntu_preprocess`): keep the 2 most
 energetic bodies, store frames [0, T), ``pre_normalization`` (z-alignment only with ``--z-align``).
 
@@ -40,16 +33,15 @@ from ..errors import DataError
 from ..registry import DATASETS
 from .kinds import DatasetKind
 from .ntu_preprocess import pre_normalization, select_bodies
+# re-exported: the parser's names lived here before it got its own module
+from .ntu_skeleton import (BODY_INFO_VALUES, JOINT_VALUES, MAX_BODIES, NUM_JOINTS, SkeletonFile,
+                           read_skeleton)
 from .ntu_splits import (LIMITS, OFFICIAL_MISSING, SPLITS, NtuName, canonical_split, parse_name,
                          read_missing_list, split_indices)
 from .prepared import PreparedWriter
 from .topology import NTU25
 
-NUM_JOINTS = 25
-MAX_BODIES = 4  # bodies read per frame; further ones are dropped (data-formats.md §4 step 1)
 NUM_PERSONS = 2  # bodies kept after the energy selection
-BODY_INFO_VALUES = 10
-JOINT_VALUES = 12
 ACTION_NAMES_FILE = Path(__file__).resolve().parent / "resources" / "ntu_actions.txt"
 
 
@@ -59,133 +51,6 @@ def action_names(num_classes: int) -> list[str]:
     if not 0 < num_classes <= len(names):
         raise ValueError(f"NTU has {len(names)} actions, not {num_classes}")
     return names[:num_classes]
-
-
-# --- the .skeleton parser ---------------------------------------------------------------------
-
-@dataclass
-class SkeletonFile:
-    path: Path
-    joints: np.ndarray  # float64 (MAX_BODIES, T, 25, 3): x y z of the first 4 bodies per frame
-    body_counts: np.ndarray  # int (T,): bodies listed in each frame (may exceed 4)
-
-    @property
-    def num_frames(self) -> int:
-        return int(self.joints.shape[1])
-
-
-class _Lines:
-    """The file's lines with a cursor; every error names the file and the 1-based line."""
-
-    def __init__(self, path: Path, lines: list[str]):
-        self.path, self.lines, self.pos = path, lines, 0
-
-    def error(self, message: str, line: int | None = None) -> DataError:
-        return DataError(self.path, message, line=self.pos + 1 if line is None else line)
-
-    def next(self, what: str) -> str:
-        if self.pos >= len(self.lines):
-            raise self.error(f"file ends early (truncated?): expected {what}")
-        text = self.lines[self.pos]
-        self.pos += 1
-        return text
-
-    def next_int(self, what: str) -> int:
-        text = self.next(what)
-        try:
-            return int(text)
-        except ValueError:
-            raise self.error(f"expected {what} (one integer), got {text.strip()[:60]!r}", self.pos) from None
-
-
-def read_skeleton(path: str | Path, max_bodies: int = MAX_BODIES) -> SkeletonFile:
-    """Parse one ``.skeleton`` file. Raises DataError (file and line) on any malformed input."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError(path, f"cannot read: {exc.strerror or exc}") from None
-    if not raw.strip():
-        raise DataError(path, "empty file")
-    try:
-        text = raw.decode("ascii")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DataError(path, "not a text .skeleton file (non-ASCII bytes)", line=line) from None
-    cur = _Lines(path, text.splitlines())
-    num_frames = cur.next_int("the frame count")
-    if num_frames <= 0:
-        raise cur.error(f"frame count is {num_frames}: the file holds no frames", 1)
-    body_counts = np.zeros(num_frames, dtype=np.int64)
-    blocks: list[tuple[int, int, int]] = []  # (frame, body, first joint line index), bodies < max_bodies
-    for t in range(num_frames):
-        count = cur.next_int(f"the body count of frame {t + 1}")
-        if count < 0:
-            raise cur.error(f"negative body count {count}", cur.pos)
-        body_counts[t] = count
-        for b in range(count):
-            info = cur.next(f"the body-info line of frame {t + 1}, body {b + 1}")
-            if len(info.split()) != BODY_INFO_VALUES:
-                raise cur.error(f"expected {BODY_INFO_VALUES} body-info values (bodyID ... trackingState), "
-                                f"got {len(info.split())}", cur.pos)
-            joints = cur.next_int(f"the joint count of frame {t + 1}, body {b + 1}")
-            if joints != NUM_JOINTS:
-                raise cur.error(f"expected {NUM_JOINTS} joints (Kinect v2), got {joints}", cur.pos)
-            if cur.pos + NUM_JOINTS > len(cur.lines):
-                cur.pos = len(cur.lines)
-                raise cur.error(f"file ends early (truncated?) inside frame {t + 1}, body {b + 1}")
-            blocks.append((t, b, cur.pos))
-            cur.pos += NUM_JOINTS
-    for extra in range(cur.pos, len(cur.lines)):
-        if cur.lines[extra].strip():
-            raise cur.error(f"unexpected content after the last of the {num_frames} frames", extra + 1)
-    values = _parse_joint_blocks(cur, [start for _, _, start in blocks])
-    joints_out = np.zeros((max_bodies, num_frames, NUM_JOINTS, 3), dtype=np.float64)
-    keep = [k for k, (_, b, _) in enumerate(blocks) if b < max_bodies]
-    if keep:
-        frames = np.array([blocks[k][0] for k in keep])
-        bodies = np.array([blocks[k][1] for k in keep])
-        joints_out[bodies, frames] = values[keep]
-    return SkeletonFile(path, joints_out, body_counts)
-
-
-def _parse_joint_blocks(cur: _Lines, starts: Sequence[int]) -> np.ndarray:
-    """x, y, z of every joint line of every body in one vectorised parse → (blocks, 25, 3).
-
-    Every line must hold 12 values; only x, y, z are converted (and must be finite numbers), which
-    is most of the parse time saved on files that are mostly unused columns.
-    """
-    if not starts:
-        return np.zeros((0, NUM_JOINTS, 3))
-    lines = cur.lines
-    chunk = [lines[i] for s in starts for i in range(s, s + NUM_JOINTS)]
-    counts = np.fromiter(map(len, map(str.split, chunk)), dtype=np.int64, count=len(chunk))
-    wrong = np.flatnonzero(counts != JOINT_VALUES)
-    if len(wrong):
-        k = int(wrong[0])
-        raise cur.error(f"expected {JOINT_VALUES} joint values (x y z depthX depthY colorX colorY "
-                        f"orientationWXYZ trackingState), got {counts[k]}", _line_of(starts, k))
-    tokens = " ".join(chunk).split()
-    columns = [tokens[c::JOINT_VALUES] for c in range(3)]
-    try:
-        xyz = np.array(columns, dtype=np.float64)  # (3, lines)
-    except ValueError:
-        for k, values in enumerate(zip(*columns)):
-            for v in values:
-                try:
-                    float(v)
-                except ValueError:
-                    raise cur.error(f"{v[:30]!r} is not a number", _line_of(starts, k)) from None
-        raise  # pragma: no cover - numpy and float() agree on what a number is
-    bad = ~np.isfinite(xyz).all(axis=0)
-    if bad.any():
-        raise cur.error("NaN or infinite coordinate (x y z)", _line_of(starts, int(np.argmax(bad))))
-    return xyz.T.reshape(len(starts), NUM_JOINTS, 3)
-
-
-def _line_of(starts: Sequence[int], k: int) -> int:
-    """1-based file line of the k-th joint line in block order."""
-    return starts[k // NUM_JOINTS] + k % NUM_JOINTS + 1
 
 
 # --- one sample: read, select bodies, cut, normalise -------------------------------------------
