@@ -9,7 +9,7 @@
   pretrained DSTE backbones: (a) negative-based contrastive, (b) MG-FD without XC, (c) single-grained FD
   with XC, (d) MG-FD with XC, on 9 randomly selected (seeded) classes of the test split. Features come
   from the exported backbones (:func:`harness.engine.checkpoint.load_backbone`) through
-  :func:`harness_protocols.features.extract_features`, L2-normalised; all four panels use the same
+  :func:`harness.protocols.features.extract_features`, L2-normalised; all four panels use the same
   samples. A panel whose backbone was not pretrained says so instead of being left out.
 """
 
@@ -234,7 +234,7 @@ def figure5(panels: Sequence[Panel], out_dir: str | Path, *, workdir: str | Path
     from sklearn.manifold import TSNE
     from threadpoolctl import threadpool_limits
 
-    from harness_protocols.features import extract_features
+    from harness.protocols.features import extract_features
 
     from .data.kinds import resolve_dataset
     from .engine.checkpoint import load_backbone

@@ -1,7 +1,9 @@
 """Plugin registries: one per kind (methods, encoders, protocols, datasets).
 
-Built-in plugins register with a decorator in their own module; the registry imports those modules
-the first time it is asked for anything. Third-party packages add plugins through the entry-point
+Built-in plugins register with a decorator in their own module; the first time a registry is asked
+for anything it imports every module of its built-in packages (``harness.methods``,
+``harness.methods.encoders``, ``harness.protocols``, ``harness.data``), so a new built-in plugin is one
+new file. Third-party packages add plugins through the entry-point
 groups ``harness.methods``, ``harness.encoders``, ``harness.protocols`` and ``harness.datasets``; an entry
 point may name a module (importing it runs its decorators) or the plugin object itself.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import pkgutil
 import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -36,7 +39,7 @@ class Entry:
 class Registry:
     kind: str  # singular, for messages: "method"
     group: str  # entry-point group
-    builtin_modules: tuple[str, ...] = ()
+    builtin_packages: tuple[str, ...] = ()  # every module in these packages is imported (scanned)
     _entries: dict[str, Entry] = field(default_factory=dict)
     _loaded: bool = False
     _loading: bool = False
@@ -71,11 +74,9 @@ class Registry:
             return
         self._loading = True
         try:
-            for mod in self.builtin_modules:
-                # a built-in module that is absent from this install is skipped; one that is
-                # present but fails to import is a bug and raises
-                if importlib.util.find_spec(mod) is not None:
-                    importlib.import_module(mod)
+            for package in self.builtin_packages:
+                for mod in builtin_modules(package):
+                    importlib.import_module(mod)  # a built-in module that fails to import is a bug
             for ep in metadata.entry_points(group=self.group):
                 dist = ep.dist.name if ep.dist is not None else "?"
                 try:
@@ -115,23 +116,30 @@ class Registry:
         return name in self._entries
 
 
+def builtin_modules(package: str) -> list[str]:
+    """Every module of ``package`` and its sub-packages (names starting with ``_`` skipped), sorted.
+
+    Built-in plugins are found by scanning, so adding one is adding a file: no list to keep.
+    """
+    pkg = importlib.import_module(package)
+    out = [package]
+    for info in pkgutil.walk_packages(pkg.__path__, prefix=package + "."):
+        if not any(part.startswith("_") for part in info.name.split(".")):
+            out.append(info.name)
+    return sorted(out)
+
+
 def _is_module(obj: Any) -> bool:
     return type(obj).__name__ == "module"
 
 
 def _is_builtin_module(obj: Any) -> bool:
-    return _is_module(obj) and obj.__name__.split(".")[0] in {"harness", "harness_methods", "harness_protocols"}
+    return _is_module(obj) and obj.__name__.split(".")[0] == "harness"
 
 
-METHODS = Registry("method", "harness.methods", (
-    "harness_methods.usdrl", "harness_methods.contrastive", "harness_methods.umurl",
-    "harness_methods.scdnet", "harness_methods.mamp", "harness_methods.baselines"))
-ENCODERS = Registry("encoder", "harness.encoders", ("harness_methods.encoders",))
-PROTOCOLS = Registry("protocol", "harness.protocols", (
-    "harness_protocols.linear", "harness_protocols.knn", "harness_protocols.semi",
-    "harness_protocols.detection"))
-DATASETS = Registry("dataset", "harness.datasets", (
-    "harness.data.synthetic", "harness.data.ntu", "harness.data.agcn", "harness.data.pku",
-    "harness.data.msr", "harness.data.generic"))
+METHODS = Registry("method", "harness.methods", ("harness.methods",))
+ENCODERS = Registry("encoder", "harness.encoders", ("harness.methods.encoders",))
+PROTOCOLS = Registry("protocol", "harness.protocols", ("harness.protocols",))
+DATASETS = Registry("dataset", "harness.datasets", ("harness.data",))
 
 REGISTRIES = {"methods": METHODS, "encoders": ENCODERS, "protocols": PROTOCOLS, "datasets": DATASETS}

@@ -1,1 +1,1 @@
-"""Built-in methods and encoders (installed as ``harness_methods``)."""
+"""Built-in methods and encoders (installed as ``harness.methods``)."""

@@ -8,7 +8,7 @@ What it follows of the reference (Levigty/AimCLR ``net/skeletonclr.py``):
   replaces the encoder's final fc by this head);
 - key encoder f_k = an EMA copy of encoder + head (m 0.999), no gradients;
 - q = normalize(f_q(view 1)), k = normalize(f_k(view 2)); logits [q·k, q·Queue]/τ, cross-entropy
-  with target 0 (:func:`harness_methods.moco.info_nce`); then k is enqueued (FIFO);
+  with target 0 (:func:`harness.methods.moco.info_nce`); then k is enqueued (FIFO);
 - the queue (128 × K) starts as column-normalised Gaussian noise and is a registered buffer
   (checkpoints carry it, so resume is exact); K must be at least the batch size;
 - SkeletonCLR's defaults: K 32768, τ 0.07, m 0.999, projection 128 (``paper`` preset). The ``cpu``

@@ -32,7 +32,7 @@ Departures:
 - The modality (``method.modality``) is derived after the crop, as in the reference, and inside
   the backbone downstream. A topology without left/right pairs skips the flip.
 - State changes (EMA, enqueue) happen only in training mode; the logits are float32; the short
-  last batch of an epoch is written to the queue ring modulo K (:mod:`harness_methods.moco`).
+  last batch of an epoch is written to the queue ring modulo K (:mod:`harness.methods.moco`).
 - Optimisation is the run's ``train`` section; SCD-Net's own is ``--set train.optimizer=sgd
   --set train.lr=0.01 --set train.weight_decay=1e-4 --set train.batch_size=64 --set train.epochs=451
   --set train.milestones=[351]``.

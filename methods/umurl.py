@@ -35,7 +35,7 @@ is accepted as a synonym — the input is joint coordinates either way); ``bone`
 Departures: the encoder is UmURL's own (``cfg.encoder.name`` is not used; its ``hidden``, ``heads``
 and ``ffn`` are); the depth is ``method.options.layers`` (1 as in the reference); token counts come
 from ``data.frames`` and the topology instead of 64 × 25 × 2; the reference's SyncBatchNorm over 4 GPUs
-is per-process BatchNorm here; the loss runs in float32 (:mod:`harness_methods.losses`).
+is per-process BatchNorm here; the loss runs in float32 (:mod:`harness.methods.losses`).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 K augmented views (default 4) of each clip go through one encoder (DSTE by default) in a single
 batched forward. The dense temporal and spatial tokens are max-pooled to ȳ_t and ȳ_s, the
 encoder's pooled vector y_i = [ȳ_t; ȳ_s] is the instance representation, and three projectors map
-them to z_t, z_s, z_i. The loss is :func:`harness_methods.losses.multi_grained_loss`:
+them to z_t, z_s, z_i. The loss is :func:`harness.methods.losses.multi_grained_loss`:
 
     LOSS = 5·SIM + 1·VAC + 1e-3·XC,   each summed over domains with weights i 1, t 0.5, s 0.5
 

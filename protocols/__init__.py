@@ -1,1 +1,1 @@
-"""Built-in evaluation protocols and the PKU-MMD scorer (installed as ``harness_protocols``)."""
+"""Built-in evaluation protocols and the PKU-MMD scorer (installed as ``harness.protocols``)."""

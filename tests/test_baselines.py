@@ -12,8 +12,8 @@ from harness.data.topology import NTU25
 from harness.engine import load_backbone, pretrain
 from harness.errors import HarnessError
 from harness.registry import METHODS
-from harness_methods.base import DataInfo, build_method
-from harness_methods.baselines import RandomInit, Supervised
+from harness.methods.base import DataInfo, build_method
+from harness.methods.baselines import RandomInit, Supervised
 from protocol_helpers import toy_dataset
 
 FRAMES, B = 16, 6

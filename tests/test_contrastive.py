@@ -15,9 +15,9 @@ from harness.data.topology import NTU25
 from harness.engine import load_backbone, pretrain
 from harness.errors import HarnessError, UnknownNameError
 from harness.registry import METHODS
-from harness_methods.base import DataInfo, build_method
-from harness_methods.contrastive import Contrastive, aimclr_normal_view
-from harness_methods.moco import KeyQueue, check_queue_size, info_nce, key_copy, momentum_update_
+from harness.methods.base import DataInfo, build_method
+from harness.methods.contrastive import Contrastive, aimclr_normal_view
+from harness.methods.moco import KeyQueue, check_queue_size, info_nce, key_copy, momentum_update_
 from protocol_helpers import toy_dataset
 
 FRAMES, B = 16, 8

@@ -24,7 +24,7 @@ from harness.engine import gather_with_grad, pretrain
 from test_engine import TOY, make_dataset, toy_cfg  # noqa: E402  (registers the toy method)
 
 try:
-    from harness_methods.losses import cross_correlation, similarity, vac
+    from harness.methods.losses import cross_correlation, similarity, vac
 except ImportError:  # pragma: no cover - a local copy of the usdrl.md §8 formulas
     def vac(z):
         b, d = z.shape

@@ -16,10 +16,10 @@ from harness.data.prepared import PreparedWriter, open_prepared
 from harness.data.topology import MSR20
 from harness.errors import DataError, HarnessError
 from harness.registry import PROTOCOLS
-from harness_methods.base import Backbone
-from harness_methods.encoders.base import EncoderOutput
-from harness_protocols import detection as D
-from harness_protocols.base import ProtocolContext
+from harness.methods.base import Backbone
+from harness.methods.encoders.base import EncoderOutput
+from harness.protocols import detection as D
+from harness.protocols.base import ProtocolContext
 
 CLASSES = 3
 FRAMES = 16

@@ -17,11 +17,11 @@ from torch import nn
 from harness.config import EncoderConfig
 from harness.errors import HarnessError
 from harness.registry import ENCODERS
-from harness_methods.encoders import DSTE, STTR, Projector, build_encoder, init_weights
-from harness_methods.encoders.dste import DSTLayer, dense_shift_mask
-from harness_methods.encoders.flops import (dste_macs, encoder_flops, projector_macs, sttr_macs,
+from harness.methods.encoders import DSTE, STTR, Projector, build_encoder, init_weights
+from harness.methods.encoders.dste import DSTLayer, dense_shift_mask
+from harness.methods.encoders.flops import (dste_macs, encoder_flops, projector_macs, sttr_macs,
                                             usdrl_projector_macs)
-from harness_methods.encoders.layers import SinusoidalPE, spatial_tokens, temporal_tokens
+from harness.methods.encoders.layers import SinusoidalPE, spatial_tokens, temporal_tokens
 
 
 def nparams(*modules: nn.Module) -> int:
@@ -444,7 +444,7 @@ def test_autocast_bf16_forward_backward(name):
 
 
 def test_flop_counter_counts_cpu_sdpa():
-    from harness_methods.encoders.flops import count_flops
+    from harness.methods.encoders.flops import count_flops
 
     q = torch.randn(2, 3, 10, 8)
     assert count_flops(F.scaled_dot_product_attention, q, q, q) == 2 * 2 * (2 * 3 * 10 * 10 * 8)

@@ -26,8 +26,8 @@ from harness.engine.loop import build_optimizer
 from harness.engine.runs import run_lock
 from harness.errors import HarnessError, UnknownNameError
 from harness.registry import METHODS
-from harness_methods.base import Backbone, Method
-from harness_methods.encoders.base import EncoderOutput
+from harness.methods.base import Backbone, Method
+from harness.methods.encoders.base import EncoderOutput
 
 TOY = "_engine_toy"
 

@@ -12,8 +12,8 @@ from harness.config import resolve
 from harness.data.topology import NTU25
 from harness.engine import load_backbone, pretrain
 from harness.errors import HarnessError
-from harness_methods.base import DataInfo, build_method
-from harness_methods.mamp import (MAMP, keep_count, mask_from_scores, masked_mse, motion_scores, motion_target,
+from harness.methods.base import DataInfo, build_method
+from harness.methods.mamp import (MAMP, keep_count, mask_from_scores, masked_mse, motion_scores, motion_target,
                                   patchify)
 from protocol_helpers import toy_dataset
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from harness.errors import DataError
-from harness_protocols import pku_scorer as S
-from harness_protocols.intervals import (class_threshold_segments, frames_to_intervals, get_segments,
+from harness.protocols import pku_scorer as S
+from harness.protocols.intervals import (class_threshold_segments, frames_to_intervals, get_segments,
                                          pad_background, smooth_posteriors)
-from harness_protocols.pku_scorer import GT, Det
+from harness.protocols.pku_scorer import GT, Det
 
 
 # --- literal, slow transcriptions of the spec ------------------------------------------------------

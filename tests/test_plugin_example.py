@@ -18,7 +18,7 @@ import torch
 
 from harness.config import resolve
 from harness.data.topology import NTU25
-from harness_methods.base import DataInfo
+from harness.methods.base import DataInfo
 from protocol_helpers import toy_dataset
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "harness-example-method"

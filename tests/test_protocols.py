@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from harness.registry import PROTOCOLS
-from harness_protocols.knn import knn_predict
-from harness_protocols.scores import load_scores
-from harness_protocols.semi import stratified_subset, subset_indices
+from harness.protocols.knn import knn_predict
+from harness.protocols.scores import load_scores
+from harness.protocols.semi import stratified_subset, subset_indices
 
 from protocol_helpers import MeanPoseBackbone, NoiseBackbone, context, toy_dataset
 
@@ -77,7 +77,7 @@ def test_semi_finetunes_over_three_subset_seeds(tmp_path):
 
 
 def test_standardize_uses_training_statistics_only():
-    from harness_protocols.linear import standardize
+    from harness.protocols.linear import standardize
 
     train = torch.tensor([[1.0, 5.0], [3.0, 5.0]])
     test = torch.tensor([[2.0, 7.0]])

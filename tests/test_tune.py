@@ -20,7 +20,7 @@ from harness.engine.loop import split_holdout, train_indices
 from harness.errors import HarnessError, UnknownNameError
 from harness.tune import (OverBudget, Objective, budget_used, create_study, make_spec, open_study,
                           resolve_params, run_worker, search_space, paper_weights, validation_indices)
-from harness_methods.usdrl import USDRL
+from harness.methods.usdrl import USDRL
 
 # usdrl.md §8: LOSS = 5·SIM + 1·VAC + 1e-3·XC; VAC = 5·V + 1·AC; XC off-diagonal 0.005; domains 0.5
 PAPER = {"sim_weight": 5.0, "vac_weight": 1.0, "xc_weight": 1e-3, "variance_weight": 5.0,

@@ -13,9 +13,9 @@ from harness.data.modality import bone, motion
 from harness.data.topology import NTU25
 from harness.engine import load_backbone, pretrain
 from harness.errors import HarnessError
-from harness_methods.base import DataInfo, build_method
-from harness_methods.encoders.layers import spatial_tokens, temporal_tokens
-from harness_methods.umurl import UmURL, umurl_loss
+from harness.methods.base import DataInfo, build_method
+from harness.methods.encoders.layers import spatial_tokens, temporal_tokens
+from harness.methods.umurl import UmURL, umurl_loss
 from protocol_helpers import toy_dataset
 
 FRAMES, B = 16, 8

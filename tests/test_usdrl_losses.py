@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness_methods import losses as L
+from harness.methods import losses as L
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -13,11 +13,11 @@ from harness.data.modality import bone, motion
 from harness.data.topology import NTU25
 from harness.errors import HarnessError, UnknownNameError
 from harness.registry import ENCODERS, METHODS
-from harness_methods import losses as L
-from harness_methods.base import Backbone, DataInfo, build_method
-from harness_methods.encoders.base import Encoder, EncoderOutput
-from harness_methods.encoders.layers import spatial_tokens, temporal_tokens
-from harness_methods.usdrl import USDRL, USDRLBackbone
+from harness.methods import losses as L
+from harness.methods.base import Backbone, DataInfo, build_method
+from harness.methods.encoders.base import Encoder, EncoderOutput
+from harness.methods.encoders.layers import spatial_tokens, temporal_tokens
+from harness.methods.usdrl import USDRL, USDRLBackbone
 
 FRAMES, B = 16, 8
 INFO = DataInfo(topology=NTU25, num_classes=60, frames=FRAMES, persons=2)

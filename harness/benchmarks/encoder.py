@@ -4,13 +4,13 @@ For each encoder (DSTE, STTR by default) at a preset's size (``--config paper|cp
 
 - ``params``: encoder parameters; ``train_params`` adds the three USDRL projectors;
 - ``gflops_per_sample``: forward GFLOPs per clip counted by FlopCounterMode (matmuls, convolutions
-  and attention at 2 FLOPs/MAC; see ``harness_methods.encoders.flops``);
+  and attention at 2 FLOPs/MAC; see ``harness.methods.encoders.flops``);
 - inference: eval mode, ``torch.inference_mode``, batches of ``--batch-size`` clips;
 - training step: the full USDRL step on ``--batch-size`` clips — 4 pre-made views (augmentation is
   benchmarked by ``harness bench augment``) through the encoder and the t/s/i projectors, the
   multi-grained decorrelation loss, backward, Adam step (lr 5e-4, weight decay 1e-5). It uses
   the registered ``usdrl`` method when it is importable, else the encoder + projectors + the
-  ``harness_methods.losses`` loss, else a stand-in loss (the output says which);
+  ``harness.methods.losses`` loss, else a stand-in loss (the output says which);
 - efficiency = achieved GFLOP/s ÷ fp32 GFLOP/s of a square ``--matmul-size`` matmul measured in
   the same process, interleaved with the model measurements (medians of both). Training FLOPs per
   sample = 3 × views × (encoder + projector forward FLOPs), the usual forward + 2× backward
@@ -183,11 +183,11 @@ def _build_training(cfg: Any, info: Any, device: torch.device):
             return method(views)["loss"]
 
         projectors = [p for p in (method.t_proj, method.s_proj, method.i_proj) if p is not None]
-        return method, loss_fn, "usdrl method (harness_methods.usdrl, multi-grained loss)", projectors
+        return method, loss_fn, "usdrl method (harness.methods.usdrl, multi-grained loss)", projectors
     except Exception as exc:  # the method is not there (yet): compose the step here
         reason = f"{type(exc).__name__}: {exc}"
 
-    from harness_methods.encoders import Projector, build_encoder
+    from harness.methods.encoders import Projector, build_encoder
 
     encoder = build_encoder(cfg.encoder, frames=info.frames, joints=info.joints, persons=info.persons)
     encoder.init_weights()
@@ -196,9 +196,9 @@ def _build_training(cfg: Any, info: Any, device: torch.device):
                                  "s_proj": Projector(d, 2 * d, 2 * d),
                                  "i_proj": Projector(2 * d, 2 * d, 4 * d)}).to(device)
     try:
-        from harness_methods.losses import multi_grained_loss
+        from harness.methods.losses import multi_grained_loss
 
-        desc = f"encoder + projectors + harness_methods.losses.multi_grained_loss (usdrl method unavailable: {reason})"
+        desc = f"encoder + projectors + harness.methods.losses.multi_grained_loss (usdrl method unavailable: {reason})"
     except ImportError:
         multi_grained_loss = None
         desc = f"STAND-IN loss (usdrl method and losses unavailable: {reason})"
@@ -226,9 +226,9 @@ def bench_encoder(name: str, *, config: str = "paper", batch_size: int | None = 
                   train: bool = True, mm: _Matmul | None = None) -> EncoderBench:
     from harness.config import resolve
     from harness.data.topology import NTU25
-    from harness_methods.base import DataInfo
-    from harness_methods.encoders import build_encoder
-    from harness_methods.encoders.flops import count_flops, encoder_flops
+    from harness.methods.base import DataInfo
+    from harness.methods.encoders import build_encoder
+    from harness.methods.encoders.flops import count_flops, encoder_flops
 
     dev = _resolve_device(device) if isinstance(device, str) else device
     cfg = resolve(config, overrides={"encoder.name": name, "method.name": "usdrl",

@@ -42,7 +42,7 @@ def evaluate(cfg: RunConfig, *, progress: bool = True, record: bool = True) -> l
     from ..engine.checkpoint import load_backbone
     from ..engine.loop import find_or_pretrain, resolve_device, torch_threads
     from ..registry import METHODS, PROTOCOLS
-    from harness_protocols.base import ProtocolContext
+    from harness.protocols.base import ProtocolContext
 
     # check names and options of both plugins before any data is built or any training starts
     METHODS.get(cfg.method.name).resolve_options(cfg)

@@ -184,7 +184,7 @@ def load_backbone(path_or_run_dir: str | Path, device: str | torch.device = "cpu
     and the backbone weights are loaded strictly.
     """
     from harness.data.topology import Topology
-    from harness_methods.base import DataInfo, build_method
+    from harness.methods.base import DataInfo, build_method
 
     path = backbone_file(path_or_run_dir)
     obj = load(path, BACKBONE_FORMAT)

@@ -134,7 +134,7 @@ def train_indices(ds: PreparedDataset, cfg: RunConfig) -> np.ndarray:
 
 
 def data_info(ds: PreparedDataset, cfg: RunConfig):
-    from harness_methods.base import DataInfo
+    from harness.methods.base import DataInfo
 
     return DataInfo(topology=ds.topology, num_classes=ds.num_classes, frames=cfg.data.frames,
                     persons=ds.num_persons)
@@ -240,7 +240,7 @@ def _open_data(cfg: RunConfig, env: dd.DistEnv) -> PreparedDataset:
 def _pretrain(cfg: RunConfig, env: dd.DistEnv, ds: PreparedDataset, device: torch.device, amp, resume,
               progress: bool, on_step_end: StepHook | None, on_epoch_end: EpochHook | None,
               on_start: StartHook | None = None) -> RunInfo:
-    from harness_methods.base import build_method
+    from harness.methods.base import build_method
 
     t = cfg.train
     if t.epochs < 0 or t.batch_size < 1:

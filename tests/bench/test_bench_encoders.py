@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from harness.config import resolve
-from harness_methods.encoders import build_encoder
+from harness.methods.encoders import build_encoder
 
 BATCH = {"smoke": 16, "cpu": 16, "paper": 8}
 

@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.data.modality import to_modality
-from harness_methods.base import Backbone, DataInfo, Method
-from harness_methods.encoders.base import EncoderOutput, build_encoder
+from harness.methods.base import Backbone, DataInfo, Method
+from harness.methods.encoders.base import EncoderOutput, build_encoder
 
 __all__ = ["SimSiam", "SimSiamOptions"]
 
