@@ -8,17 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from harness.cli import main as cli
 from harness.config import DataConfig
 from harness.data import msr
 from harness.data.kinds import resolve_dataset
 from harness.data.prepared import open_prepared
-from harness.data.resample import resample
 from harness.data.topology import MSR20
 from harness.errors import DataError
 from harness.registry import DATASETS
+from nn_reference import raw_one_nn
 
 
 @pytest.fixture(scope="module")
@@ -96,15 +95,8 @@ def msr_raw_ds(msr_raw: Path, tmp_path_factory):
 
 def test_one_nearest_neighbour_reference(msr_raw_ds):
     """README: 1-NN on hip-centred (not rotated), 32-frame resampled, z-scored joints ≈ 57 % top-1."""
-    ds = msr_raw_ds
-    x = torch.from_numpy(np.array(ds.data))
-    x = x - x[:, :, :, MSR20.center:MSR20.center + 1]  # hip centre of each frame
-    feats = resample(x, torch.from_numpy(ds.lengths), 32).reshape(len(x), -1).double().numpy()
-    train, test = ds.indices("xsub", "train"), ds.indices("xsub", "test")
-    mean, std = feats[train].mean(0), feats[train].std(0) + 1e-8  # z-score with training statistics
-    z = (feats - mean) / std
-    dist = ((z[test, None] - z[None, train]) ** 2).sum(-1)
-    acc = float((ds.labels[train][dist.argmin(1)] == ds.labels[test]).mean())
+    correct, total = raw_one_nn(msr_raw_ds, "xsub", MSR20.center)
+    acc = correct / total
     print(f"MSR Action3D 1-NN top-1: {acc:.4f}")  # measured: 0.5714 (156 / 273)
     assert 0.50 <= acc <= 0.64
 
