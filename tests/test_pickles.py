@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import os
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -137,3 +138,115 @@ def test_persistent_ids_are_refused():
     P(buf).dump(["secret"])
     with pytest.raises(DataError, match="refused to load persistent id"):
         safe_loads_pickle(buf.getvalue())
+
+
+# --- numpy: exactly the names numpy writes, and nothing reachable through them ------------------
+
+ADMITTED = {"_codecs.encode", "numpy.dtype", "numpy.ndarray", "numpy._core.multiarray._reconstruct",
+            "numpy._core.multiarray.scalar", "numpy._core.numeric._frombuffer"}
+
+
+def _globals_written(obj, protocol):
+    """The module.name pairs a pickle of `obj` looks up (our own objects, so the stock loader is safe)."""
+    import io
+
+    names = set()
+
+    class Recorder(pickle.Unpickler):
+        def find_class(self, module, name):
+            names.add(f"{module}.{name}")
+            return super().find_class(module, name)
+
+    Recorder(io.BytesIO(pickle.dumps(obj, protocol=protocol))).load()
+    return names
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_numpy_writes_only_admitted_names_and_they_load(protocol):
+    objs = [np.zeros((2, 3, 25, 3), np.float16), np.ones(3, np.float32), np.arange(3, dtype=np.int64),
+            np.array([True, False]), np.float32(0.5), np.int64(7), np.bool_(True),
+            {"split": {"xsub_train": ["a"]}, "annotations": [{"frame_dir": "a", "label": np.int64(2),
+                                                              "keypoint": np.ones((1, 2, 25, 3), np.float16),
+                                                              "total_frames": 2, "img_shape": (1080, 1920)}]}]
+    for obj in objs:
+        assert _globals_written(obj, protocol) <= ADMITTED, obj
+        got = safe_loads_pickle(pickle.dumps(obj, protocol=protocol))
+        assert repr(got) == repr(obj)
+
+
+def test_neighbouring_numpy_names_are_refused():
+    import io
+
+    from harness.data.pickles import RestrictedUnpickler, _Refused
+
+    u = RestrictedUnpickler(io.BytesIO(b""))
+    for module, name in [("numpy", "load"), ("numpy", "frombuffer"), ("numpy.core.multiarray", "frombuffer"),
+                         ("numpy.lib.format", "read_array"), ("numpy.testing._private.utils", "runstring"),
+                         ("numpy", "fromfile"), ("numpy.core.numeric", "eval"), ("numpy.core.numpy.core.multiarray",
+                                                                                 "_reconstruct")]:
+        with pytest.raises(_Refused, match=re.escape(f"{module}.{name}")):
+            u.find_class(module, name)
+
+
+class _RunString:
+    """numpy.testing's runstring exec()s its argument: a code-running name inside the numpy package."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        from numpy.testing._private.utils import runstring
+        return (runstring, (f"open({str(self.marker)!r}, 'w').close()", {}))
+
+
+class _ArrayFedByShell:
+    """An allowed _reconstruct whose state (the array's bytes) is the result of os.system."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (np._core.multiarray._reconstruct, (np.ndarray, (0,), b"b"),
+                (1, (1,), np.dtype("f8"), False, _RunsShell(self.marker)))
+
+
+class _FrombufferPointers:
+    """An allowed _frombuffer given a dtype with forged object flags: real numpy would read the 8
+    bytes as a PyObject pointer (0x4141414141414141), i.e. crash or worse."""
+
+    def __reduce__(self):
+        return (np._core.numeric._frombuffer, (b"A" * 8, _FlaggedDtype(), (1,), "C"))
+
+
+class _ObjectScalar:
+    def __reduce__(self):
+        return (np._core.multiarray.scalar, (np.dtype("O"), ["anything"]))
+
+
+class _StrSubtype:
+    def __reduce__(self):
+        return (np._core.multiarray._reconstruct, (str, (0,), b"b"))
+
+
+class _DictDtype:
+    def __reduce__(self):
+        return (np.dtype, ({"names": ["a"], "formats": ["O"]},))
+
+
+def test_payloads_through_numpy_names_are_refused_without_running(tmp_path):
+    marker = tmp_path / "ran"
+    live = pickle.dumps(_RunString(marker))
+    pickle.loads(live)  # the stock loader runs it: the payload is real
+    assert marker.exists()
+    marker.unlink()
+    with pytest.raises(DataError, match=r"refused to load numpy\.testing\._private\.utils\.runstring"):
+        safe_loads_pickle(live)
+    with pytest.raises(DataError, match=r"refused to load posix\.system"):
+        safe_loads_pickle(pickle.dumps(_ArrayFedByShell(marker)))
+    assert not marker.exists()
+    got = safe_loads_pickle(pickle.dumps(_FrombufferPointers()))  # never given to the stock loader
+    assert got.dtype == np.float64 and not got.dtype.hasobject and got.tobytes() == b"A" * 8
+    for payload, message in [(_ObjectScalar(), "numpy dtype 'O8'"), (_StrSubtype(), "an array of type"),
+                             (_DictDtype(), "numpy dtype {")]:
+        with pytest.raises(DataError, match=f"refused to load {re.escape(message)}"):
+            safe_loads_pickle(pickle.dumps(payload))

@@ -1,7 +1,9 @@
 """Load pickles from other codebases without letting them run code.
 
 Skeleton codebases ship labels as pickles (the AGCN ``{train,val}_label.pkl`` is a tuple
-``(names, labels)``; the USDRL authors' PKU-MMD files are dicts of arrays). ``pickle.load`` on a
+``(names, labels)``; the USDRL authors' PKU-MMD files are dicts of arrays; pyskl / MMAction2
+annotation files are a dict of splits and a list of per-sample dicts holding float16/float32
+keypoint arrays and numpy integer scalars). ``pickle.load`` on a
 downloaded file can run anything, so :func:`safe_load_pickle` uses :class:`RestrictedUnpickler`,
 whose ``find_class`` resolves only:
 
@@ -10,7 +12,10 @@ whose ``find_class`` resolves only:
   (protocols 0–2 pickle ``bytes`` through it; it only re-encodes a string);
 - the numpy names that pickled arrays and scalars use (``numpy.dtype``, ``numpy.ndarray``,
   ``numpy[._]core.multiarray._reconstruct`` / ``.scalar``, ``numpy[._]core.numeric._frombuffer``;
-  numpy 1 and numpy 2 spellings).
+  numpy 1 and numpy 2 spellings). numpy 2.4 emits exactly these: protocols 2–4 use
+  ``_reconstruct``, ``ndarray``, ``dtype`` and ``scalar`` (protocol 2 adds ``_codecs.encode`` for
+  the raw bytes); protocol 5 uses ``_frombuffer``, ``dtype`` and ``scalar``
+  (``tests/test_pickles.py`` checks this list against what the installed numpy writes).
 
 Numpy needs care: ``dtype.__setstate__`` copies the pickle's flag byte into the dtype unchecked, so
 a crafted pickle could mark plain bytes as object pointers. The numpy names therefore resolve to
@@ -31,10 +36,11 @@ import _compat_pickle
 import codecs
 import collections
 import io
+import os
 import pickle
 import re
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -242,10 +248,9 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise _Refused(f"persistent id {pid!r}")
 
 
-def safe_loads_pickle(data: bytes, *, source: str | Path | None = None) -> Any:
-    """Unpickle bytes, refusing anything that could run code; `source` names the origin in errors."""
+def _load(fh: IO[bytes], source: str | Path | None) -> Any:
     try:
-        obj = RestrictedUnpickler(io.BytesIO(data)).load()
+        obj = RestrictedUnpickler(fh).load()
         return _materialise(obj, {}, set())
     except _Refused as exc:
         raise DataError(source, f"refused to load {exc}: only plain containers, numbers, strings and "
@@ -256,13 +261,19 @@ def safe_loads_pickle(data: bytes, *, source: str | Path | None = None) -> Any:
         raise DataError(source, f"not a readable plain-data pickle: {type(exc).__name__}: {exc}") from None
 
 
+def safe_loads_pickle(data: bytes, *, source: str | Path | None = None) -> Any:
+    """Unpickle bytes, refusing anything that could run code; `source` names the origin in errors."""
+    return _load(io.BytesIO(data), source)
+
+
 def safe_load_pickle(path: str | Path) -> Any:
-    """Load the pickle at `path` with :func:`safe_loads_pickle`."""
+    """Load the pickle at `path` with the restricted unpickler, streamed from the file (a pyskl
+    NTU-120 file is gigabytes; reading it into one bytes object first would double the memory)."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as fh:
+            if os.fstat(fh.fileno()).st_size == 0:
+                raise DataError(path, "empty file: not a pickle")
+            return _load(fh, path)
     except OSError as exc:
         raise DataError(path, f"cannot read: {exc.strerror or exc}") from None
-    if not data:
-        raise DataError(path, "empty file: not a pickle")
-    return safe_loads_pickle(data, source=path)
