@@ -1,4 +1,4 @@
-"""Batched augmentation (harness.data.augment), resampling and modalities.
+"""Batched augmentation (harness.augment, and USDRL's view recipe), resampling and modalities.
 
 Exact tests on tiny tensors with known parameters, equivalence of the fused paths with the plain
 step-by-step ones, and a statistical comparison of the batched USDRL views with the per-sample
@@ -16,12 +16,13 @@ import torch
 import torch.nn.functional as F
 from scipy import stats
 
+from harness import augment as A
 from harness.benchmarks.reference_feeder import ReferenceFeeder
-from harness.data import augment as A
 from harness.data.modality import bone, motion, to_modality
 from harness.data.resample import resample, source_positions
 from harness.data.topology import MSR20, NTU25, Topology
 from harness.errors import HarnessError
+from harness.methods.usdrl import usdrl_views
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -244,7 +245,7 @@ def test_usdrl_spatial_branch_probabilities():
 
 def test_msr_counts_and_shapes():
     x = torch.randn(6, 3, 40, 20, 1, generator=gen(0))
-    views = A.usdrl_views(x, torch.tensor([40, 30, 20, 64, 10, 39]).clamp(max=40), 3, 16, gen(0))
+    views = usdrl_views(x, torch.tensor([40, 30, 20, 64, 10, 39]).clamp(max=40), 3, 16, gen(0))
     assert len(views) == 3 and all(v.shape == (6, 3, 16, 20, 1) for v in views)
     d = A.USDRLSpatial().draw(10, 20, torch.device("cpu"), gen(0))
     assert (d["subset"].sum(1) == 12).all()
@@ -255,8 +256,8 @@ def test_usdrl_views_equal_crop_then_spatial_step_by_step():
     g = gen(0)
     lengths = torch.tensor([300, 120, 64, 50, 200, 90])
     x = torch.randn(6, 3, 300, 25, 2, generator=g)
-    views = A.usdrl_views(x, lengths, 4, 64, gen(9))
-    pipe = A.usdrl_pipeline(64)
+    views = usdrl_views(x, lengths, 4, 64, gen(9))
+    pipe = A.Compose(A.CropResize(64), A.USDRLSpatial())  # the recipe usdrl_views runs
     g2 = gen(9)
     idx = torch.arange(6).repeat(4)
     crop, start = pipe.steps[0].windows(lengths[idx], g2)
@@ -269,9 +270,9 @@ def test_zero_padded_person_stays_zero_and_views_are_deterministic():
     x[:, :, :, :, 2] = 0  # an absent third person
     x[2, :, :, :, 1] = 0
     lengths = torch.tensor([120, 100, 70, 64, 30])
-    views = A.usdrl_views(x, lengths, 4, 64, gen(1))
-    again = A.usdrl_views(x, lengths, 4, 64, gen(1))
-    other = A.usdrl_views(x, lengths, 4, 64, gen(2))
+    views = usdrl_views(x, lengths, 4, 64, gen(1))
+    again = usdrl_views(x, lengths, 4, 64, gen(1))
+    other = usdrl_views(x, lengths, 4, 64, gen(2))
     for v, w, o in zip(views, again, other):
         assert v.shape == (5, 3, 64, 25, 3) and v.dtype == torch.float32
         assert torch.isfinite(v).all()
@@ -427,7 +428,7 @@ def test_temporal_mask_chunks():
 
 def test_generators_on_the_data_device_and_none():
     x = torch.randn(3, 3, 30, 25, 2)
-    views = A.usdrl_views(x, torch.tensor([30, 20, 10]), 2, 8)  # global RNG
+    views = usdrl_views(x, torch.tensor([30, 20, 10]), 2, 8)  # global RNG
     assert len(views) == 2 and views[0].shape == (3, 3, 8, 25, 2)
 
 
@@ -450,10 +451,10 @@ def test_pool_reuses_a_buffer_only_when_nothing_refers_to_it():
 def test_pooled_views_survive_later_calls():
     x = torch.randn(8, 3, 100, 25, 2, generator=gen(0))
     lengths = torch.full((8,), 100)
-    first = A.usdrl_views(x, lengths, 4, 64, gen(1))
+    first = usdrl_views(x, lengths, 4, 64, gen(1))
     copy = [v.clone() for v in first]
     for _ in range(3):
-        A.usdrl_views(x, lengths, 4, 64, gen(2))
+        usdrl_views(x, lengths, 4, 64, gen(2))
     assert all(torch.equal(a, b) for a, b in zip(first, copy))
 
 
@@ -580,7 +581,7 @@ def _stat_runs():
         idx = range(s, min(s + 250, STAT_CLIPS))
         t_b = int(lengths[s:s + 250].max())
         x = torch.from_numpy(np.stack([clips[i][:, :t_b] for i in idx]))
-        vs = A.usdrl_views(x, torch.from_numpy(lengths[s:s + 250]), 4, 64, g)
+        vs = usdrl_views(x, torch.from_numpy(lengths[s:s + 250]), 4, 64, g)
         views.append(torch.stack(vs, 1)[:, :, :, [0, 63]].flatten(0, 1).numpy())  # clip-major like the feeder
     v = np.concatenate(views)
     ours = _analyse(v[..., 0], v[..., 1], np.repeat(lengths, 4), clips.pose)

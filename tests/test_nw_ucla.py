@@ -14,7 +14,7 @@ import torch
 from harness.cli import main as cli
 from harness.config import DataConfig, resolve
 from harness.data import nw_ucla
-from harness.data.augment import crop_resize
+from harness.augment import crop_resize
 from harness.data.kinds import resolve_dataset
 from harness.data.loader import ClipBatches
 from harness.data.nw_ucla import UCLA20

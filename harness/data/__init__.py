@@ -1,1 +1,2 @@
-"""The data layer: topologies, the prepared on-disk format, readers for raw datasets, augmentation."""
+"""The data layer: topologies, the prepared on-disk format, readers for raw datasets, resampling
+and modalities (augmentations are the package :mod:`harness.augment`)."""

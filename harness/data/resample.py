@@ -8,7 +8,7 @@ they are bit-identical to ``F.interpolate``'s; the blend itself may differ from 
 
 One fused gather-and-blend (``embedding_bag`` over rows of V·M values, weights (1 − λ, λ)) per
 chunk of clips, no per-sample loop. :func:`source_positions` is the single source of the index rule;
-the fused crop-and-augment kernel in :mod:`harness.data.augment` reuses it.
+the fused crop-and-augment kernel in :mod:`harness.augment.fused` reuses it.
 """
 
 from __future__ import annotations

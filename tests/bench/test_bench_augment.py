@@ -14,7 +14,7 @@ import torch
 
 from harness.benchmarks.augment import make_clips, padded_batch
 from harness.benchmarks.reference_feeder import ReferenceFeeder
-from harness.data.augment import usdrl_views
+from harness.methods.usdrl import usdrl_views
 
 BATCH = 32
 
