@@ -23,6 +23,7 @@ from typing import Any, TypeVar, get_type_hints
 import yaml
 
 from .errors import HarnessError, UnknownNameError
+from .registry import METHODS
 
 T = TypeVar("T")
 
@@ -40,40 +41,41 @@ class DataConfig:
 
 @dataclass
 class EncoderConfig:
-    name: str = "dste"
-    hidden: int = 1024  # token width d (C_e = C_r)
-    heads: int = 1
-    layers: int = 2
-    mlp_hidden: int = 2048  # DST MLP width (STTR's feed-forward width is `ffn`)
-    ffn: int = 1024
-    alpha: float = 0.5  # CA weight; DSA weight is 1 - alpha
-    gap: int = 4  # DenseShift stride
-    kernel: int = 1  # CA Conv1d kernel
-    drop_path: float = 0.1
-    options: dict[str, Any] = field(default_factory=dict)
+    name: str = ""  # a registered encoder; "" = the method's default (DSTE for USDRL; MAMP's own ViT)
+    options: dict[str, Any] = field(default_factory=dict)  # checked against the encoder's Options
 
 
 @dataclass
 class MethodConfig:
     name: str = "usdrl"
     variant: str = "default"  # a named set of option values (e.g. USDRL's Table 5 rows)
-    modality: str = "joint"  # joint | bone | motion (methods may accept more, e.g. "jbm")
+    modality: str = ""  # joint | bone | motion | jbm; "" = the method's default (joint; jbm for UmURL)
     options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class TrainConfig:
+    """Pretraining. The budget is ``steps`` optimizer steps, or ``epochs`` passes over the training
+    split when ``steps`` is 0; schedule times (``milestones``, ``warmup``) are fractions of it."""
+
+    steps: int = 0  # optimizer steps in all; 0 = the budget is ``epochs``
     epochs: int = 451
     batch_size: int = 356
-    optimizer: str = "adam"
+    optimizer: str = "adam"  # adam (coupled L2, the reference) | adamw | sgd
     lr: float = 5e-4
     weight_decay: float = 1e-5
-    milestones: list[int] = field(default_factory=lambda: [351])
+    decay_norm_and_bias: bool = True  # False: no weight decay on biases, norms and embeddings (MAE lineage)
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adam / adamw
+    momentum: float = 0.9  # sgd
+    schedule: str = "step"  # step (lr × gamma at each milestone) | cosine (down to min_lr)
+    milestones: list[float] = field(default_factory=lambda: [351 / 451])  # fractions of the budget
     gamma: float = 0.1
+    warmup: float = 0.0  # fraction of the budget with a linear warm-up from 0
+    min_lr: float = 0.0  # cosine: the final learning rate
     amp: str = "auto"  # auto | off | bf16 | fp16 (fp16 needs CUDA; auto = bf16 on CUDA, off on CPU)
     compile: bool = False
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    checkpoint_every: int = 50
+    checkpoint_every: int = 50  # epochs
     seed: int = 0
     num_threads: int = 0  # 0 = torch default
     max_steps_per_epoch: int = 0  # 0 = all; a cap for smoke runs
@@ -102,12 +104,20 @@ class RunConfig:
     results: str = "results"  # the results store
 
     # --- hashing -------------------------------------------------------------------------
+    # Hashes cover the *resolved* configuration (every plugin option filled in from its preset,
+    # variant and defaults, harness.resolve), so a changed default in a plugin is a new
+    # configuration, never a silently reused one.
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def resolved(self) -> "RunConfig":
+        from .resolve import resolved  # resolve imports this module: a top-level import would cycle
+
+        return resolved(self)
+
     def pretrain_dict(self) -> dict[str, Any]:
         """What determines the pretrained weights (execution-only settings are left out)."""
-        d = self.to_dict()
+        d = self.resolved().to_dict()
         out = {k: d[k] for k in ("data", "encoder", "method", "train")}
         for key in EXECUTION_ONLY_TRAIN_KEYS:
             out["train"].pop(key)
@@ -119,12 +129,16 @@ class RunConfig:
 
     @property
     def config_hash(self) -> str:
-        d = self.to_dict()
+        """The whole run except the pretraining seed: rows of one configuration trained with several
+        seeds share it and carry the seed in their ``pretrain_seed`` column."""
+        d = self.resolved().to_dict()
         d.pop("workdir"), d.pop("results")
-        for key in EXECUTION_ONLY_TRAIN_KEYS:
+        for key in EXECUTION_ONLY_TRAIN_KEYS + ("seed",):
             d["train"].pop(key)
         return stable_hash(d)
 
+
+AMP_MODES = ("auto", "off", "bf16", "fp16")  # train.amp (harness.engine.amp)
 
 # train settings that change how fast a run goes or how it logs, never what it learns
 EXECUTION_ONLY_TRAIN_KEYS = ("num_threads", "log_every")
@@ -141,35 +155,56 @@ def stable_hash(obj: Any, length: int = 12) -> str:
 # merged under the user's options by :func:`plugin_options`.
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
-    # cpu: a narrow encoder on 2,000 synthetic clips, minutes per pretraining on a 2-core CPU
+    # cpu: 2,000 synthetic clips, narrow encoders (their own preset_defaults), 320 optimizer steps
+    # whatever the dataset's size: minutes per pretraining on one CPU thread
     "cpu": {
         "data.num_samples": 2000, "data.frames": 32,
-        "encoder.hidden": 64, "encoder.mlp_hidden": 128, "encoder.ffn": 64,
-        "train.epochs": 20, "train.batch_size": 64, "train.lr": 1e-3, "train.milestones": [16],
-        "train.checkpoint_every": 5, "train.amp": "off",
+        "train.steps": 320, "train.epochs": 0, "train.batch_size": 64, "train.lr": 1e-3,
+        "train.milestones": [0.8], "train.checkpoint_every": 5, "train.amp": "off",
     },
     "smoke": {
         "data.num_samples": 240, "data.frames": 16,
-        "encoder.hidden": 32, "encoder.mlp_hidden": 64, "encoder.ffn": 32,
-        "train.epochs": 2, "train.batch_size": 32, "train.lr": 1e-3, "train.milestones": [1],
+        "train.steps": 6, "train.epochs": 0, "train.batch_size": 32, "train.lr": 1e-3, "train.milestones": [0.5],
         "train.checkpoint_every": 1, "train.amp": "off", "train.max_steps_per_epoch": 3,
         "train.log_every": 1,
     },
 }
 
+# keys that moved; setting the old one is an error that names the new one
+MOVED_KEYS: dict[str, str] = {
+    **{f"encoder.{k}": f"encoder.options.{k}" for k in
+       ("hidden", "heads", "layers", "mlp_hidden", "ffn", "alpha", "gap", "kernel", "drop_path")},
+}
+
 
 def resolve(preset: str = "cpu", yaml_file: str | Path | None = None,
             overrides: list[str] | dict[str, Any] | None = None) -> RunConfig:
-    """Build a RunConfig from a preset, an optional YAML file and ``a.b=c`` overrides."""
+    """Build a RunConfig: the preset, then the method's own training defaults for that preset
+    (``Method.train_defaults``, e.g. MAMP's AdamW), then a YAML file, then ``a.b=c`` overrides."""
     if preset not in PRESETS:
         raise UnknownNameError("preset", preset, list(PRESETS))
-    cfg = RunConfig(preset=preset)
-    apply_overrides(cfg, PRESETS[preset])
-    if yaml_file is not None:
-        apply_overrides(cfg, load_yaml(yaml_file))
-    if overrides:
-        apply_overrides(cfg, overrides)
+    layers = [load_yaml(yaml_file) if yaml_file is not None else {}, parse_set(overrides)
+              if isinstance(overrides, list) else dict(overrides or {})]
+    cfg = _layered(preset, [PRESETS[preset], *layers])
+    defaults = method_train_defaults(cfg.method.name, preset)
+    if defaults:  # the method is known only once the user's layers are read: build again with them
+        cfg = _layered(preset, [PRESETS[preset], {f"train.{k}": v for k, v in defaults.items()}, *layers])
     return cfg
+
+
+def _layered(preset: str, layers: list[dict[str, Any]]) -> RunConfig:
+    cfg = RunConfig(preset=preset)
+    for layer in layers:
+        apply_overrides(cfg, layer)
+    return cfg
+
+
+def method_train_defaults(method: str, preset: str) -> dict[str, Any]:
+    """``train.*`` defaults the method declares for ``preset`` ("*" entries apply to every preset)."""
+    if method not in METHODS:
+        return {}  # an unknown method fails later, with suggestions, where it is built
+    table = getattr(METHODS.get(method), "train_defaults", {}) or {}
+    return {**table.get("*", {}), **table.get(preset, {})}
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -227,6 +262,8 @@ def _set_path(obj: Any, parts: list[str], value: Any, full: str) -> None:
             obj[head] = copy.deepcopy(value)
         return
     names = [f.name for f in fields(obj)]
+    if full in MOVED_KEYS and len(parts) == 1:
+        raise HarnessError(f"config key {full!r} moved: set {MOVED_KEYS[full]!r} instead")
     if head not in names:
         prefix = full.split(".")[: len(full.split(".")) - len(parts)]
         base = ".".join(prefix) + "." if prefix else ""

@@ -9,12 +9,13 @@
   pretrained DSTE backbones: (a) negative-based contrastive, (b) MG-FD without XC, (c) single-grained FD
   with XC, (d) MG-FD with XC, on 9 randomly selected (seeded) classes of the test split. Features come
   from the exported backbones (:func:`harness.engine.checkpoint.load_backbone`) through
-  :func:`harness.protocols.features.extract_features`, L2-normalised; all four panels use the same
+  :func:`harness.evaluation.features.extract_features`, L2-normalised; all four panels use the same
   samples. A panel whose backbone was not pretrained says so instead of being left out.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import textwrap
 from dataclasses import dataclass, field
@@ -24,10 +25,20 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+import yaml
+
 from . import atomic
+from .config import PRESETS, resolve
 from .tables import MEASURES, MeasuredColumn, Selector, _row_mask, pick_cell, pretty_dataset
 
 FIGURE4_NAME = "figure4_alpha.png"
+ALPHA_KEY = "encoder.options.alpha"  # what harness reproduce --figure 4 sweeps
+ALPHA_KEYS = {ALPHA_KEY, "encoder.alpha"}  # the second: rows recorded before encoder options existed
+
+
+def default_alpha(preset: str) -> float:
+    """DSTE's α at ``preset`` (the CA/DSA weight of the Table 1 run)."""
+    return float(resolve(preset, overrides=["encoder.name=dste"]).resolved().encoder.options["alpha"])
 FIGURE5_NAME = "figure5_tsne.png"
 FIGURE5_PANELS = (
     ("(a) negative-based contrastive", "contrastive", "default"),
@@ -76,7 +87,11 @@ def alpha_points(df: pd.DataFrame, dataset: str, preset: str, default_alpha: flo
     alphas = []
     for extra in rows["_extra"]:
         over = extra.get("overrides") or {}
-        alphas.append(float(over.get("encoder.alpha", default_alpha)) if set(over) <= {"encoder.alpha"} else math.nan)
+        keys = set(over) & ALPHA_KEYS
+        if set(over) - ALPHA_KEYS:
+            alphas.append(math.nan)  # another sweep's row
+        else:
+            alphas.append(float(over[keys.pop()]) if keys else default_alpha)
     rows["_alpha"] = alphas
     rows = rows[rows["_alpha"].notna()]  # rows of other sweeps are not α points
     points = []
@@ -157,11 +172,7 @@ def find_backbone_run(workdir: str | Path, *, method: str, variant: str, encoder
                       preset: str) -> Path | None:
     """The newest finished run under ``<workdir>/runs`` with this method, variant, encoder (joint modality,
     the preset's default α) pretrained on ``dataset`` (a name or kind) at ``preset``."""
-    import yaml
-
-    from .config import resolve
-
-    default_alpha = resolve(preset).encoder.alpha if preset in ("smoke", "cpu", "paper") else 0.5
+    alpha = default_alpha(preset) if preset in PRESETS else 0.5
     best: tuple[float, Path] | None = None
     root = Path(workdir) / "runs"
     if not root.is_dir():
@@ -171,8 +182,6 @@ def find_backbone_run(workdir: str | Path, *, method: str, variant: str, encoder
         if not backbone.is_file() or not (run / "config.yaml").is_file():
             continue
         try:
-            import json
-
             status = json.loads((run / "run.json").read_text(encoding="utf-8")).get("status")
             cfg = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
         except (OSError, ValueError, yaml.YAMLError):
@@ -183,7 +192,7 @@ def find_backbone_run(workdir: str | Path, *, method: str, variant: str, encoder
             ok = (cfg["preset"] == preset and cfg["method"]["name"] == method
                   and cfg["method"]["variant"] == variant and cfg["method"]["modality"] == "joint"
                   and cfg["encoder"]["name"] == encoder
-                  and float(cfg["encoder"]["alpha"]) == float(default_alpha)
+                  and float(cfg["encoder"]["options"]["alpha"]) == alpha
                   and dataset in (cfg["data"]["dataset"], _dataset_kind(str(cfg["data"]["dataset"]))))
         except (KeyError, TypeError, ValueError):
             continue
@@ -234,7 +243,7 @@ def figure5(panels: Sequence[Panel], out_dir: str | Path, *, workdir: str | Path
     from sklearn.manifold import TSNE
     from threadpoolctl import threadpool_limits
 
-    from harness.protocols.features import extract_features
+    from harness.evaluation.features import extract_features
 
     from .data.kinds import resolve_dataset
     from .engine.checkpoint import load_backbone

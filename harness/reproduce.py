@@ -17,7 +17,7 @@ What each target needs:
   (synthetic by default) or on ``--eval-dataset`` (a PKU-MMD folder);
 * Table 5: ``linear`` + ``knn`` for the 7 rows (rows 1/4 ``contrastive`` STTR/DSTE, row 2 ``usdrl no_xc``
   STTR, rows 3/7 ``usdrl`` STTR/DSTE, rows 5/6 ``usdrl no_xc`` / ``single_grained`` DSTE);
-* Figure 4: ``linear`` for USDRL (DSTE) at ``encoder.alpha`` ∈ {0, 0.25, 0.5, 0.75, 1}; the α runs other
+* Figure 4: ``linear`` for USDRL (DSTE) at ``encoder.options.alpha`` ∈ {0, 0.25, 0.5, 0.75, 1}; the α runs other
   than the default are recorded with ``extra.overrides`` so tables never mistake them for Table 1 rows;
 * Figure 5: the four pretrained DSTE backbones (``contrastive``, ``usdrl`` no_xc, single_grained, default).
 
@@ -162,7 +162,7 @@ def plan(*, table: int | None = None, figure: int | None = None, methods: Sequen
         if "usdrl" in wanted:
             s = tuple(seeds) if seeds else LINEAR_SEEDS
             for a in alphas:
-                sweep = () if float(a) == float(default_alpha) else (("encoder.alpha", float(a)),)
+                sweep = () if float(a) == float(default_alpha) else (("encoder.options.alpha", float(a)),)
                 items.append(PlannedRun(f"Figure 4 α={a:g}", "usdrl", "linear", encoder="dste", seeds=s, sweep=sweep))
     elif figure == 5:
         for method, variant in FIGURE5_PANELS:

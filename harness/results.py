@@ -18,6 +18,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 from . import __version__, atomic
+from .errors import HarnessError
 
 STORE_NAME = "results.csv"
 
@@ -35,8 +36,10 @@ class ResultRow:
     split: str = ""
     seed: int = 0
     preset: str = ""
-    epochs: int = 0  # pretraining epochs
-    config_hash: str = ""
+    epochs: int = 0  # pretraining epochs (completed passes over the training split)
+    config_hash: str = ""  # the configuration without its pretraining seed (rows of several seeds share it)
+    pretrain_seed: int = 0  # train.seed of the pretraining run (the protocol's own seed is ``seed``)
+    steps: int = 0  # pretraining optimizer steps (0: not recorded, rows older than the step budgets)
     code_version: str = field(default_factory=lambda: code_version())
     hardware: str = field(default_factory=lambda: hardware())
     date: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
@@ -86,6 +89,32 @@ def _store_lock(store_dir: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+# columns added since the first store, with the value older rows get when the file is upgraded
+ADDED_COLUMNS = {"pretrain_seed": "0", "steps": "0"}
+
+
+def _upgrade_header(path: Path) -> None:
+    """Rewrite a store written with an older column set under today's header (under the lock).
+
+    Old rows keep every value; a column they lack gets :data:`ADDED_COLUMNS`' default (the
+    pretraining seed of every run before pretrain seeds existed was 0)."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        header = reader.fieldnames or []
+        if header == COLUMNS:
+            return
+        unknown = set(header) - set(COLUMNS)
+        if unknown or set(COLUMNS) - set(header) - set(ADDED_COLUMNS):
+            raise HarnessError(f"{path}: its header {header} is not a results store this version can upgrade")
+        rows = list(reader)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({**ADDED_COLUMNS, **row})
+    atomic.write_text(path, buf.getvalue())
+
+
 def append_rows(store_dir: str | Path, rows: Iterable[ResultRow]) -> Path:
     """Append rows to ``store_dir/results.csv`` atomically; concurrent appenders never lose rows."""
     path = Path(store_dir) / STORE_NAME
@@ -94,6 +123,8 @@ def append_rows(store_dir: str | Path, rows: Iterable[ResultRow]) -> Path:
         writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
         if not path.exists() or path.stat().st_size == 0:
             writer.writeheader()
+        else:
+            _upgrade_header(path)
         for row in rows:
             writer.writerow(row.as_dict())
         atomic.append_text(path, buf.getvalue())
@@ -104,4 +135,8 @@ def load_results(store_dir: str | Path) -> pd.DataFrame:
     path = Path(store_dir) / STORE_NAME
     if not path.exists():
         return pd.DataFrame(columns=COLUMNS)
-    return pd.read_csv(path, keep_default_na=False)
+    df = pd.read_csv(path, keep_default_na=False)
+    for col, default in ADDED_COLUMNS.items():  # a store from before the column existed
+        if col not in df.columns:
+            df[col] = int(default)
+    return df

@@ -257,8 +257,8 @@ class OverBudget(Exception):
 def knn1_accuracy(backbone, ds, gallery: np.ndarray, queries: np.ndarray, *, frames: int,
                   batch_size: int, device) -> float:
     """kNN-1 (cosine) accuracy of ``queries`` against ``gallery``, on pooled backbone features."""
-    from harness.protocols.features import extract_features
-    from harness.protocols.knn import knn_predict
+    from harness.evaluation.features import extract_features
+    from harness.evaluation.knn import knn_predict
 
     g, gl = extract_features(backbone, ds, gallery, frames=frames, batch_size=batch_size, device=device)
     q, ql = extract_features(backbone, ds, queries, frames=frames, batch_size=batch_size, device=device)

@@ -9,10 +9,12 @@ is the trained encoder; protocols put their own heads on it (a linear probe on i
 the supervised accuracy, the upper bound the self-supervised rows are read against).
 
 ``random`` — ``pretrains = False``: nothing is trained; the engine exports an untrained encoder of
-the same shape (DSTE/STTR with their reference initialisation, the point every pretraining method
-starts from, seeded by ``train.seed``). It is the floor: what a probe gets from random features.
+the same shape (any registered encoder: DSTE/STTR, MAMP's ViT, UmURL's fusion encoder, with its
+reference initialisation and the same ``encoder.options`` a method trains it with, seeded by
+``train.seed``). It is every backbone's floor: ``random`` with ``encoder=<the method's backbone>``
+is what a probe gets from that backbone before any training, and the tables put each method beside it.
 
-Both use the shared encoders, so they bracket the method rows with the same architecture.
+Both use the registered encoders, so they bracket the method rows with the same architecture.
 """
 
 from __future__ import annotations
@@ -24,22 +26,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.augment import Compose, CropResize, Shear
 from harness.config import RunConfig
+from harness.contracts import FUSED_MODALITY, DataInfo, Method, ModalityBackbone, TableRow, build_encoder
 from harness.data.modality import MODALITIES
+from harness.data.resample import resample
 from harness.errors import HarnessError, UnknownNameError
 from harness.registry import METHODS
 
-from .base import DataInfo, Method
-from .encoders.base import build_encoder
-from .usdrl import USDRLBackbone
 
-
-def _backbone(cfg: RunConfig, info: DataInfo, who: str) -> USDRLBackbone:
-    if cfg.method.modality not in MODALITIES:
-        raise UnknownNameError(f"{who} modality", cfg.method.modality, list(MODALITIES))
-    encoder = build_encoder(cfg.encoder, frames=info.frames, joints=info.joints, persons=info.persons,
-                            reference_init=True)
-    return USDRLBackbone(encoder, cfg.method.modality, info.topology)
+def _backbone(cfg: RunConfig, info: DataInfo, method: type[Method]) -> ModalityBackbone:
+    """The configured encoder with its reference initialisation, on the run's modality."""
+    encoder = build_encoder(cfg, info, reference_init=True)
+    return ModalityBackbone(encoder, method.modality_name(cfg), info.topology)
 
 
 @dataclass
@@ -54,6 +53,9 @@ class Supervised(Method):
     """Supervised upper bound: the shared encoder + a linear head, cross-entropy on the labels."""
 
     name: ClassVar[str] = "supervised"
+    label: ClassVar[str] = "Supervised"
+    paradigm: ClassVar[str] = "reference"
+    table_rows = (TableRow("Supervised (harness reference)"),)
     Options: ClassVar[type] = SupervisedOptions
     variants: ClassVar[dict[str, dict[str, Any]]] = {"default": {}, "no_aug": {"crop_min": 1.0, "shear": 0.0}}
     num_views: ClassVar[int] = 1
@@ -63,13 +65,11 @@ class Supervised(Method):
         super().__init__(cfg, info)
         if info.num_classes < 2:
             raise HarnessError(f"supervised needs a labelled dataset with at least 2 classes, got {info.num_classes}")
-        self.net = _backbone(cfg, info, "supervised")
+        self.net = _backbone(cfg, info, type(self))
         self.fc = nn.Linear(self.net.feature_dim, info.num_classes)
 
     def make_views(self, x: torch.Tensor, lengths: torch.Tensor,
                    generator: torch.Generator | None = None) -> torch.Tensor:
-        from harness.data.augment import Compose, CropResize, Shear
-
         o: SupervisedOptions = self.options
         steps: list = [CropResize(self.info.frames, (o.crop_min, 1.0))]
         if o.shear > 0:
@@ -90,7 +90,7 @@ class Supervised(Method):
         acc = (logits.argmax(dim=1) == labels).float().mean()
         return {"loss": loss, "acc": acc.detach()}
 
-    def backbone(self) -> USDRLBackbone:
+    def backbone(self) -> ModalityBackbone:
         return self.net
 
 
@@ -99,6 +99,11 @@ class RandomInit(Method):
     """Random-initialisation floor: an untrained encoder of the same shape (nothing is pretrained)."""
 
     name: ClassVar[str] = "random"
+    label: ClassVar[str] = "Random init"
+    paradigm: ClassVar[str] = "reference"
+    table_rows = (TableRow("Random init (harness reference)", modality=None),)
+    modalities: ClassVar[tuple[str, ...]] = MODALITIES + (FUSED_MODALITY,)
+    is_floor: ClassVar[bool] = True
     Options: ClassVar[type | None] = None
     variants: ClassVar[dict[str, dict[str, Any]]] = {"default": {}}
     num_views: ClassVar[int] = 1
@@ -108,16 +113,14 @@ class RandomInit(Method):
         super().__init__(cfg, info)
         if cfg.method.variant != "default":
             raise UnknownNameError("random variant", cfg.method.variant, ["default"])
-        self.net = _backbone(cfg, info, "random")
+        self.net = _backbone(cfg, info, type(self))
 
     def make_views(self, x: torch.Tensor, lengths: torch.Tensor,
                    generator: torch.Generator | None = None) -> torch.Tensor:
-        from harness.data.resample import resample
-
         return resample(x, lengths.to(x.device), self.info.frames)
 
     def forward(self, views: Any, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         raise HarnessError("the random-init floor has nothing to train (pretrains = False)")
 
-    def backbone(self) -> USDRLBackbone:
+    def backbone(self) -> ModalityBackbone:
         return self.net

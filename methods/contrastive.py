@@ -6,13 +6,16 @@ What it follows of the reference (Levigty/AimCLR ``net/skeletonclr.py``):
   :func:`build_encoder`) with its modality inside the backbone, plus the head
   Linear(F, F) → ReLU → Linear(F, 128) on the pooled feature (F = ``feature_dim``; the reference
   replaces the encoder's final fc by this head);
-- key encoder f_k = an EMA copy of encoder + head (m 0.999), no gradients;
+- key encoder f_k = an EMA copy of encoder + head (m, see below), no gradients;
 - q = normalize(f_q(view 1)), k = normalize(f_k(view 2)); logits [q·k, q·Queue]/τ, cross-entropy
   with target 0 (:func:`harness.methods.moco.info_nce`); then k is enqueued (FIFO);
 - the queue (128 × K) starts as column-normalised Gaussian noise and is a registered buffer
   (checkpoints carry it, so resume is exact); K must be at least the batch size;
-- SkeletonCLR's defaults: K 32768, τ 0.07, m 0.999, projection 128 (``paper`` preset). The ``cpu``
-  and ``smoke`` presets shrink K to 2048 and 64 (multiples of their batches 128 and 32).
+- SkeletonCLR's τ 0.07 and projection 128. K and m follow the data and the budget
+  (:func:`harness.methods.moco.derive_queue_and_momentum`): K = 32,768 / 40,091 of the training clips
+  (SkeletonCLR's queue on NTU-60 xsub; 817 of synthetic's 1,000 at ``cpu``) and m = 0.999^(50,963 / T)
+  for a run of T optimizer steps (0.999 at ``paper`` on NTU-60 xsub, 0.853 at ``cpu``'s 320 steps);
+  ``queue_size`` > 0 and ``momentum_rule=constant`` set them directly.
 
 Order of the momentum update: inside :meth:`Contrastive.forward`, under ``no_grad``, after the
 queries and **before** the keys are computed, and the enqueue right after the loss — exactly the
@@ -35,11 +38,9 @@ Departures:
   before the enqueue, as in the reference.
 - The AimCLR extras (extreme views, DDM, nearest-neighbour mining) and CMD's cross-modal
   distillation are not implemented.
-- Optimisation is the run's ``train`` section (the ``paper`` preset is USDRL's Adam, batch 356: with
-  it set ``train.batch_size`` to a divisor of K, e.g. 128, or ``method.options.queue_size`` to a
-  multiple of 356). SkeletonCLR's own: ``--set train.optimizer=sgd --set train.lr=0.1
-  --set train.weight_decay=1e-4 --set train.batch_size=128 --set train.epochs=300
-  --set train.milestones=[250]``.
+- Optimisation is the run's ``train`` section (the ``paper`` preset is USDRL's Adam, batch 356).
+  SkeletonCLR's own: ``--set train.optimizer=sgd --set train.lr=0.1 --set train.weight_decay=1e-4
+  --set train.batch_size=128 --set train.epochs=300 --set train.milestones=[0.8333]``.
 """
 
 from __future__ import annotations
@@ -51,15 +52,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.augment import Shear
 from harness.config import RunConfig
-from harness.data.modality import MODALITIES
+from harness.contracts import DataInfo, Method, ModalityBackbone, TableRow, build_encoder
+from harness.data.resample import resample
 from harness.errors import HarnessError, UnknownNameError
 from harness.registry import METHODS
 
-from .base import DataInfo, Method
-from .encoders.base import build_encoder
-from .moco import KeyQueue, check_moco_options, info_nce, key_copy, momentum_update_
-from .usdrl import USDRLBackbone
+from .moco import (REFERENCE_TRAIN_CLIPS, KeyQueue, check_moco_options, derive_queue_and_momentum, info_nce,
+                   key_copy, momentum_update_)
+from .usdrl import usdrl_views
 
 AUGMENTS = ("usdrl", "aimclr")
 
@@ -68,9 +70,11 @@ AUGMENTS = ("usdrl", "aimclr")
 class ContrastiveOptions:
     """``method.options`` of ``contrastive``; the defaults are SkeletonCLR's (methods.md §1)."""
 
-    queue_size: int = 32768  # K; at least train.batch_size
+    queue_size: int = 0  # K; 0 = queue_ratio × the training clips (32,768 on NTU-60 xsub), at least a batch
+    queue_ratio: float = 32768 / REFERENCE_TRAIN_CLIPS  # SkeletonCLR's K over NTU-60 xsub's training clips
     temperature: float = 0.07  # τ
-    momentum: float = 0.999  # m of the EMA key encoder
+    momentum: float = 0.999  # m of the EMA key encoder over the paper budget (see momentum_rule)
+    momentum_rule: str = "budget"  # budget: m^(paper steps / this run's steps) | constant: m as given
     proj_dim: int = 128  # output of the head
     proj_hidden: int = 0  # head hidden width; 0 = the encoder's feature_dim
     augment: str = "usdrl"  # usdrl | aimclr
@@ -87,9 +91,6 @@ def aimclr_normal_view(x: torch.Tensor, lengths: torch.Tensor, frames: int, shea
     p = frames // padding_ratio frames on each side, mirrored (``x[:p][::-1]`` before, ``x[-p:][::-1]``
     after), and the window [s, s + frames) is kept with s uniform in [0, 2p].
     """
-    from harness.data.augment import Shear
-    from harness.data.resample import resample
-
     x = resample(x, lengths.to(x.device), frames)
     if shear > 0:
         x = Shear(shear, p=1.0)(x, generator=generator)
@@ -116,15 +117,18 @@ class Contrastive(Method):
     """MoCo-v2 / SkeletonCLR negative-based contrastive learning on the shared encoder (Table 5 rows 1, 4)."""
 
     name: ClassVar[str] = "contrastive"
+    label: ClassVar[str] = "MoCo-v2"
+    paradigm: ClassVar[str] = "negative-based contrastive"
     Options: ClassVar[type] = ContrastiveOptions
     variants: ClassVar[dict[str, dict[str, Any]]] = {
         "default": {},  # USDRL views: rows 1 (STTR) and 4 (DSTE) of Table 5
         "aimclr_aug": {"augment": "aimclr"},  # SkeletonCLR's own views (shear 0.5 + mirrored crop)
     }
-    preset_defaults: ClassVar[dict[str, dict[str, Any]]] = {
-        "cpu": {"queue_size": 2048},  # 16 batches of 128
-        "smoke": {"queue_size": 64},  # 2 batches of 32
-    }
+    table_rows = (
+        TableRow("MoCo-v2 (harness)"),
+        TableRow("MoCo-v2 (harness), STTR", encoder="sttr", tables=(5,), paper=((5, "1"),), note="MoCo-v2 style"),
+        TableRow("MoCo-v2 (harness), DSTE", encoder="dste", tables=(5,), paper=((5, "4"),), note="MoCo-v2 style"),
+    )
     num_views: ClassVar[int] = 2
 
     def __init__(self, cfg: RunConfig, info: DataInfo):
@@ -132,24 +136,27 @@ class Contrastive(Method):
         o: ContrastiveOptions = self.options
         if o.augment not in AUGMENTS:
             raise UnknownNameError("contrastive augment", o.augment, list(AUGMENTS))
-        check_moco_options("contrastive", cfg.method.modality, MODALITIES, o.momentum, o.temperature,
-                           o.queue_size, cfg.train.batch_size)
-        encoder = build_encoder(cfg.encoder, frames=info.frames, joints=info.joints, persons=info.persons,
-                                reference_init=True)
-        self.net = USDRLBackbone(encoder, cfg.method.modality, info.topology)
+        check_moco_options("contrastive", o.momentum, o.temperature, max(o.queue_size, 1), 1)
+        self.queue_size, self.momentum = derive_queue_and_momentum(
+            "contrastive", queue_size=o.queue_size, queue_ratio=o.queue_ratio, momentum=o.momentum,
+            rule=o.momentum_rule, train_samples=info.train_samples, batch_size=info.batch_size or cfg.train.batch_size,
+            total_steps=info.total_steps)
+        encoder = build_encoder(cfg, info, reference_init=True)
+        self.net = ModalityBackbone(encoder, self.modality_name(cfg), info.topology)
         f = encoder.feature_dim
         self.head = _mlp_head(f, o.proj_hidden or f, o.proj_dim)
         self.key_net = key_copy(self.net)
         self.key_head = key_copy(self.head)
-        self.queue = KeyQueue(o.proj_dim, o.queue_size)
+        self.queue = KeyQueue(o.proj_dim, self.queue_size)
+
+    def derived_settings(self) -> dict[str, Any]:
+        return {"queue_size": self.queue_size, "momentum": self.momentum}
 
     # --- the Method seam ----------------------------------------------------------------------
     def make_views(self, x: torch.Tensor, lengths: torch.Tensor,
                    generator: torch.Generator | None = None) -> list[torch.Tensor]:
         o: ContrastiveOptions = self.options
         if o.augment == "usdrl":
-            from harness.data.augment import usdrl_views
-
             return usdrl_views(x, lengths, num_views=2, frames=self.info.frames, generator=generator)
         return [aimclr_normal_view(x, lengths, self.info.frames, o.shear, o.padding_ratio, generator)
                 for _ in range(2)]
@@ -169,14 +176,14 @@ class Contrastive(Method):
         q = self.query(views[0])
         with torch.no_grad():
             if self.training:
-                momentum_update_([self.key_net, self.key_head], [self.net, self.head], o.momentum)
+                momentum_update_([self.key_net, self.key_head], [self.net, self.head], self.momentum)
             k = self.key(views[1])
         loss, acc = info_nce(q, k, self.queue.queue, o.temperature)
         if self.training:
             self.queue.enqueue(k)
         return {"loss": loss, "acc": acc}
 
-    def backbone(self) -> USDRLBackbone:
+    def backbone(self) -> ModalityBackbone:
         return self.net
 
     @property

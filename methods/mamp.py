@@ -1,14 +1,11 @@
-"""MAMP: masked motion prediction (methods.md §4; maoyunyao/MAMP ``model_mamp/transformer.py``).
+"""MAMP: masked motion prediction (docs/reference/methods.md §4; maoyunyao/MAMP ``model_mamp/transformer.py``).
 
-- **Input.** Each person is a separate sequence (N·M, T, V, 3). Views: crop-resize with scale
-  U(0.5, 1) and at least 64 frames (``crop_min_length``) to T = ``data.frames`` frames, then one random
-  rotation with angles U(−0.3, 0.3) rad about x, y and z (:func:`harness.data.augment.rotate_euler`).
-- **Tokens.** A patch is 4 frames × 1 joint × xyz, embedded by Conv2d(3 → D, kernel = stride = (4, 1));
-  learned separable positional embeddings, temporal (T/4) + spatial (V), truncated-normal std 0.02.
-- **Encoder.** ViT blocks (:class:`timm.models.vision_transformer.Block`: pre-LN, joint space-time
-  attention, MLP ratio 4, qkv bias, drop path 0) and a final LN. Width, heads and depth come from
-  ``cfg.encoder`` (``hidden``, ``heads``, ``layers``) unless ``method.options.width/heads/depth`` are set;
-  the ``paper`` preset sets MAMP's 256 / 8 / 8.
+- **Encoder**: MAMP's own ViT, the registered encoder ``mamp-vit``
+  (:mod:`harness.methods.encoders.mamp_vit`; ``encoder.options`` hidden / heads / layers / mlp_ratio /
+  drop_path, MAMP's 256 / 8 / 8 at ``paper``). MAMP trains only that backbone: ``--set encoder=...``
+  naming another one is an error, and its untrained floor is ``random`` with ``encoder=mamp-vit``.
+- **Views**: crop-resize with scale U(0.5, 1) and at least 64 frames (``crop_min_length``) to
+  T = ``data.frames`` frames, then one random rotation with angles U(−0.3, 0.3) rad about x, y and z.
 - **Motion-aware masking** at ratio 0.9: motion of a token = mean |patch − the same joint's previous
   patch| over its 12 values (the first patch copies the second); s = motion / (max over the sample ×
   τ + 1e-10); score = log softmax(s) − log(−log(u + 1e-10) + 1e-10) with u ~ U(0, 1) (Gumbel); the
@@ -16,50 +13,40 @@
   (score = u; the MAE baseline, variant ``mae``). The number kept follows the reference's float
   arithmetic: 74 of 750 at the paper size (methods.md rounds it to 75).
 - **Decoder.** Linear(D → D_dec), learned mask token (trunc-normal 0.02), unshuffle, separate decoder
-  PEs, ``decoder_depth`` blocks (3 for NTU-60, 5 for NTU-120 / PKU: variants ``ntu120``, ``pku``),
-  LN, Linear(D_dec → 12).
+  PEs, decoder blocks, LN, Linear(D_dec → 12). Its depth follows the reference's ratio to the encoder
+  depth (``decoder_ratio``: 3 of 8 blocks for NTU-60, 5 of 8 for NTU-120 / PKU, variants ``ntu120``,
+  ``pku``): round(ratio × encoder layers), at least 1, so it is never deeper than the encoder (3 at
+  the paper's size, 1 at the small presets' 2 blocks). ``decoder_depth`` > 0 sets it directly.
 - **Target**: the motion x[t+1] − x[t] (last frame 0) per person, patchified to 12 values per token
   (order frame-in-patch, xyz) and normalised per patch, (v − mean)/sqrt(var_unbiased + 1e-6).
   **Loss**: MSE averaged over the 12 values, then over the masked tokens only.
-- Initialisation as the reference: Xavier-uniform Linear weights, zero biases, LN 1/0; the patch
-  Conv2d keeps PyTorch's default.
+- **Optimisation** (``train_defaults``, every preset): AdamW β (0.9, 0.95), weight decay 0.05 on
+  every parameter but biases and norms, lr 1e-3, linear warm-up over the first 5 % of the budget (20
+  of 400 epochs) and a half-cycle cosine down to 5e-4; at ``paper`` also MAMP's batch 128 and 400
+  epochs. ``--set train.*`` overrides them.
 
 The random numbers of the masking (u) are drawn in :meth:`MAMP.make_views` from the step generator,
-so a step is reproducible and a resumed run is exact.
-
-Downstream (:class:`MAMPBackbone`): the encoder on all tokens; pooled feature = mean over persons,
-time patches and joints (D); ``temporal`` = per-time-patch tokens averaged over persons and joints
-(N, T/4, D); ``spatial`` = per (person, joint) tokens averaged over time (N, M·V, D);
-``frame_features`` = the temporal tokens repeated 4× along time (N, T, D).
-
-Departures: T is ``data.frames`` (the reference uses 120; ``--set data.frames=120``), and the
-clip may be shorter than the model's T (the positional embeddings are sliced, as in the reference)
-but must be a multiple of 4 (an error otherwise). The optimiser is the run's ``train`` section:
-MAMP's AdamW (β 0.9/0.95, wd 0.05, lr 1e-3, batch 128, 400 epochs) is ``--set train.optimizer=adamw
---set train.lr=1e-3 --set train.weight_decay=0.05 --set train.batch_size=128``; its per-iteration
-warmup + half-cycle cosine schedule is not available in the engine (MultiStepLR).
+so a step is reproducible and a resumed run is exact. T is ``data.frames`` (the reference uses 120;
+``--set data.frames=120``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from timm.layers import trunc_normal_
-from timm.models.vision_transformer import Block
 from torch import nn
 
+from harness.augment import Compose, CropResize, RotateEuler
 from harness.config import RunConfig
+from harness.contracts import DataInfo, Method, ModalityBackbone, TableRow, build_encoder
 from harness.errors import HarnessError
 from harness.registry import METHODS
 
-from .base import Backbone, DataInfo, Method
-from .encoders.base import EncoderOutput
-
-PATCH = 4  # frames per patch (t_patch_size)
+from .encoders.mamp_vit import PATCH, MAMPViT, vit_blocks, xavier_init
 
 
 @dataclass
@@ -68,13 +55,9 @@ class MAMPOptions:
 
     mask_ratio: float = 0.9
     tau: float = 0.8  # motion-aware temperature; ≤ 0 = random masking (MAE)
-    width: int = 0  # encoder width D; 0 = encoder.hidden
-    heads: int = 0  # 0 = encoder.heads
-    depth: int = 0  # encoder blocks; 0 = encoder.layers
     decoder_width: int = 0  # 0 = the encoder width
-    decoder_depth: int = 3
-    mlp_ratio: float = 4.0
-    drop_path: float = 0.0
+    decoder_ratio: float = 3 / 8  # decoder depth / encoder depth (the reference: 3 of 8)
+    decoder_depth: int = 0  # > 0: this depth instead of the ratio rule
     norm_target: bool = True  # per-patch normalisation of the motion target
     crop_min_ratio: float = 0.5  # crop-resize scale U(crop_min_ratio, 1)
     crop_min_length: int = 64  # minimum crop length (frames) before resampling
@@ -143,78 +126,16 @@ def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> 
     return (loss * mask).sum() / mask.sum()
 
 
-def _blocks(dim: int, heads: int, depth: int, mlp_ratio: float, drop_path: float) -> nn.ModuleList:
-    dpr = [float(r) for r in torch.linspace(0, drop_path, depth)] if depth else []
-    return nn.ModuleList([Block(dim, heads, mlp_ratio=mlp_ratio, qkv_bias=True, drop_path=dpr[i],
-                                norm_layer=nn.LayerNorm) for i in range(depth)])
+def decoder_depth(o: MAMPOptions, encoder_layers: int) -> int:
+    """The decoder's depth: ``decoder_depth`` if set, else round(decoder_ratio × encoder layers), at
+    least 1 (3 of 8 at the paper's size; never deeper than the encoder at ratio ≤ 1)."""
+    return o.decoder_depth if o.decoder_depth > 0 else max(1, round(o.decoder_ratio * encoder_layers))
 
 
-def _init(m: nn.Module) -> None:
-    if isinstance(m, nn.Linear):
-        nn.init.xavier_uniform_(m.weight)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.LayerNorm):
-        nn.init.ones_(m.weight)
-        nn.init.zeros_(m.bias)
-
-
-class MAMPBackbone(Backbone):
-    """Patch embedding + separable PEs + ViT blocks + LN; per-person sequences (N·M, T/4·V, D)."""
-
-    def __init__(self, *, width: int, heads: int, depth: int, mlp_ratio: float, drop_path: float,
-                 frames: int, joints: int, persons: int, in_channels: int = 3):
-        super().__init__()
-        self.frames, self.joints, self.persons, self.in_channels = frames, joints, persons, in_channels
-        self.joints_embed = nn.Conv2d(in_channels, width, kernel_size=(PATCH, 1), stride=(PATCH, 1))
-        self.temp_embed = nn.Parameter(torch.zeros(1, frames // PATCH, 1, width))
-        self.pos_embed = nn.Parameter(torch.zeros(1, 1, joints, width))
-        self.blocks = _blocks(width, heads, depth, mlp_ratio, drop_path)
-        self.norm = nn.LayerNorm(width)
-        self.feature_dim = self.frame_dim = width
-
-    def reset_parameters(self) -> None:
-        self.apply(_init)
-        trunc_normal_(self.temp_embed, std=0.02)
-        trunc_normal_(self.pos_embed, std=0.02)
-
-    def per_person(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, T, V, M) → (N·M, T, V, C), checking the shape."""
-        n, c, t, v, m = x.shape
-        if c != self.in_channels or v != self.joints or m != self.persons:
-            raise HarnessError(f"MAMP was built for clips (N, {self.in_channels}, T, {self.joints}, "
-                               f"{self.persons}), got {tuple(x.shape)}")
-        if t % PATCH or t > self.frames or t == 0:
-            raise HarnessError(f"MAMP needs a multiple of {PATCH} frames, at most {self.frames}; got {t}")
-        return x.permute(0, 4, 2, 3, 1).reshape(n * m, t, v, c)
-
-    def embed(self, xp: torch.Tensor) -> torch.Tensor:
-        """(NM, T, V, C) → tokens with PEs (NM, T/4, V, D)."""
-        z = self.joints_embed(xp.permute(0, 3, 1, 2))  # (NM, D, T/4, V)
-        z = z.permute(0, 2, 3, 1)
-        return z + self.pos_embed[:, :, : z.shape[2]] + self.temp_embed[:, : z.shape[1]]
-
-    def run_blocks(self, tokens: torch.Tensor) -> torch.Tensor:
-        for blk in self.blocks:
-            tokens = blk(tokens)
-        return self.norm(tokens)
-
-    def tokens(self, x: torch.Tensor) -> torch.Tensor:
-        """All tokens through the encoder: (N, M, T/4, V, D)."""
-        n, m = x.shape[0], x.shape[4]
-        z = self.embed(self.per_person(x))
-        nm, tp, v, d = z.shape
-        return self.run_blocks(z.reshape(nm, tp * v, d)).reshape(n, m, tp, v, d)
-
-    def forward(self, x: torch.Tensor) -> EncoderOutput:
-        z = self.tokens(x)
-        n, m, tp, v, d = z.shape
-        temporal = z.mean(dim=(1, 3))  # (N, T/4, D)
-        spatial = z.mean(dim=2).reshape(n, m * v, d)  # person-major (N, M·V, D)
-        return EncoderOutput(pooled=z.mean(dim=(1, 2, 3)), temporal=temporal, spatial=spatial)
-
-    def frame_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward(x).temporal.repeat_interleave(PATCH, dim=1)
+# MAMP's optimiser (docs/reference/methods.md §4): AdamW, no decay on biases and norms, warm-up over
+# 20 of 400 epochs, half-cycle cosine to min_lr
+MAMP_TRAIN = {"optimizer": "adamw", "betas": [0.9, 0.95], "weight_decay": 0.05, "decay_norm_and_bias": False,
+              "lr": 1e-3, "schedule": "cosine", "warmup": 20 / 400, "min_lr": 5e-4, "milestones": []}
 
 
 @METHODS.register("mamp")
@@ -222,54 +143,64 @@ class MAMP(Method):
     """MAMP: masked motion prediction with motion-aware masking (ViT encoder + light decoder)."""
 
     name: ClassVar[str] = "mamp"
+    label: ClassVar[str] = "MAMP"
+    paradigm: ClassVar[str] = "masked modelling"
     Options: ClassVar[type] = MAMPOptions
     variants: ClassVar[dict[str, dict[str, Any]]] = {
-        "default": {},  # NTU-60: τ 0.80, decoder depth 3
-        "ntu120": {"tau": 0.75, "decoder_depth": 5},
-        "pku": {"tau": 0.80, "decoder_depth": 5},
+        "default": {},  # NTU-60: τ 0.80, decoder 3 of 8 blocks
+        "ntu120": {"tau": 0.75, "decoder_ratio": 5 / 8},
+        "pku": {"tau": 0.80, "decoder_ratio": 5 / 8},
         "mae": {"tau": 0.0},  # uniform random masking (the MAE baseline)
     }
-    preset_defaults: ClassVar[dict[str, dict[str, Any]]] = {
-        "paper": {"width": 256, "heads": 8, "depth": 8},
-    }
+    moved_options: ClassVar[dict[str, str]] = {
+        "width": "encoder.options.hidden", "heads": "encoder.options.heads", "depth": "encoder.options.layers",
+        "mlp_ratio": "encoder.options.mlp_ratio", "drop_path": "encoder.options.drop_path"}
+    train_defaults: ClassVar[dict[str, dict[str, Any]]] = {
+        "*": MAMP_TRAIN, "paper": {"batch_size": 128, "epochs": 400}}
+    encoders: ClassVar[tuple[str, ...]] = ("mamp-vit",)
+    default_encoder: ClassVar[str] = "mamp-vit"
+    modalities: ClassVar[tuple[str, ...]] = ("joint",)
+    table_rows = (TableRow("MAMP", encoder="mamp-vit", paper=((1, "MAMP (2023)"),)),)
     num_views: ClassVar[int] = 1
 
     def __init__(self, cfg: RunConfig, info: DataInfo):
         super().__init__(cfg, info)
         o: MAMPOptions = self.options
-        if info.frames % PATCH:
-            raise HarnessError(f"mamp: data.frames ({info.frames}) must be divisible by {PATCH} "
-                               f"(patches of {PATCH} frames)")
         if not 0.0 < o.mask_ratio < 1.0:
             raise HarnessError(f"mamp: mask_ratio must be in (0, 1), got {o.mask_ratio}")
-        if keep_count(info.frames // PATCH * info.joints, o.mask_ratio) < 1:
-            raise HarnessError(f"mamp: mask_ratio {o.mask_ratio} keeps no token of "
-                               f"{info.frames // PATCH * info.joints}")
-        width = o.width or cfg.encoder.hidden
-        heads = o.heads or cfg.encoder.heads
-        depth = o.depth or cfg.encoder.layers
+        encoder: MAMPViT = build_encoder(cfg, info)
+        self.net = ModalityBackbone(encoder, "joint", info.topology)
+        if keep_count(self.tokens_per_person, o.mask_ratio) < 1:
+            raise HarnessError(f"mamp: mask_ratio {o.mask_ratio} keeps no token of {self.tokens_per_person}")
+        eo = encoder.options
+        width, heads = eo.hidden, eo.heads
         dec = o.decoder_width or width
-        if width % heads or dec % heads:
-            raise HarnessError(f"mamp: widths {width} / {dec} must be divisible by {heads} heads")
-        if o.decoder_depth < 0 or depth < 1:
-            raise HarnessError("mamp: need depth ≥ 1 and decoder_depth ≥ 0")
-        self.net = MAMPBackbone(width=width, heads=heads, depth=depth, mlp_ratio=o.mlp_ratio,
-                                drop_path=o.drop_path, frames=info.frames, joints=info.joints,
-                                persons=info.persons)
+        if dec % heads:
+            raise HarnessError(f"mamp: decoder width {dec} must be divisible by {heads} heads")
+        if o.decoder_depth < 0 or o.decoder_ratio < 0:
+            raise HarnessError("mamp: decoder_depth and decoder_ratio must be >= 0")
+        self.decoder_layers = decoder_depth(o, eo.layers)
         tp = info.frames // PATCH
         self.decoder_embed = nn.Linear(width, dec)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, dec))
-        self.decoder_blocks = _blocks(dec, heads, o.decoder_depth, o.mlp_ratio, o.drop_path)
+        self.decoder_blocks = vit_blocks(dec, heads, self.decoder_layers, eo.mlp_ratio, eo.drop_path)
         self.decoder_norm = nn.LayerNorm(dec)
         self.decoder_temp_embed = nn.Parameter(torch.zeros(1, tp, 1, dec))
         self.decoder_pos_embed = nn.Parameter(torch.zeros(1, 1, info.joints, dec))
         self.decoder_pred = nn.Linear(dec, PATCH * 3)
         # the reference's init: trunc-normal PEs and mask token, then Xavier on every Linear, LN 1/0
-        self.net.reset_parameters()
+        encoder.init_weights()
         for p in (self.mask_token, self.decoder_temp_embed, self.decoder_pos_embed):
             trunc_normal_(p, std=0.02)
         for mod in (self.decoder_embed, self.decoder_blocks, self.decoder_norm, self.decoder_pred):
-            mod.apply(_init)
+            mod.apply(xavier_init)
+
+    def derived_settings(self) -> dict[str, Any]:
+        return {"decoder_depth": self.decoder_layers}
+
+    @property
+    def encoder(self) -> MAMPViT:
+        return self.net.encoder
 
     @property
     def tokens_per_person(self) -> int:
@@ -279,8 +210,6 @@ class MAMP(Method):
     def make_views(self, x: torch.Tensor, lengths: torch.Tensor,
                    generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """One view (crop-resize + rotation) and the masking noise u (N·M, L) from the generator."""
-        from harness.data.augment import Compose, CropResize, RotateEuler
-
         o: MAMPOptions = self.options
         pipe = Compose(CropResize(self.info.frames, (o.crop_min_ratio, 1.0), min_length=o.crop_min_length),
                        RotateEuler(o.rotation))
@@ -297,7 +226,7 @@ class MAMP(Method):
         if isinstance(views, torch.Tensor):
             views = {"x": views}
         x = views["x"]
-        net = self.net
+        net = self.encoder
         xp = net.per_person(x)  # (NM, T, V, 3)
         nm, t, v, _ = xp.shape
         tokens = net.embed(xp)  # (NM, TP, V, D)
@@ -330,5 +259,5 @@ class MAMP(Method):
             z = blk(z)
         return self.decoder_pred(self.decoder_norm(z))
 
-    def backbone(self) -> MAMPBackbone:
+    def backbone(self) -> ModalityBackbone:
         return self.net

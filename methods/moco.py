@@ -12,6 +12,11 @@ reference implementations (Levigty/AimCLR ``net/skeletonclr.py``, cong-wu/SCD-Ne
   resumed run continues exactly. Keys are all-gathered across DDP ranks before they are enqueued
   (the reference's ``concat_all_gather``).
 - :func:`info_nce` — logits ``[q·k, q·Queue] / τ`` (B, 1 + K) and cross-entropy with target 0.
+- :func:`derive_queue_and_momentum` — the queue length and EMA momentum follow the data and the
+  budget by stated rules (:func:`queue_rule`, :func:`momentum_rule`) that give the references' exact
+  values (K 32,768 / 8,192, m 0.999) at the ``paper`` preset on NTU-60 xsub; at small budgets on
+  small sets a fixed K and m cannot learn (a queue larger than the training set, a key encoder that
+  keeps most of its initial weights).
 
 Departures: the references assert ``K % batch == 0`` and write ``queue[:, ptr:ptr + B]``; the engine
 keeps a short last batch, so :meth:`KeyQueue.enqueue` writes at ``(ptr + i) mod K`` (identical whenever
@@ -30,9 +35,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.engine.distributed import gather_with_grad  # the identity in one process
 from harness.errors import HarnessError, UnknownNameError
 
-__all__ = ["key_copy", "momentum_update_", "KeyQueue", "info_nce", "check_queue_size"]
+__all__ = ["key_copy", "momentum_update_", "KeyQueue", "info_nce", "check_queue_size", "queue_rule",
+           "momentum_rule", "derive_queue_and_momentum"]
 
 
 def key_copy(module: nn.Module) -> nn.Module:
@@ -60,12 +67,45 @@ def momentum_update_(key: nn.Module | Sequence[nn.Module], query: nn.Module | Se
         k.mul_(m).add_(q.detach(), alpha=1.0 - m)
 
 
-def check_moco_options(where: str, modality: str, modalities, momentum: float, temperature: float,
-                       queue_size: int, batch_size: int) -> None:
-    """The checks every queue-based method makes: a known modality, 0 ≤ momentum ≤ 1, temperature > 0,
-    and a queue that holds a batch."""
-    if modality not in modalities:
-        raise UnknownNameError(f"{where} modality", modality, list(modalities))
+# The reference sizes the rules below are derived from (docs/reference-differences.md, "Rules"):
+REFERENCE_TRAIN_CLIPS = 40_091  # NTU-60 xsub training clips, the data the references' queues were sized for
+REFERENCE_STEPS = 451 * 113  # optimizer steps of the paper preset on NTU-60 xsub (451 epochs, batch 356)
+MOMENTUM_RULES = ("budget", "constant")
+
+
+def queue_rule(ratio: float, train_samples: int, batch_size: int) -> int:
+    """Queue length from the training-set size: the reference's K / N_ref times this set's N, at least
+    one batch (SkeletonCLR 32,768 / 40,091 ≈ 0.82; SCD-Net 8,192 / 40,091 ≈ 0.20). A queue longer than
+    the set would hold each clip's own stale keys as its negatives."""
+    return max(batch_size, int(round(ratio * train_samples)))
+
+
+def momentum_rule(reference: float, total_steps: int) -> float:
+    """EMA momentum for a budget of ``total_steps``: m = m_ref^(T_ref / T), so the key encoder keeps the
+    same share of its initial weights at the end of training (m^T) as the paper configuration
+    (0.999 over 50,963 steps); T_ref / T = 1 gives m_ref exactly. Unknown budgets keep m_ref."""
+    if total_steps <= 0:
+        return reference
+    return float(reference ** (REFERENCE_STEPS / total_steps))
+
+
+def derive_queue_and_momentum(where: str, *, queue_size: int, queue_ratio: float, momentum: float,
+                              rule: str, train_samples: int, batch_size: int, total_steps: int
+                              ) -> tuple[int, float]:
+    """(K, m) of a queue-based method: ``queue_size`` > 0 and ``rule`` "constant" keep the given values,
+    else the rules above; then checked."""
+    if rule not in MOMENTUM_RULES:
+        raise UnknownNameError(f"{where} momentum_rule", rule, list(MOMENTUM_RULES))
+    size = queue_size if queue_size > 0 else queue_rule(queue_ratio, train_samples or REFERENCE_TRAIN_CLIPS,
+                                                        batch_size)
+    m = momentum if rule == "constant" else momentum_rule(momentum, total_steps)
+    check_moco_options(where, m, 1.0, size, batch_size)
+    return size, m
+
+
+def check_moco_options(where: str, momentum: float, temperature: float, queue_size: int, batch_size: int) -> None:
+    """The checks every queue-based method makes: 0 ≤ momentum ≤ 1, temperature > 0, and a queue that
+    holds a batch."""
     if not 0.0 <= momentum <= 1.0 or temperature <= 0:
         raise HarnessError(f"{where}: need 0 ≤ momentum ≤ 1 and temperature > 0, got {momentum} and {temperature}")
     check_queue_size(queue_size, batch_size, where)
@@ -102,8 +142,6 @@ class KeyQueue(nn.Module):
         Under DDP the keys of all ranks are gathered first (rank order), as the references do.
         """
         if gather:
-            from harness.engine.distributed import gather_with_grad  # identity in one process
-
             keys = gather_with_grad(keys.detach().contiguous())
         b = keys.shape[0]
         if keys.dim() != 2 or keys.shape[1] != self.dim:

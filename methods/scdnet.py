@@ -3,12 +3,14 @@
 Follows cong-wu/SCD-Net @ 0af1b19 (``scd/builder.py``, ``feeder/augmentations.py``) for the
 contrast and the augmentation:
 
-- query and key encoders (key = EMA copy, m 0.999, updated under ``no_grad`` after the queries and
+- query and key encoders (key = EMA copy, updated under ``no_grad`` after the queries and
   before the keys), each giving a temporal clue v_t, a spatial clue v_s and the instance feature
   v_i = [v_t; v_s];
 - projectors t and s: Linear(d, h) → ReLU → Linear(h, 128); i: Linear(2d, h) → ReLU → Linear(h, 128)
   (the reference: d = h = 2048), all outputs L2-normalised;
-- three queues (t, s, i) of 128 × K, K 8192, column-normalised Gaussian init, registered buffers;
+- three queues (t, s, i) of 128 × K, column-normalised Gaussian init, registered buffers; K = 8,192 /
+  40,091 of the training clips and m = 0.999^(50,963 / T) (:func:`harness.methods.moco.derive_queue_and_momentum`:
+  the reference's 8,192 and 0.999 at ``paper`` on NTU-60 xsub);
 - four InfoNCE terms with τ 0.2, target 0, summed (:func:`scd_loss`)::
 
       (q_t vs k_i, Queue_i)   (q_s vs k_i, Queue_i)   (q_i vs k_t, Queue_t)   (q_i vs k_s, Queue_s)
@@ -47,24 +49,27 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness import augment as A
 from harness.config import RunConfig
-from harness.data.modality import MODALITIES, to_modality
+from harness.contracts import DataInfo, Method, ModalityBackbone, TableRow, build_encoder
+from harness.data.modality import to_modality
 from harness.errors import HarnessError
 from harness.registry import METHODS
 
-from .base import DataInfo, Method
-from .encoders.base import build_encoder
-from .moco import KeyQueue, check_moco_options, info_nce, key_copy, momentum_update_
-from .usdrl import USDRLBackbone
+from .moco import (REFERENCE_TRAIN_CLIPS, KeyQueue, check_moco_options, derive_queue_and_momentum, info_nce,
+                   key_copy, momentum_update_)
+from .usdrl import token_width
 
 
 @dataclass
 class SCDNetOptions:
     """``method.options`` of SCD-Net; the defaults are the reference's (methods.md §3)."""
 
-    queue_size: int = 8192  # K per queue; at least train.batch_size
+    queue_size: int = 0  # K per queue; 0 = queue_ratio × the training clips (8,192 on NTU-60 xsub)
+    queue_ratio: float = 8192 / REFERENCE_TRAIN_CLIPS  # SCD-Net's K over NTU-60 xsub's training clips
     temperature: float = 0.2
-    momentum: float = 0.999
+    momentum: float = 0.999  # over the paper budget (moco.momentum_rule)
+    momentum_rule: str = "budget"  # budget | constant
     proj_dim: int = 128
     proj_hidden: int = 0  # 0 = the encoder's token width d
     crop_min: float = 0.1  # crop-resize scale U(crop_min, 1)
@@ -100,7 +105,7 @@ def _head(in_features: int, hidden: int, out_features: int) -> nn.Sequential:
 class _Clues(nn.Module):
     """Encoder (inside a modality backbone) + the three projectors: one query or key branch."""
 
-    def __init__(self, net: USDRLBackbone, d: int, hidden: int, out: int):
+    def __init__(self, net: ModalityBackbone, d: int, hidden: int, out: int):
         super().__init__()
         self.net = net
         self.t_proj = _head(d, hidden, out)
@@ -124,42 +129,44 @@ class SCDNet(Method):
     """SCD-Net: temporal/spatial clues contrasted against a global instance anchor (MoCo, 3 queues)."""
 
     name: ClassVar[str] = "scdnet"
+    label: ClassVar[str] = "SCD-Net"
+    paradigm: ClassVar[str] = "negative-based contrastive"
     Options: ClassVar[type] = SCDNetOptions
     variants: ClassVar[dict[str, dict[str, Any]]] = {
         "default": {},
         "no_masks": {"p_spatial_mask": 0.0, "p_temporal_mask": 0.0},  # extra ablation
     }
-    preset_defaults: ClassVar[dict[str, dict[str, Any]]] = {
-        "cpu": {"queue_size": 2048},
-        "smoke": {"queue_size": 64},
-    }
+    table_rows = (TableRow("SCD-Net (harness)"),)
     num_views: ClassVar[int] = 2
 
     def __init__(self, cfg: RunConfig, info: DataInfo):
         super().__init__(cfg, info)
         o: SCDNetOptions = self.options
-        check_moco_options("scdnet", cfg.method.modality, MODALITIES, o.momentum, o.temperature,
-                           o.queue_size, cfg.train.batch_size)
-        encoder = build_encoder(cfg.encoder, frames=info.frames, joints=info.joints, persons=info.persons,
-                                reference_init=True)
-        d = int(getattr(encoder, "token_dim", 0) or cfg.encoder.hidden)
+        check_moco_options("scdnet", o.momentum, o.temperature, max(o.queue_size, 1), 1)
+        self.queue_size, self.momentum = derive_queue_and_momentum(
+            "scdnet", queue_size=o.queue_size, queue_ratio=o.queue_ratio, momentum=o.momentum,
+            rule=o.momentum_rule, train_samples=info.train_samples, batch_size=info.batch_size or cfg.train.batch_size,
+            total_steps=info.total_steps)
+        encoder = build_encoder(cfg, info, reference_init=True)
+        d = token_width(encoder)
         if encoder.feature_dim != 2 * d:
             raise HarnessError(f"scdnet needs an encoder whose pooled feature is [max temporal; max spatial] "
                                f"(2·{d}), got feature_dim {encoder.feature_dim}")
-        net = USDRLBackbone(encoder, cfg.method.modality, info.topology)
+        net = ModalityBackbone(encoder, self.modality_name(cfg), info.topology)
         self.q = _Clues(net, d, o.proj_hidden or d, o.proj_dim)
         self.k = key_copy(self.q)
-        self.queues = nn.ModuleDict({c: KeyQueue(o.proj_dim, o.queue_size) for c in ("t", "s", "i")})
+        self.queues = nn.ModuleDict({c: KeyQueue(o.proj_dim, self.queue_size) for c in ("t", "s", "i")})
         self._augment = self._pipeline()
 
-    def _pipeline(self):
-        from harness.data import augment as A
+    def derived_settings(self) -> dict[str, Any]:
+        return {"queue_size": self.queue_size, "momentum": self.momentum}
 
+    def _pipeline(self):
         o: SCDNetOptions = self.options
         topo = self.info.topology
         steps: list = [A.CropResize(self.info.frames, (o.crop_min, 1.0))]
-        if self.cfg.method.modality != "joint":
-            modality = self.cfg.method.modality
+        modality = self.modality_name(self.cfg)
+        if modality != "joint":
             steps.append(A.Lambda(lambda x, generator=None: to_modality(x, modality, topo)))
         steps.append(A.RotateAimCLR(p=o.p_rotate))
         if topo.flip is not None:
@@ -181,7 +188,7 @@ class SCDNet(Method):
         q = self.q(views[0])
         with torch.no_grad():
             if self.training:
-                momentum_update_(self.k, self.q, o.momentum)
+                momentum_update_(self.k, self.q, self.momentum)
             k = self.k(views[1])
         out = scd_loss(q, k, {c: self.queues[c].queue for c in ("t", "s", "i")}, o.temperature)
         if self.training:
@@ -189,7 +196,7 @@ class SCDNet(Method):
                 self.queues[c].enqueue(k[c])
         return out
 
-    def backbone(self) -> USDRLBackbone:
+    def backbone(self) -> ModalityBackbone:
         return self.q.net
 
     @property

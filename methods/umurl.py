@@ -1,16 +1,12 @@
-"""UmURL: unified multi-modal unsupervised representation learning (methods.md §2).
+"""UmURL: unified multi-modal unsupervised representation learning (docs/reference/methods.md §2).
 
 Follows HuiGuanLab/UmURL @ 744278b (``umurl.py``, ``pretrain.py``):
 
-- **Modality-specific embeddings** E_j, E_b, E_m (joint, bone, motion), each USDRL's per-stream
-  embedding Linear → LN → ReLU → Linear (:class:`SkeletonEmbedding`) for the temporal (one token per
-  frame, M·V·C wide) and the spatial (one token per person and joint, T·C wide) stream.
-- **Early fusion**: the mean of the three embeddings per stream, then a bias-free Linear(d, d) per
-  stream (``mm_fusion.t_fusion`` / ``s_fusion``).
-- **Modality-agnostic encoder** shared by every path (``ma_encoder``): per stream ``layers`` (1)
-  post-LN transformer layers (d, ``cfg.encoder.heads`` heads, feed-forward ``cfg.encoder.ffn``, ReLU,
-  dropout 0); the fixed sinusoidal temporal PE is added once, before the temporal layers; no spatial
-  PE. Each stream is max-pooled and the two are concatenated: y ∈ R^{2d}.
+- **Encoder**: UmURL's own, the registered encoder ``umurl`` (:mod:`harness.methods.encoders.umurl_fusion`):
+  modality-specific embeddings E_j, E_b, E_m, early fusion (mean + bias-free Linear per stream) and a
+  shared modality-agnostic transformer. UmURL trains only that backbone (another ``encoder=`` is an
+  error) on joint coordinates with bone and motion derived inside: its modality is ``jbm``, and its
+  untrained floor is ``random`` with ``encoder=umurl``.
 - **Uni-modal path** Enc(E_x(view_x)) (no fusion Linear) and **multi-modal path**
   Enc(fuse(E_j, E_b, E_m)) of one view.
 - Three **modality-aware projectors** P_j, P_b, P_m: 2d → 2d → 2d → 4d (BN + ReLU after the first
@@ -25,17 +21,12 @@ Follows HuiGuanLab/UmURL @ 744278b (``umurl.py``, ``pretrain.py``):
 
   Each projector call has its own BatchNorm statistics (the reference calls each projector once on
   y_u and once on the uni-modal feature).
-- Initialisation: PyTorch defaults everywhere (the reference applies no custom init).
 
-Downstream: :meth:`UmURL.backbone` maps a joint-coordinate clip to the fused multi-modal y_u from
-J + B + M of that clip (bone and motion derived inside), so UmURL's "J+M+B" result is one model.
-The modality is therefore fixed: ``method.modality`` must be ``jbm`` (``joint``, the config default,
-is accepted as a synonym — the input is joint coordinates either way); ``bone``/``motion`` are refused.
+Downstream, the backbone maps a joint-coordinate clip to the fused multi-modal y_u from J + B + M of
+that clip, so UmURL's "J+M+B" result is one model.
 
-Departures: the encoder is UmURL's own (``cfg.encoder.name`` is not used; its ``hidden``, ``heads``
-and ``ffn`` are); the depth is ``method.options.layers`` (1 as in the reference); token counts come
-from ``data.frames`` and the topology instead of 64 × 25 × 2; the reference's SyncBatchNorm over 4 GPUs
-is per-process BatchNorm here; the loss runs in float32 (:mod:`harness.methods.losses`).
+Departures: the reference's SyncBatchNorm over 4 GPUs is per-process BatchNorm here; the loss runs
+in float32 (:mod:`harness.methods.losses`).
 """
 
 from __future__ import annotations
@@ -48,18 +39,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.config import RunConfig
-from harness.data.modality import bone, motion
-from harness.data.topology import Topology
+from harness.contracts import FUSED_MODALITY, DataInfo, Method, ModalityBackbone, TableRow, build_encoder
 from harness.errors import HarnessError
+from harness.engine.distributed import gather_with_grad  # the identity in one process
 from harness.registry import METHODS
 
 from . import losses as L
-from .base import Backbone, DataInfo, Method
-from .encoders.base import EncoderOutput
-from .encoders.dste import frame_features_from_streams
-from .encoders.layers import Projector, SinusoidalPE, SkeletonEmbedding, self_attention, spatial_tokens, temporal_tokens
-
-UMURL_MODALITIES = ("jbm", "joint")
+from .encoders.layers import Projector
+from .encoders.umurl_fusion import UmURLEncoder
+from .usdrl import usdrl_views
 
 
 @dataclass
@@ -72,7 +60,6 @@ class UmURLOptions:
     covariance_weight: float = 1.0  # inside VAC
     variance_target: float = 1.0
     variance_eps: float = 1e-4
-    layers: int = 1  # transformer layers per stream of the modality-agnostic encoder
     proj_hidden: int = 0  # 0 = 2·d
     proj_out: int = 0  # 0 = 4·d
 
@@ -96,134 +83,47 @@ def umurl_loss(z_j: torch.Tensor, z_b: torch.Tensor, z_m: torch.Tensor, z_uj: to
             "vac": reg}
 
 
-class _Fusion(nn.Module):
-    def __init__(self, d: int):
-        super().__init__()
-        self.t_fusion = nn.Linear(d, d, bias=False)
-        self.s_fusion = nn.Linear(d, d, bias=False)
-
-
-def _stack(d: int, heads: int, ffn: int, layers: int) -> nn.TransformerEncoder:
-    layer = nn.TransformerEncoderLayer(d, heads, ffn, dropout=0.0, activation="relu", batch_first=True)
-    return nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
-
-
-def _run_stack(stack: nn.TransformerEncoder, x: torch.Tensor) -> torch.Tensor:
-    """Post-LN layers, dropout 0: x = LN1(x + SA(x)); x = LN2(x + FF(x)) (the modules' own math)."""
-    for layer in stack.layers:
-        n1, n2 = layer.norm1, layer.norm2
-        x = F.layer_norm(x + self_attention(x, layer.self_attn), n1.normalized_shape, n1.weight, n1.bias, n1.eps)
-        x = F.layer_norm(x + layer.linear2(F.relu(layer.linear1(x))), n2.normalized_shape, n2.weight, n2.bias,
-                         n2.eps)
-    return x
-
-
-class _AgnosticEncoder(nn.Module):
-    """ST_TR of the reference: temporal PE once + post-LN layers per stream."""
-
-    def __init__(self, d: int, heads: int, ffn: int, layers: int, frames: int):
-        super().__init__()
-        self.pe = SinusoidalPE(d, max(200, frames))
-        self.t_tr = _stack(d, heads, ffn, layers)
-        self.s_tr = _stack(d, heads, ffn, layers)
-
-    def forward(self, t: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return _run_stack(self.t_tr, self.pe(t)), _run_stack(self.s_tr, s)
-
-
-class UmURLBackbone(Backbone):
-    """Joint-coordinate clip → J, B, M → embeddings → early fusion → shared encoder → y_u (2d)."""
-
-    MODALITY_KEYS = ("j", "b", "m")
-
-    def __init__(self, d: int, heads: int, ffn: int, layers: int, *, in_channels: int, frames: int,
-                 topology: Topology, persons: int):
-        super().__init__()
-        v = topology.num_joints
-        self.topology = topology
-        self.frames = frames
-        t_in, s_in = persons * v * in_channels, frames * in_channels
-        self.j_emb = SkeletonEmbedding(t_in, s_in, d)
-        self.b_emb = SkeletonEmbedding(t_in, s_in, d)
-        self.m_emb = SkeletonEmbedding(t_in, s_in, d)
-        self.mm_fusion = _Fusion(d)
-        self.ma_encoder = _AgnosticEncoder(d, heads, ffn, layers, frames)
-        self.feature_dim = 2 * d
-        self.frame_dim = 2 * d
-
-    # --- pieces -----------------------------------------------------------------------------
-    def modality(self, x: torch.Tensor, key: str) -> torch.Tensor:
-        return x if key == "j" else bone(x, self.topology) if key == "b" else motion(x)
-
-    def embed(self, x: torch.Tensor, key: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """A clip already in modality ``key`` → (temporal, spatial) embeddings of that modality."""
-        emb = {"j": self.j_emb, "b": self.b_emb, "m": self.m_emb}[key]
-        return emb(temporal_tokens(x), spatial_tokens(x))
-
-    def fuse(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Joint coordinates → fused (temporal, spatial) tokens of J, B and M."""
-        ts, ss = zip(*(self.embed(self.modality(x, k), k) for k in self.MODALITY_KEYS))
-        t, s = (ts[0] + ts[1] + ts[2]) / 3, (ss[0] + ss[1] + ss[2]) / 3
-        return self.mm_fusion.t_fusion(t), self.mm_fusion.s_fusion(s)
-
-    def encode(self, t: torch.Tensor, s: torch.Tensor) -> EncoderOutput:
-        y_t, y_s = self.ma_encoder(t, s)
-        return EncoderOutput(torch.cat([y_t.amax(dim=1), y_s.amax(dim=1)], dim=1), y_t, y_s)
-
-    def _check(self, x: torch.Tensor) -> None:
-        if x.dim() != 5 or x.shape[3] != self.topology.num_joints:
-            raise HarnessError(f"UmURL expects clips (N, C, T, {self.topology.num_joints}, M), got {tuple(x.shape)}")
-        if x.shape[2] != self.frames:
-            raise HarnessError(f"UmURL was built for {self.frames} frames, got clips of {x.shape[2]}")
-
-    # --- the Backbone seam ------------------------------------------------------------------------
-    def forward(self, x: torch.Tensor) -> EncoderOutput:
-        self._check(x)
-        return self.encode(*self.fuse(x))
-
-    def frame_features(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.forward(x)
-        return frame_features_from_streams(out.temporal, out.spatial)
-
-
 @METHODS.register("umurl")
 class UmURL(Method):
     """UmURL: multi-modal (J+B+M) early fusion with intra/inter-modal consistency + VAC."""
 
     name: ClassVar[str] = "umurl"
+    label: ClassVar[str] = "UmURL"
+    paradigm: ClassVar[str] = "feature decorrelation"
     Options: ClassVar[type] = UmURLOptions
     variants: ClassVar[dict[str, dict[str, Any]]] = {
         "default": {},
         "no_vac": {"vac_weight": 0.0},  # extra ablation: consistency only (expected to collapse)
     }
-    preset_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+    moved_options: ClassVar[dict[str, str]] = {"layers": "encoder.options.layers"}
+    encoders: ClassVar[tuple[str, ...]] = ("umurl",)
+    default_encoder: ClassVar[str] = "umurl"
+    modalities: ClassVar[tuple[str, ...]] = (FUSED_MODALITY,)
+    default_modality: ClassVar[str] = FUSED_MODALITY
+    table_rows = (TableRow("UmURL", encoder="umurl", modality=FUSED_MODALITY, paper=((1, "UmURL (2023)"),)),)
+    tunable: ClassVar[dict[str, str]] = {"sim": "sim_weight", "vac": "vac_weight", "var": "variance_weight",
+                                         "cov": "covariance_weight"}
     num_views: ClassVar[int] = 4
 
     def __init__(self, cfg: RunConfig, info: DataInfo):
         super().__init__(cfg, info)
         o: UmURLOptions = self.options
-        if cfg.method.modality not in UMURL_MODALITIES:
-            raise HarnessError(f"umurl is multi-modal: its backbone always fuses joint, bone and motion "
-                               f"(method.modality=jbm); got method.modality={cfg.method.modality!r}")
-        if o.layers < 1:
-            raise HarnessError(f"umurl: method.options.layers must be at least 1, got {o.layers}")
-        e = cfg.encoder
-        if e.hidden % max(e.heads, 1):
-            raise HarnessError(f"umurl: encoder.hidden ({e.hidden}) must be divisible by encoder.heads ({e.heads})")
-        d = e.hidden
-        self.net = UmURLBackbone(d, e.heads, e.ffn, o.layers, in_channels=3, frames=info.frames,
-                                 topology=info.topology, persons=info.persons)
-        hidden, out = o.proj_hidden or 2 * d, o.proj_out or 4 * d
-        self.j_projector = Projector(2 * d, hidden, out)
-        self.b_projector = Projector(2 * d, hidden, out)
-        self.m_projector = Projector(2 * d, hidden, out)
+        encoder: UmURLEncoder = build_encoder(cfg, info)
+        self.net = ModalityBackbone(encoder, FUSED_MODALITY, info.topology)
+        d2 = encoder.feature_dim
+        hidden, out = o.proj_hidden or d2, o.proj_out or 2 * d2
+        self.j_projector = Projector(d2, hidden, out)
+        self.b_projector = Projector(d2, hidden, out)
+        self.m_projector = Projector(d2, hidden, out)
+
+    @property
+    def encoder(self) -> UmURLEncoder:
+        return self.net.encoder
 
     # --- the Method seam ----------------------------------------------------------------------
     def make_views(self, x: torch.Tensor, lengths: torch.Tensor,
                    generator: torch.Generator | None = None) -> list[torch.Tensor]:
         """4 USDRL views (usdrl.md §9): 1 → joint, 2 → bone, 3 → motion, 4 → J + B + M."""
-        from harness.data.augment import usdrl_views
-
         return usdrl_views(x, lengths, num_views=4, frames=self.info.frames, generator=generator)
 
     def project(self, views: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -232,9 +132,9 @@ class UmURL(Method):
         keeps its own BatchNorm statistics."""
         if len(views) != 4:
             raise HarnessError(f"umurl needs 4 views, got {len(views)}")
-        net = self.net
+        net = self.encoder
         for v in views:
-            net._check(v)
+            net.check_clip(v)
         b = views[0].shape[0]
         parts = [net.embed(views[0], "j"), net.embed(net.modality(views[1], "b"), "b"),
                  net.embed(net.modality(views[2], "m"), "m"), net.fuse(views[3])]
@@ -245,8 +145,6 @@ class UmURL(Method):
                 "z_j": self.j_projector(y_j), "z_b": self.b_projector(y_b), "z_m": self.m_projector(y_m)}
 
     def forward(self, views: Sequence[torch.Tensor], labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        from harness.engine.distributed import gather_with_grad  # identity in one process
-
         o: UmURLOptions = self.options
         z = {k: gather_with_grad(v) for k, v in self.project(views).items()}
         return umurl_loss(z["z_j"], z["z_b"], z["z_m"], z["z_uj"], z["z_ub"], z["z_um"],
@@ -254,5 +152,5 @@ class UmURL(Method):
                           covariance_weight=o.covariance_weight, variance_target=o.variance_target,
                           variance_eps=o.variance_eps)
 
-    def backbone(self) -> UmURLBackbone:
+    def backbone(self) -> ModalityBackbone:
         return self.net

@@ -33,8 +33,8 @@ Table 5 and Figure 5 through configuration only (``--set method.variant=NAME``):
 | ``no_vac_no_xc`` |     |    | ✓     | extra ablation: similarity only (expected to collapse)     |
 
 Rows 1 and 4 (negative-based pretraining) are the ``contrastive`` method. Combine with
-``--set encoder=sttr`` (STTR rows), ``--set encoder.alpha=0|0.25|…|1`` (Figure 4; α = 1 is CA only,
-α = 0 DSA only), ``--set encoder.gap=1`` (no DenseShift), ``--set method.options.num_views=2``
+``--set encoder=sttr`` (STTR rows), ``--set encoder.options.alpha=0|0.25|…|1`` (Figure 4; α = 1 is CA only,
+α = 0 DSA only), ``--set encoder.options.gap=1`` (no DenseShift), ``--set method.options.num_views=2``
 (any K ≥ 2; the reference asserts 4), ``--set method.modality=bone`` (or motion), and any loss
 weight, e.g. ``--set method.options.xc_weight=0``.
 """
@@ -47,14 +47,13 @@ from typing import Any, ClassVar, Sequence
 import torch
 from torch import nn
 
+from harness.augment import DEFAULT_POOL, Compose, CropResize, HostBufferPool, USDRLSpatial
 from harness.config import RunConfig
-from harness.data.modality import MODALITIES, to_modality
-from harness.data.topology import Topology
-from harness.errors import HarnessError, UnknownNameError
+from harness.contracts import DataInfo, Encoder, Method, ModalityBackbone, TableRow, build_encoder
+from harness.errors import HarnessError
+from harness.engine.distributed import gather_with_grad  # the identity in one process
 from harness.registry import METHODS
 
-from .base import Backbone, DataInfo, Method
-from .encoders.base import Encoder, EncoderOutput, build_encoder
 from .encoders.layers import Projector, init_weights
 from .losses import multi_grained_loss
 
@@ -81,25 +80,23 @@ class USDRLOptions:
     instance_out: int = 0  # i_proj output width; 0 = 4·d
 
 
-class USDRLBackbone(Backbone):
-    """Joint-coordinate clip → modality (joint | bone | motion) → encoder."""
+def usdrl_views(x: torch.Tensor, lengths: torch.Tensor, num_views: int = 4, frames: int = 64,
+                generator: torch.Generator | None = None, *, ratio: tuple[float, float] = (0.1, 1.0),
+                count: int | None = None, pool: HostBufferPool | None = DEFAULT_POOL) -> list[torch.Tensor]:
+    """USDRL's pretraining views (usdrl.md §9): ``num_views`` independent crop-resizes to ``frames``
+    (scale U(0.1, 1)), each then joint corruption or shear; (B, 3, frames, V, M) each. UmURL, MoCo and
+    VICReg use the same recipe."""
+    pipeline = Compose(CropResize(frames, ratio), USDRLSpatial(count=count))
+    return pipeline.views(x, lengths, num_views, generator, pool=pool)
 
-    def __init__(self, encoder: Encoder, modality: str, topology: Topology):
-        super().__init__()
-        self.encoder = encoder
-        self.modality = modality
-        self.topology = topology
-        self.feature_dim = encoder.feature_dim
-        self.frame_dim = getattr(encoder, "frame_dim", 0)  # 0: the encoder has no dense output
 
-    def prepare(self, x: torch.Tensor) -> torch.Tensor:
-        return to_modality(x, self.modality, self.topology)
+def token_width(encoder: Encoder) -> int:
+    """Width of an encoder's dense tokens (``token_dim``; else its pooled width)."""
+    return int(getattr(encoder, "token_dim", 0) or encoder.feature_dim)
 
-    def forward(self, x: torch.Tensor) -> EncoderOutput:
-        return self.encoder(self.prepare(x))
 
-    def frame_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder.frame_features(self.prepare(x))
+def _table5(row: str, label: str, encoder: str, variant: str, note: str) -> TableRow:
+    return TableRow(label, encoder=encoder, variant=variant, tables=(5,), paper=((5, row),), note=note)
 
 
 @METHODS.register("usdrl")
@@ -107,6 +104,8 @@ class USDRL(Method):
     """USDRL: multi-grained feature decorrelation over 4 views (VAC + XC, no negatives)."""
 
     name: ClassVar[str] = "usdrl"
+    label: ClassVar[str] = "USDRL"
+    paradigm: ClassVar[str] = "feature decorrelation"
     Options: ClassVar[type] = USDRLOptions
     variants: ClassVar[dict[str, dict[str, Any]]] = {
         "default": {},
@@ -116,6 +115,24 @@ class USDRL(Method):
         "no_vac_no_xc": {"use_vac": False, "use_xc": False},
     }
     preset_defaults: ClassVar[dict[str, dict[str, Any]]] = {}  # the loss needs no per-preset change
+    table_rows = (
+        TableRow("USDRL (DSTE)", encoder="dste", paper=tuple((n, "USDRL (DSTE)") for n in (1, 2, 3, 4)) + ((5, "7"),),
+                 note="VAC ✓ XC ✓ MG-FD ✓"),
+        TableRow("USDRL (STTR)", encoder="sttr", paper=tuple((n, "USDRL (STTR)") for n in (1, 2, 3, 4)) + ((5, "3"),),
+                 note="VAC ✓ XC ✓ MG-FD ✓"),
+        _table5("2", "USDRL (STTR) without XC", "sttr", "no_xc", "VAC ✓ XC ✗ MG-FD ✓"),
+        _table5("5", "USDRL (DSTE) without XC", "dste", "no_xc", "VAC ✓ XC ✗ MG-FD ✓; row 5 or 6?"),
+        _table5("6", "USDRL (DSTE) single-grained", "dste", "single_grained",
+                "VAC ✓ XC ✓ single-grained; row 5 or 6?"),
+        TableRow("USDRL (DSTE), bone stream", encoder="dste", modality="bone", tables=(1,)),
+        TableRow("USDRL (DSTE), motion stream", encoder="dste", modality="motion", tables=(1,)),
+        TableRow("3s-USDRL (DSTE)", encoder="dste", modality="jbm", fuse=("joint", "bone", "motion"), tables=(1,),
+                 paper=((1, "3s-USDRL (DSTE)"),)),
+    )
+    tunable: ClassVar[dict[str, str]] = {
+        "sim": "sim_weight", "vac": "vac_weight", "xc": "xc_weight", "xcorr": "xc_weight", "var": "variance_weight",
+        "variance": "variance_weight", "cov": "covariance_weight", "covariance": "covariance_weight",
+        "offdiag": "offdiag_weight", "domain": "domain_weight", "instance": "instance_weight"}
     num_views: ClassVar[int] = 4  # the instance attribute follows options.num_views
 
     def __init__(self, cfg: RunConfig, info: DataInfo):
@@ -123,13 +140,10 @@ class USDRL(Method):
         o: USDRLOptions = self.options
         if o.num_views < 2:
             raise HarnessError(f"method.options.num_views must be at least 2, got {o.num_views}")
-        modality = cfg.method.modality
-        if modality not in MODALITIES:
-            raise UnknownNameError("usdrl modality", modality, list(MODALITIES))
         self.num_views = o.num_views
-        encoder = build_encoder(cfg.encoder, frames=info.frames, joints=info.joints, persons=info.persons)
-        self.net = USDRLBackbone(encoder, modality, info.topology)
-        d = int(getattr(encoder, "token_dim", 0) or cfg.encoder.hidden)  # width of the dense tokens
+        encoder = build_encoder(cfg, info)
+        self.net = ModalityBackbone(encoder, self.modality_name(cfg), info.topology)
+        d = token_width(encoder)
         hidden = o.proj_hidden or 2 * d
         self.multi_grained = o.domain_weight != 0
         if self.multi_grained:
@@ -151,8 +165,6 @@ class USDRL(Method):
     def make_views(self, x: torch.Tensor, lengths: torch.Tensor,
                    generator: torch.Generator | None = None) -> list[torch.Tensor]:
         """K independent views (crop-resize to T frames + joint corruption or shear), usdrl.md §9."""
-        from harness.data.augment import usdrl_views
-
         return usdrl_views(x, lengths, num_views=self.num_views, frames=self.info.frames,
                            generator=generator)
 
@@ -197,13 +209,11 @@ class USDRL(Method):
         """Views → loss terms. Under DDP every projection is all-gathered (with gradient) first,
         so the batch statistics of every term come from the global batch, as the reference's
         DataParallel gathers its replicas' outputs; projector BatchNorm stays per process."""
-        from harness.engine.distributed import gather_with_grad  # identity in one process
-
         z = {d: None if zs is None else [gather_with_grad(v) for v in zs]
              for d, zs in self.project(views).items()}
         return self.loss(z)
 
-    def backbone(self) -> USDRLBackbone:
+    def backbone(self) -> ModalityBackbone:
         return self.net
 
     @property

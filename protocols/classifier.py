@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from harness.engine.schedule import budget_steps, epochs_for, make_scheduler
 
 
 def linear_head(in_dim: int, num_classes: int) -> nn.Linear:
@@ -50,8 +53,24 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
     return c[1] / n, c[5] / n
 
 
-def step_lr(optimizer: torch.optim.Optimizer, milestones: list[int], gamma: float = 0.1):
-    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=gamma)
+@dataclass
+class HeadBudget:
+    """A head's training budget: ``total`` optimizer steps over ``epochs`` passes of
+    ``steps_per_epoch`` (the last pass may stop early), with its step-decay scheduler."""
+
+    total: int
+    epochs: int
+    steps_per_epoch: int
+    scheduler: Any
+
+    @classmethod
+    def make(cls, optimizer: torch.optim.Optimizer, *, steps: int, epochs: int, steps_per_epoch: int,
+             milestones: list[float], gamma: float = 0.1) -> "HeadBudget":
+        """``steps`` > 0 is the budget in optimizer steps, else ``epochs`` passes; ``milestones`` are
+        fractions of it (lr × gamma after each)."""
+        total = budget_steps(steps, epochs, steps_per_epoch)
+        sched = make_scheduler(optimizer, total_steps=total, schedule="step", milestones=milestones, gamma=gamma)
+        return cls(total, epochs_for(total, steps_per_epoch), steps_per_epoch, sched)
 
 
 def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

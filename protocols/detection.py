@@ -57,30 +57,29 @@ from torch import nn
 
 from harness import atomic
 from harness.config import DataConfig
-from harness.data.kinds import resolve_dataset
-from harness.data.prepared import PreparedDataset, open_prepared
+from harness.data.prepared import PreparedDataset
 from harness.errors import DataError, HarnessError, UnknownNameError
 from harness.registry import PROTOCOLS
 from harness.results import ResultRow
 
-from . import pku_scorer as S
-from .base import Protocol, ProtocolContext
-from .classifier import linear_head, step_lr
-from .intervals import PKU_PAD_FRAMES, class_threshold_segments, frames_to_intervals
+from harness.evaluation import pku_scorer as S
+from harness.contracts import Protocol, ProtocolContext
+from .classifier import HeadBudget, linear_head
+from harness.evaluation.intervals import PKU_PAD_FRAMES, class_threshold_segments, frames_to_intervals
 
 IGNORE = -100
 
 VARIANT_DEFAULTS: dict[str, dict[str, Any]] = {
     # SSD (Protocol A): SGD 0.01, Nesterov, ×0.1 at 40, 60 epochs, batch 64
-    "linear": {"epochs": 60, "lr": 0.01, "batch_size": 64, "milestones": [40], "nesterov": True},
+    "linear": {"epochs": 60, "lr": 0.01, "batch_size": 64, "milestones": [40 / 60], "nesterov": True},
     # USDRL+ (Protocol B): SGD 0.005 for fc and backbone, constant lr, batch 512, 150 epochs
     "finetune": {"epochs": 150, "lr": 0.005, "batch_size": 512, "milestones": [], "nesterov": False},
 }
-# The small presets z-score the frame features (``standardize``) and train 20 epochs: a linear head
-# then wants a larger step, fine-tuning twice USDRL+'s. Both decay ×0.1 for the last 5 epochs (as
-# SSD at 40 of 60, and as USDRL+'s never-called (120, 140) schedule meant to), so the final epoch is
+# The small presets z-score the frame features (``standardize``) and train 1,000 steps: a linear head
+# then wants a larger step, fine-tuning twice USDRL+'s. Both decay ×0.1 for the last quarter (as SSD
+# at 40 of 60, and as USDRL+'s never-called (120, 140) schedule meant to), so the final reading is
 # not a noisy constant-lr snapshot (docs/reference-differences.md, Detection)
-SMALL_PRESET_SCHEDULE = {"linear": {"lr": 0.1, "milestones": [15]}, "finetune": {"lr": 0.01, "milestones": [15]}}
+SMALL_PRESET_SCHEDULE = {"linear": {"lr": 0.1, "milestones": [0.75]}, "finetune": {"lr": 0.01, "milestones": [0.75]}}
 PRESET_VARIANT_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {"cpu": SMALL_PRESET_SCHEDULE,
                                                                  "smoke": SMALL_PRESET_SCHEDULE}
 
@@ -88,10 +87,11 @@ PRESET_VARIANT_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {"cpu": SMALL_PR
 @dataclass
 class DetectionOptions:
     variant: str = "linear"  # linear | finetune
+    steps: int = 0  # the budget in optimizer steps; 0 = ``epochs`` passes over the training windows
     epochs: int | None = None  # None: the variant's default (60 / 150)
     lr: float | None = None  # None: 0.01 (linear) / 0.005 (finetune)
     batch_size: int | None = None  # windows per step; None: 64 / 512
-    milestones: list[int] | None = None  # lr × 0.1 at these epochs; None: [40] / [] (constant)
+    milestones: list[float] | None = None  # lr × 0.1 after these fractions of the budget; None: [2/3] / []
     nesterov: bool | None = None  # None: True (linear, SSD) / False (finetune)
     momentum: float = 0.9
     weight_decay: float = 0.0
@@ -107,7 +107,6 @@ class DetectionOptions:
     theta: float = 0.5
     thetas: list[float] = field(default_factory=lambda: [0.1, 0.3, 0.5])
     eval_every: int = 0  # 0: score only after the last epoch
-    dataset: str = ""  # an untrimmed prepared folder; "" = the context's (or protocol/data dataset)
     num_videos: int = 0  # a generated untrimmed set (synthetic): videos to make; 0 = its default
     max_test_videos: int = 0  # 0 = all; a cap for quick runs
 
@@ -138,15 +137,15 @@ def resolve_options(opt: DetectionOptions, preset: str = "paper") -> Resolved:
             epochs=int(d["epochs"] if opt.epochs is None else opt.epochs),
             lr=float(d["lr"] if opt.lr is None else opt.lr),
             batch_size=int(d["batch_size"] if opt.batch_size is None else opt.batch_size),
-            milestones=[int(m) for m in (d["milestones"] if opt.milestones is None else opt.milestones)],
+            milestones=[float(m) for m in (d["milestones"] if opt.milestones is None else opt.milestones)],
             nesterov=bool(d["nesterov"] if opt.nesterov is None else opt.nesterov),
             opt=opt,
         )
     except (TypeError, ValueError) as exc:
         raise HarnessError(f"protocol.options (detection): {exc}") from None
-    if r.epochs < 1 or r.batch_size < 1 or opt.windows_per_video < 1 or opt.frame_step < 1:
-        raise HarnessError("protocol.options (detection): epochs, batch_size, windows_per_video and frame_step "
-                           "must be >= 1")
+    if (r.epochs < 1 and opt.steps < 1) or r.batch_size < 1 or opt.windows_per_video < 1 or opt.frame_step < 1:
+        raise HarnessError("protocol.options (detection): epochs (or steps), batch_size, windows_per_video and "
+                           "frame_step must be >= 1")
     for t in [opt.theta, *opt.thetas]:
         if not 0 < t <= 1:
             raise HarnessError(f"protocol.options (detection): θ must lie in (0, 1], got {t}")
@@ -235,10 +234,11 @@ class DetectionProtocol(Protocol):
     Options = DetectionOptions
     variants = ("linear", "finetune")
     untrimmed = True
+    moved_options = {"dataset": "protocol.dataset (or --eval-dataset)"}
     # cpu: 32-frame windows read every 4th frame (128 frames, about one synthetic action), as the
     # pretraining clips, resampled to 32 frames from 40-300, see an action at a similar time scale
     preset_defaults = {
-        "cpu": {"epochs": 20, "batch_size": 64, "windows_per_video": 32, "frame_step": 4, "standardize": True},
+        "cpu": {"steps": 1000, "batch_size": 64, "windows_per_video": 32, "frame_step": 4, "standardize": True},
         "smoke": {"epochs": 2, "batch_size": 16, "windows_per_video": 2, "frame_step": 2, "standardize": True},
     }
 
@@ -248,17 +248,17 @@ class DetectionProtocol(Protocol):
             return data
         return dataclasses.replace(data, options={**data.options, "num_videos": self.options.num_videos})
 
+    @classmethod
+    def resolve_options(cls, cfg) -> DetectionOptions:
+        """The options with the variant's (and the preset's) schedule filled in, so the configuration
+        hash covers the values that run."""
+        opt = super().resolve_options(cfg)
+        r = resolve_options(opt, cfg.preset)
+        return dataclasses.replace(opt, epochs=r.epochs, lr=r.lr, batch_size=r.batch_size, milestones=r.milestones,
+                                   nesterov=r.nesterov)
+
     def dataset(self, ctx: ProtocolContext) -> PreparedDataset:
-        opt = self.options
-        if opt.dataset:
-            ds = open_prepared(opt.dataset)
-        elif ctx.dataset is not None and ctx.dataset.untrimmed:
-            ds = ctx.dataset
-        else:
-            cfg = ctx.cfg
-            name = getattr(cfg.protocol, "dataset", "") or cfg.data.dataset
-            data = self.eval_data(dataclasses.replace(cfg.data, dataset=name))
-            ds = resolve_dataset(data, cfg.workdir, untrimmed=True)
+        ds = ctx.dataset
         if not ds.untrimmed or ds.intervals is None:
             raise DataError(ds.root, "detection needs an untrimmed dataset (with intervals.csv)")
         return ds
@@ -296,14 +296,16 @@ class DetectionProtocol(Protocol):
             params = [p for p in model.parameters() if p.requires_grad]
         sgd = torch.optim.SGD(params, lr=r.lr, momentum=r.opt.momentum, nesterov=r.nesterov,
                               weight_decay=r.opt.weight_decay)
-        sched = step_lr(sgd, r.milestones)
+        windows = len(train_idx) * r.opt.windows_per_video
+        budget = HeadBudget.make(sgd, steps=r.opt.steps, epochs=r.epochs, steps_per_epoch=-(-windows // r.batch_size),
+                                 milestones=r.milestones)
         targets = {int(i): frame_targets(ds, int(i)) for i in train_idx}
         history: list[tuple[int, dict]] = []
         result: dict | None = None
-        for epoch in range(1, r.epochs + 1):
-            self._train_epoch(model, ds, train_idx, targets, frames, r, rng, sgd, ctx.device)
-            sched.step()
-            last = epoch == r.epochs
+        done = 0
+        for epoch in range(1, budget.epochs + 1):
+            done = self._train_epoch(model, ds, train_idx, targets, frames, r, rng, sgd, ctx.device, budget, done)
+            last = epoch == budget.epochs
             if last or (r.opt.eval_every and epoch % r.opt.eval_every == 0):
                 post = self._posteriors(model, ds, test_idx, frames, r, ctx.device)
                 result = self._score(ds, test_idx, post, r)
@@ -316,7 +318,9 @@ class DetectionProtocol(Protocol):
 
     def _train_epoch(self, model: FrameHead, ds: PreparedDataset, train_idx: np.ndarray,
                      targets: dict[int, np.ndarray], frames: int, r: Resolved, rng: np.random.Generator,
-                     sgd: torch.optim.Optimizer, device: torch.device) -> float:
+                     sgd: torch.optim.Optimizer, device: torch.device, budget: HeadBudget, done: int) -> int:
+        """One pass over the shuffled training windows (stopping when the budget is spent); returns
+        the optimizer steps done so far."""
         model.backbone.eval()  # both variants: BN statistics and DropPath frozen
         model.fc.train()
         model.norm.train()
@@ -324,8 +328,10 @@ class DetectionProtocol(Protocol):
         draws = draws[rng.permutation(len(draws))]
         step = r.opt.frame_step
         span = frames * step
-        total, steps = 0.0, 0
         for b in range(0, len(draws), r.batch_size):
+            if done == budget.total:
+                break
+            budget.scheduler.step_update(done)
             chunk = draws[b:b + r.batch_size]
             xs, ys = [], []
             for i in chunk:
@@ -349,9 +355,8 @@ class DetectionProtocol(Protocol):
             sgd.zero_grad(set_to_none=True)
             loss.backward()
             sgd.step()
-            total += float(loss.detach())
-            steps += 1
-        return total / max(steps, 1)
+            done += 1
+        return done
 
     @torch.no_grad()
     def _posteriors(self, model: FrameHead, ds: PreparedDataset, test_idx: np.ndarray, frames: int,
@@ -444,6 +449,7 @@ class DetectionProtocol(Protocol):
         if "method" not in ctx.base_row:
             fields["method"] = ctx.cfg.method.name
         base = {"variant": r.variant, "segments": r.opt.segments, "theta": r.opt.theta, "epochs": r.epochs,
+                "steps": r.opt.steps,
                 "lr": r.lr, "frame_step": r.opt.frame_step, "standardize": r.opt.standardize,
                 "files": str(out_dir)}
 

@@ -24,15 +24,15 @@ import numpy as np
 import torch
 
 from harness import atomic
+from harness.augment import CropResize
 from harness.data.loader import ClipBatches
 from harness.data.prepared import PreparedDataset
-from harness.data.resample import resample
 from harness.registry import PROTOCOLS
 from harness.results import ResultRow
 
-from .base import Protocol, ProtocolContext
-from .classifier import EvalHistory, accuracy, cross_entropy, linear_head, step_lr
-from .features import eval_clips
+from harness.contracts import Protocol, ProtocolContext
+from .classifier import EvalHistory, HeadBudget, accuracy, cross_entropy, linear_head
+from harness.evaluation.features import eval_clips
 
 
 def stratified_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -61,22 +61,14 @@ def subset_indices(ds: PreparedDataset, split: str, fraction: float, seed: int, 
     return idx
 
 
-def random_crop(x: torch.Tensor, lengths: torch.Tensor, frames: int, gen: torch.Generator,
-                low: float = 0.5) -> torch.Tensor:
-    """Crop a random window of ratio U(low, 1) of each clip's valid length, resampled to `frames`."""
-    ratio = low + (1 - low) * torch.rand(len(lengths), generator=gen).to(lengths.device)
-    crop = (lengths.float() * ratio).floor().long().clamp(min=1)
-    start = (torch.rand(len(lengths), generator=gen).to(lengths.device) * (lengths - crop + 1)).floor().long()
-    return resample(x, crop, frames, start)
-
-
 @dataclass
 class SemiOptions:
     fractions: list[float] = field(default_factory=lambda: [0.01, 0.1])
     subset_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    steps: int = 0  # the budget in optimizer steps per fine-tuning; 0 = ``epochs`` passes over the subset
     epochs: int = 80
     lr: float = 0.01
-    milestones: list[int] = field(default_factory=lambda: [50, 70])
+    milestones: list[float] = field(default_factory=lambda: [0.625, 0.875])  # epochs 50 and 70 of 80
     batch_size: int = 64
     momentum: float = 0.9
     weight_decay: float = 1e-4
@@ -91,8 +83,9 @@ class SemiProtocol(Protocol):
     name = "semi"
     Options = SemiOptions
     preset_defaults = {
-        "cpu": {"epochs": 30, "milestones": [20, 25], "batch_size": 32},
-        "smoke": {"epochs": 2, "milestones": [1], "batch_size": 16, "eval_every": 1,
+        # 150 steps per fine-tuning, whatever the subset's size (1 % of a small set is one batch)
+        "cpu": {"steps": 150, "epochs": 0, "milestones": [2 / 3, 5 / 6], "batch_size": 32},
+        "smoke": {"epochs": 2, "milestones": [0.5], "batch_size": 16, "eval_every": 1,
                   "fractions": [0.1], "subset_seeds": [0, 1, 2]},
     }
 
@@ -121,24 +114,31 @@ class SemiProtocol(Protocol):
         for p in params:
             p.requires_grad_(True)
         sgd = torch.optim.SGD(params, lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay)
-        sched = step_lr(sgd, opt.milestones)
         # a trailing one-clip batch is dropped (as the engine does): on subsets of a few dozen clips its
         # extra full-network step per epoch collapsed the fine-tuned features (MSR 10 %: 37 % → 7 %)
         drop_last = len(labelled) > opt.batch_size and len(labelled) % opt.batch_size == 1
         train = ClipBatches(ds, labelled, opt.batch_size, shuffle=True, seed=seed, device=ctx.device,
                             drop_last=drop_last)
+        # a random window of U(crop_low, 1) of each clip's valid frames, resampled (the augmentation's crop)
+        crop = CropResize(frames, (opt.crop_low, 1.0), min_length=1)
+        budget = HeadBudget.make(sgd, steps=opt.steps, epochs=opt.epochs, steps_per_epoch=len(train),
+                                 milestones=opt.milestones)
         history = EvalHistory()
-        for epoch in range(1, opt.epochs + 1):
+        step = 0
+        for epoch in range(1, budget.epochs + 1):
             backbone.train()
             train.set_epoch(epoch)
             for batch in train:
-                x = random_crop(batch.x, batch.lengths, frames, gen, opt.crop_low)
+                if step == budget.total:
+                    break
+                budget.scheduler.step_update(step)
+                x = crop(batch.x, batch.lengths, gen)
                 loss = cross_entropy(head(backbone(x).pooled), batch.labels)
                 sgd.zero_grad(set_to_none=True)
                 loss.backward()
                 sgd.step()
-            sched.step()
-            if epoch % opt.eval_every == 0 or epoch == opt.epochs:
+                step += 1
+            if epoch % opt.eval_every == 0 or epoch == budget.epochs:
                 history.add(epoch, *self._evaluate(backbone, head, ds, test_idx, frames, ctx))
         return history
 

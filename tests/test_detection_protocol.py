@@ -19,7 +19,7 @@ from harness.registry import PROTOCOLS
 from harness.methods.base import Backbone
 from harness.methods.encoders.base import EncoderOutput
 from harness.protocols import detection as D
-from harness.protocols.base import ProtocolContext
+from harness.contracts import ProtocolContext
 
 CLASSES = 3
 FRAMES = 16

@@ -19,7 +19,7 @@ from harness.errors import HarnessError
 from harness.registry import ENCODERS
 from harness.methods.encoders import DSTE, STTR, Projector, build_encoder, init_weights
 from harness.methods.encoders.dste import DSTLayer, dense_shift_mask
-from harness.methods.encoders.flops import (dste_macs, encoder_flops, projector_macs, sttr_macs,
+from harness.benchmarks.flops import (dste_macs, encoder_flops, projector_macs, sttr_macs,
                                             usdrl_projector_macs)
 from harness.methods.encoders.layers import SinusoidalPE, spatial_tokens, temporal_tokens
 
@@ -444,7 +444,7 @@ def test_autocast_bf16_forward_backward(name):
 
 
 def test_flop_counter_counts_cpu_sdpa():
-    from harness.methods.encoders.flops import count_flops
+    from harness.benchmarks.flops import count_flops
 
     q = torch.randn(2, 3, 10, 8)
     assert count_flops(F.scaled_dot_product_attention, q, q, q) == 2 * 2 * (2 * 3 * 10 * 10 * 8)

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from harness.cli import main
-from harness.protocols.scores import save_scores
+from harness.evaluation.scores import save_scores
 
 
 def test_fusion_beats_each_weak_model(tmp_path, capsys):

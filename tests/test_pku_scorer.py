@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from harness.errors import DataError
-from harness.protocols import pku_scorer as S
-from harness.protocols.intervals import (class_threshold_segments, frames_to_intervals, get_segments,
+from harness.evaluation import pku_scorer as S
+from harness.evaluation.intervals import (class_threshold_segments, frames_to_intervals, get_segments,
                                          pad_background, smooth_posteriors)
-from harness.protocols.pku_scorer import GT, Det
+from harness.evaluation.pku_scorer import GT, Det
 
 
 # --- literal, slow transcriptions of the spec ------------------------------------------------------

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from harness.registry import PROTOCOLS
-from harness.protocols.knn import knn_predict
-from harness.protocols.scores import load_scores
+from harness.evaluation.knn import knn_predict
+from harness.evaluation.scores import load_scores
 from harness.protocols.semi import stratified_subset, subset_indices
 
 from protocol_helpers import MeanPoseBackbone, NoiseBackbone, context, toy_dataset

@@ -177,7 +177,7 @@ def test_fused_rows_fill_the_three_stream_row(tmp_path, capsys):
     rng = np.random.default_rng(0)
     labels = torch.tensor(rng.integers(0, 4, size=40))
     files = []
-    from harness.protocols.scores import save_scores
+    from harness.evaluation.scores import save_scores
 
     for k, m in enumerate(("j", "b", "m")):
         scores = torch.tensor(rng.normal(size=(40, 4)))

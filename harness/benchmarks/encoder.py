@@ -4,7 +4,7 @@ For each encoder (DSTE, STTR by default) at a preset's size (``--config paper|cp
 
 - ``params``: encoder parameters; ``train_params`` adds the three USDRL projectors;
 - ``gflops_per_sample``: forward GFLOPs per clip counted by FlopCounterMode (matmuls, convolutions
-  and attention at 2 FLOPs/MAC; see ``harness.methods.encoders.flops``);
+  and attention at 2 FLOPs/MAC; see ``harness.benchmarks.flops``);
 - inference: eval mode, ``torch.inference_mode``, batches of ``--batch-size`` clips;
 - training step: the full USDRL step on ``--batch-size`` clips — 4 pre-made views (augmentation is
   benchmarked by ``harness bench augment``) through the encoder and the t/s/i projectors, the
@@ -30,6 +30,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 import torch
+
+from ..config import resolve
+from ..contracts import DataInfo, build_encoder, build_method
+from ..data.topology import NTU25
+from .flops import count_flops, encoder_flops
 
 # training clips per step. The USDRL loss has a batch-independent cost (D×D matrices, D = 4096 for
 # the instance domain) that the reference amortises over 178 clips per GPU; 16 is the smallest
@@ -173,75 +178,29 @@ def _resolve_device(name: str) -> torch.device:
 
 
 def _build_training(cfg: Any, info: Any, device: torch.device):
-    """(module, step inputs → loss, loss description, projector modules)."""
-    try:
-        from harness.registry import METHODS
-
-        method = METHODS.get("usdrl")(cfg, info).to(device)
-
-        def loss_fn(views: list[torch.Tensor]) -> torch.Tensor:
-            return method(views)["loss"]
-
-        projectors = [p for p in (method.t_proj, method.s_proj, method.i_proj) if p is not None]
-        return method, loss_fn, "usdrl method (harness.methods.usdrl, multi-grained loss)", projectors
-    except Exception as exc:  # the method is not there (yet): compose the step here
-        reason = f"{type(exc).__name__}: {exc}"
-
-    from harness.methods.encoders import Projector, build_encoder
-
-    encoder = build_encoder(cfg.encoder, frames=info.frames, joints=info.joints, persons=info.persons)
-    encoder.init_weights()
-    d = cfg.encoder.hidden
-    model = torch.nn.ModuleDict({"encoder": encoder, "t_proj": Projector(d, 2 * d, 2 * d),
-                                 "s_proj": Projector(d, 2 * d, 2 * d),
-                                 "i_proj": Projector(2 * d, 2 * d, 4 * d)}).to(device)
-    try:
-        from harness.methods.losses import multi_grained_loss
-
-        desc = f"encoder + projectors + harness.methods.losses.multi_grained_loss (usdrl method unavailable: {reason})"
-    except ImportError:
-        multi_grained_loss = None
-        desc = f"STAND-IN loss (usdrl method and losses unavailable: {reason})"
+    """(the registered USDRL method, step inputs → loss, description, its projectors)."""
+    method = build_method(cfg, info).to(device)
 
     def loss_fn(views: list[torch.Tensor]) -> torch.Tensor:
-        k, b = len(views), views[0].shape[0]
-        out = model["encoder"](torch.cat(views))
-        # projectors once on all views, BatchNorm statistics per view (Projector.forward_views)
-        z_i = model["i_proj"].forward_views(out.pooled, k).split(b)
-        z_t = model["t_proj"].forward_views(out.temporal.amax(1), k).split(b)
-        z_s = model["s_proj"].forward_views(out.spatial.amax(1), k).split(b)
-        if multi_grained_loss is not None:
-            return multi_grained_loss(z_i, z_t, z_s)["loss"]
-        total = 0.0
-        for zs in (z_i, z_t, z_s):  # stand-in: similarity to the last view + variance hinge
-            total = total + sum(torch.nn.functional.mse_loss(z, zs[-1]) for z in zs[:-1])
-            total = total + sum(torch.relu(1 - torch.sqrt(z.var(0) + 1e-4)).mean() for z in zs)
-        return total
+        return method(views)["loss"]
 
-    return model, loss_fn, desc, [model["t_proj"], model["s_proj"], model["i_proj"]]
+    projectors = [p for p in (method.t_proj, method.s_proj, method.i_proj) if p is not None]
+    return method, loss_fn, "usdrl method (harness.methods.usdrl, multi-grained loss)", projectors
 
 
 def bench_encoder(name: str, *, config: str = "paper", batch_size: int | None = None,
                   infer_batch_size: int | None = None, seconds: float = 5.0, views: int = 4, device: str | torch.device = "auto", matmul_size: int = 2048,
                   train: bool = True, mm: _Matmul | None = None) -> EncoderBench:
-    from harness.config import resolve
-    from harness.data.topology import NTU25
-    from harness.methods.base import DataInfo
-    from harness.methods.encoders import build_encoder
-    from harness.methods.encoders.flops import count_flops, encoder_flops
-
     dev = _resolve_device(device) if isinstance(device, str) else device
     cfg = resolve(config, overrides={"encoder.name": name, "method.name": "usdrl",
-                                     "method.options": {"num_views": views}})
+                                     "method.options": {"num_views": views}}).resolved()
     b = batch_size or DEFAULT_BATCH[config]
     bi = infer_batch_size or b * views
     info = DataInfo(topology=NTU25, num_classes=60, frames=cfg.data.frames, persons=2)
     mm = mm or _Matmul(matmul_size, dev)
     gen = torch.Generator(device="cpu").manual_seed(0)
 
-    encoder = build_encoder(cfg.encoder, frames=info.frames, joints=info.joints, persons=info.persons).to(dev)
-    if hasattr(encoder, "init_weights"):
-        encoder.init_weights()
+    encoder = build_encoder(cfg, info, reference_init=True).to(dev)
     flops = encoder_flops(encoder, batch=1)
     res = EncoderBench(encoder=name, config=config, device=str(dev), batch_size=b, infer_batch_size=bi,
                        params=sum(p.numel() for p in encoder.parameters()), gflops_per_sample=flops / 1e9,

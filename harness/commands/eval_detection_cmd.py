@@ -42,7 +42,7 @@ def _check_theta(t: float, what: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.protocols import pku_scorer as S
+    from harness.evaluation import pku_scorer as S
 
     _check_theta(args.theta, "--theta")
     sweep = tuple(args.thetas) if args.thetas else S.DEFAULT_SWEEP

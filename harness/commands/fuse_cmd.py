@@ -30,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def fuse_scores(files: list[str], weights: list[float], softmax: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    from harness.protocols.scores import load_scores
+    from harness.evaluation.scores import load_scores
 
     loaded = [load_scores(f) for f in files]
     ref = loaded[0]

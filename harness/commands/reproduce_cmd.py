@@ -27,6 +27,7 @@ from tabulate import tabulate
 
 from ..config import PRESETS
 from ..errors import HarnessError
+from ..figures import default_alpha
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
                           config_file=args.config, overrides=list(args.overrides), eval_dataset=args.eval_dataset)
     base = settings.base()  # checks the preset, YAML and --set values before anything runs
     items = R.plan(table=args.table, figure=args.figure, methods=methods, seeds=_ints(args.seeds, "--seeds"),
-                   default_alpha=base.encoder.alpha)
+                   default_alpha=default_alpha(args.preset))
     target = f"Table {args.table}" if args.table else f"Figure {args.figure}"
     if not items:
         raise HarnessError(f"nothing to run for {target} with --methods {args.methods}")

@@ -16,9 +16,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from ..config import RunConfig
-from ..errors import HarnessError
-from ..results import ResultRow, append_rows
+from ..pipeline import evaluate
 from .common import add_config_arguments, config_from_args, print_json
 
 
@@ -32,52 +30,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-record", action="store_true", help="do not append rows to the results store")
     p.add_argument("--json", action="store_true", help="print the result rows as a JSON list")
     p.set_defaults(func=_run)
-
-
-def evaluate(cfg: RunConfig, *, progress: bool = True, record: bool = True) -> list[ResultRow]:
-    """Pretrain or reuse ``cfg``'s run, evaluate it with ``cfg.protocol`` and record the rows."""
-    import torch
-
-    from ..data.kinds import resolve_dataset
-    from ..engine.checkpoint import load_backbone
-    from ..engine.loop import find_or_pretrain, resolve_device, torch_threads
-    from ..registry import METHODS, PROTOCOLS
-    from harness.protocols.base import ProtocolContext
-
-    # check names and options of both plugins before any data is built or any training starts
-    METHODS.get(cfg.method.name).resolve_options(cfg)
-    protocol_cls = PROTOCOLS.get(cfg.protocol.name)
-    protocol = protocol_cls(cfg)
-    info = find_or_pretrain(cfg, progress=progress)
-    device = resolve_device(cfg.train.device)
-    eval_data = protocol.eval_data(dataclasses.replace(cfg.data, dataset=cfg.protocol.dataset or cfg.data.dataset))
-    ds = resolve_dataset(eval_data, cfg.workdir, untrimmed=protocol_cls.untrimmed)
-    _check_compatible(info.backbone, ds)
-
-    def make_backbone() -> torch.nn.Module:
-        return load_backbone(info.backbone, device)[0]
-
-    base_row = dict(method=cfg.method.name, variant=cfg.method.variant, encoder=cfg.encoder.name,
-                    modality=cfg.method.modality, dataset=ds.kind, protocol=cfg.protocol.name,
-                    preset=cfg.preset, epochs=cfg.train.epochs, config_hash=cfg.config_hash)
-    run_dir = Path(info.run_dir) / "eval" / f"{cfg.protocol.name}-{cfg.config_hash}"
-    ctx = ProtocolContext(cfg=cfg, dataset=ds, make_backbone=make_backbone, device=device, run_dir=run_dir,
-                          base_row=base_row)
-    with torch_threads(cfg.train.num_threads):
-        rows = protocol.run(ctx)
-    if record and rows:
-        append_rows(cfg.results, rows)
-    return rows
-
-
-def _check_compatible(backbone_path: Path, ds) -> None:
-    import torch
-
-    meta = torch.load(backbone_path, map_location="cpu", weights_only=True)["data_info"]
-    joints = len(meta["topology"]["joint_names"])
-    if joints != ds.num_joints or meta["persons"] != ds.num_persons:
-        raise HarnessError(f"{ds.root}: the encoder was pretrained on {joints} joints × {meta['persons']} "
-                           f"person(s) but this dataset has {ds.num_joints} × {ds.num_persons}")
 
 
 def _run(args: argparse.Namespace) -> int:

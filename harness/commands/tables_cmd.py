@@ -80,7 +80,7 @@ def draw_figures(results: str | Path, out: str | Path, *, dataset: str, preset: 
 
     if 4 in which:
         path, points = FG.figure4(load_store(results), out, dataset=dataset, preset=preset,
-                                  default_alpha=resolve(preset).encoder.alpha)
+                                  default_alpha=FG.default_alpha(preset))
         if path is None:
             echo(f"figure 4: skipped: the store has no USDRL (DSTE) linear rows for {dataset}/{preset} "
                  "(run `harness reproduce --figure 4`)")

@@ -14,9 +14,8 @@ from typing import ContextManager
 
 import torch
 
+from ..config import AMP_MODES
 from ..errors import HarnessError, UnknownNameError
-
-AMP_MODES = ("auto", "off", "bf16", "fp16")
 
 
 @dataclass(frozen=True)

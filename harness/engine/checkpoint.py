@@ -2,22 +2,25 @@
 
 Everything is written atomically (a temporary file renamed into place) and read with
 ``torch.load(weights_only=True)``, so files hold only tensors, numbers, strings, lists and dicts:
-RNG states are stored as plain lists/tensors and the LR scheduler's ``Counter`` as a dict.
+RNG states are stored as plain lists/tensors. The learning rate needs no state: the scheduler is a
+function of the step count (harness.engine.schedule).
 
 A training checkpoint (``checkpoints/last.pt``, ``checkpoints/epoch_NNNN.pt``) holds::
 
     format, version, pretrain_hash, config (RunConfig.to_dict()), epoch (completed epochs),
-    global_step, model, optimizer, scheduler, scaler, rng (one entry per rank), metrics
+    global_step, model, optimizer, scaler, rng (one entry per rank), metrics
 
 The backbone export (``backbone.pt``) holds::
 
     format, version, pretrain_hash, config, method, state_dict (Method.backbone().state_dict()),
-    feature_dim, frame_dim, data_info {topology, num_classes, frames, persons}, epochs, global_step
+    feature_dim, frame_dim, data_info (DataInfo.to_dict()), epochs, global_step
+
+Both store the *resolved* configuration (every plugin option filled in), so a backbone is rebuilt with
+exactly the settings it was trained with even after a code default changes.
 """
 
 from __future__ import annotations
 
-import collections
 import os
 import random
 from pathlib import Path
@@ -28,6 +31,7 @@ import torch
 
 from .. import atomic
 from ..config import RunConfig, _flatten, from_dict
+from ..contracts import DataInfo, build_method
 from ..errors import HarnessError
 
 CKPT_FORMAT = "harness-checkpoint"
@@ -79,20 +83,6 @@ def step_generator(seed: int, epoch: int, step: int, rank: int, device: torch.de
     g = torch.Generator(device=device)
     g.manual_seed(int(words[0]) << 32 | int(words[1]))
     return g
-
-
-# --- scheduler state (MultiStepLR keeps a Counter, which weights_only cannot load) -------------
-def scheduler_state(sched: Any) -> dict[str, Any]:
-    state = dict(sched.state_dict())
-    if isinstance(state.get("milestones"), collections.Counter):
-        state["milestones"] = {int(k): int(v) for k, v in state["milestones"].items()}
-    return state
-
-
-def load_scheduler_state(sched: Any, state: dict[str, Any]) -> None:
-    sched.load_state_dict(dict(state))
-    if isinstance(getattr(sched, "milestones", None), dict):
-        sched.milestones = collections.Counter({int(k): int(v) for k, v in sched.milestones.items()})
 
 
 # --- files ---------------------------------------------------------------------------------
@@ -161,11 +151,10 @@ def export_backbone(method: torch.nn.Module, cfg: RunConfig, path: str | Path, *
     info = method.info
     obj = {
         "format": BACKBONE_FORMAT, "version": VERSION, "pretrain_hash": cfg.pretrain_hash,
-        "config": cfg.to_dict(), "method": cfg.method.name,
+        "config": cfg.resolved().to_dict(), "method": cfg.method.name,
         "state_dict": {k: v.detach().cpu() for k, v in backbone.state_dict().items()},
         "feature_dim": int(backbone.feature_dim), "frame_dim": int(getattr(backbone, "frame_dim", 0) or 0),
-        "data_info": {"topology": info.topology.to_dict(), "num_classes": int(info.num_classes),
-                      "frames": int(info.frames), "persons": int(info.persons)},
+        "data_info": info.to_dict(),
         "epochs": int(epochs), "global_step": int(global_step),
     }
     return save(obj, path)
@@ -180,18 +169,13 @@ def load_backbone(path_or_run_dir: str | Path, device: str | torch.device = "cpu
     """A pretrained backbone (eval mode, on `device`) and the RunConfig it was trained with.
 
     `path_or_run_dir` is a ``backbone.pt`` file or a run folder holding one. The method is rebuilt
-    from the stored config with :func:`methods.base.build_method` (without touching the global RNG)
+    from the stored config with :func:`harness.contracts.build_method` (without touching the global RNG)
     and the backbone weights are loaded strictly.
     """
-    from harness.data.topology import Topology
-    from harness.methods.base import DataInfo, build_method
-
     path = backbone_file(path_or_run_dir)
     obj = load(path, BACKBONE_FORMAT)
     cfg = from_dict(obj["config"])
-    di = obj["data_info"]
-    info = DataInfo(topology=Topology.from_dict(di["topology"], path), num_classes=int(di["num_classes"]),
-                    frames=int(di["frames"]), persons=int(di["persons"]))
+    info = DataInfo.from_dict(obj["data_info"], path)
     with torch.random.fork_rng(devices=[]):
         method = build_method(cfg, info)
     backbone = method.backbone()

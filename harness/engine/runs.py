@@ -47,6 +47,32 @@ def numbered_checkpoints(run_dir: Path) -> list[Path]:
     return sorted(d.glob("epoch_*.pt")) if d.is_dir() else []
 
 
+def resume_source(resume: str | os.PathLike, run_dir: Path) -> Path | None:
+    """The checkpoint ``--resume auto|never|PATH`` points to (None: start from scratch)."""
+    if str(resume) == "never":
+        return None
+    if str(resume) == "auto":
+        last = checkpoint_dir(run_dir) / "last.pt"
+        return last if last.is_file() else None
+    p = Path(resume)
+    if p.is_dir():
+        for cand in (p / "checkpoints" / "last.pt", p / "last.pt"):
+            if cand.is_file():
+                return cand
+        raise HarnessError(f"--resume {p}: no last.pt in this folder or its checkpoints/")
+    if not p.is_file():
+        raise HarnessError(f"--resume {p}: no such checkpoint (use auto, never or a path)")
+    return p
+
+
+def clear_run(run_dir: Path) -> None:
+    """Start over (--resume never): remove the old checkpoints, logs and export of this run."""
+    for p in numbered_checkpoints(run_dir) + [checkpoint_dir(run_dir) / "last.pt", run_dir / "backbone.pt",
+                                               run_dir / "metrics.jsonl"]:
+        if p.exists():
+            p.unlink()
+
+
 def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 

@@ -1,11 +1,5 @@
-"""Registered encoders (DSTE, STTR, ...).
+"""Registered encoders (DSTE, STTR, MAMP's ViT, UmURL's fusion encoder).
 
-Importing this package registers ``dste`` and ``sttr`` in :data:`harness.registry.ENCODERS`.
+Each module registers its encoder in :data:`harness.registry.ENCODERS`; the registry finds them by
+scanning this package.
 """
-
-from .base import Encoder, EncoderOutput, build_encoder
-from .dste import DSTE
-from .layers import Projector, init_weights
-from .sttr import STTR
-
-__all__ = ["Encoder", "EncoderOutput", "build_encoder", "DSTE", "STTR", "Projector", "init_weights"]

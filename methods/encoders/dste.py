@@ -5,7 +5,7 @@ Two token streams from a clip (N, C, T, V, M):
 - temporal: (N, T, M·V·C), one token per frame, feature index m·V·C + v·C + c;
 - spatial: (N, M·V, T·C), one token per (person, joint), person-major, feature index t·C + c.
 
-Each stream is embedded (Linear → LN → ReLU → Linear) and runs through ``cfg.layers`` DST layers
+Each stream is embedded (Linear → LN → ReLU → Linear) and runs through ``layers`` DST layers
 (2 in the reference, where the depth is hard-coded). The fixed sinusoidal temporal PE is added before
 every temporal layer, the learned spatial PE (1, M·V, d) before every spatial layer.
 
@@ -17,7 +17,7 @@ rounding (tests/test_encoders.py keeps a reference-style slow path and checks 1e
 
 Departures from the reference, all of which leave the paper configuration unchanged:
 
-- depth is ``cfg.layers`` (default 2 = the reference); layers beyond the first are named ``t_tr1``,
+- depth is ``layers`` (``encoder.options.layers``, default 2 = the reference); layers beyond the first are named ``t_tr1``,
   ``t_tr2``, ... as the reference's second layer is, so depth-2 state dicts match the reference's;
 - sequence lengths (token-mixing Linear(L, L), spatial PE rows) come from ``frames``, ``joints`` and
   ``persons`` instead of the hard-coded 64 and 50;
@@ -28,20 +28,38 @@ Departures from the reference, all of which leave the paper configuration unchan
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from timm.layers import DropPath, Mlp
 from torch import nn
 
-from harness.config import EncoderConfig
+from harness.contracts import Encoder, EncoderOutput
+from harness.errors import HarnessError
 from harness.registry import ENCODERS
-
-from .base import Encoder, EncoderOutput
 from .layers import (SinusoidalPE, SkeletonEmbedding, init_weights, self_attention, spatial_tokens,
                      temporal_tokens, trunc_normal_)
 
-__all__ = ["DSTE", "DSTLayer", "ConvAttention", "DenseShiftAttention", "dense_shift_mask",
-           "check_encoder_config", "frame_features_from_streams"]
+__all__ = ["DSTE", "DSTEOptions", "DSTLayer", "ConvAttention", "DenseShiftAttention", "dense_shift_mask",
+           "check_width", "frame_features_from_streams"]
+
+
+@dataclass
+class DSTEOptions:
+    """``encoder.options`` of DSTE; the defaults are the reference's (usdrl.md §1, §4)."""
+
+    hidden: int = 1024  # token width d (C_e = C_r)
+    heads: int = 1
+    layers: int = 2  # DST layers per stream
+    mlp_hidden: int = 2048  # width of the DST MLPs
+    alpha: float = 0.5  # CA weight; the DSA weight is 1 - alpha (1 = CA only, 0 = DSA only)
+    gap: int = 4  # DenseShift stride (1 = no shift)
+    kernel: int = 1  # CA Conv1d kernel
+    drop_path: float = 0.1
+
+
+
 
 
 def dense_shift_mask(length: int, gap: int) -> torch.Tensor:
@@ -193,22 +211,21 @@ def _layer_name(prefix: str, i: int) -> str:
     return prefix if i == 0 else f"{prefix}{i}"
 
 
-def check_encoder_config(cfg: EncoderConfig, name: str) -> None:
-    from harness.errors import HarnessError
+def check_width(name: str, hidden: int, heads: int, layers: int) -> None:
+    if hidden < 1 or heads < 1 or hidden % heads:
+        raise HarnessError(f"{name}: encoder.options.hidden ({hidden}) must be a positive multiple of "
+                           f"encoder.options.heads ({heads})")
+    if layers < 1:
+        raise HarnessError(f"{name}: encoder.options.layers must be at least 1, got {layers}")
 
-    if cfg.hidden < 1 or cfg.heads < 1 or cfg.hidden % cfg.heads:
-        raise HarnessError(f"{name}: encoder.hidden ({cfg.hidden}) must be a positive multiple of "
-                           f"encoder.heads ({cfg.heads})")
-    if cfg.layers < 1:
-        raise HarnessError(f"{name}: encoder.layers must be at least 1, got {cfg.layers}")
-    if cfg.gap < 1:
-        raise HarnessError(f"{name}: encoder.gap must be at least 1, got {cfg.gap}")
-    if cfg.kernel < 1:
-        raise HarnessError(f"{name}: encoder.kernel must be at least 1, got {cfg.kernel}")
-    if not 0.0 <= cfg.drop_path < 1.0:
-        raise HarnessError(f"{name}: encoder.drop_path must be in [0, 1), got {cfg.drop_path}")
-    if cfg.mlp_hidden < 1 or cfg.ffn < 1:
-        raise HarnessError(f"{name}: encoder.mlp_hidden and encoder.ffn must be positive")
+
+def check_dste_options(o: DSTEOptions) -> None:
+    check_width("dste", o.hidden, o.heads, o.layers)
+    for key in ("gap", "kernel", "mlp_hidden"):
+        if getattr(o, key) < 1:
+            raise HarnessError(f"dste: encoder.options.{key} must be at least 1, got {getattr(o, key)}")
+    if not 0.0 <= o.drop_path < 1.0:
+        raise HarnessError(f"dste: encoder.options.drop_path must be in [0, 1), got {o.drop_path}")
 
 
 def frame_features_from_streams(y_t: torch.Tensor, y_s: torch.Tensor) -> torch.Tensor:
@@ -225,12 +242,13 @@ class _TwoStreamEncoder(Encoder):
     """Shared plumbing of DSTE and STTR: embeddings, PEs, pooling, dense outputs."""
 
     def _build_common(self) -> None:
-        d = self.cfg.hidden
+        d = self.options.hidden
         c, t, v, m = self.in_channels, self.frames, self.joints, self.persons
         self.ske_emb = SkeletonEmbedding(m * v * c, t * c, d)
         self.tpe = SinusoidalPE(d, max(200, t))
         self.spe = nn.Parameter(torch.zeros(1, m * v, d))
         trunc_normal_(self.spe, std=0.02)
+        self.token_dim = d  # width of the dense temporal and spatial tokens
         self.feature_dim = 2 * d
         self.frame_dim = 2 * d
 
@@ -262,16 +280,21 @@ class _TwoStreamEncoder(Encoder):
 class DSTE(_TwoStreamEncoder):
     """Dense spatio-temporal encoder of USDRL (DST layers: convolutional + dense-shift attention)."""
 
-    def __init__(self, cfg: EncoderConfig, *, in_channels: int = 3, frames: int = 64, joints: int = 25,
-                 persons: int = 2):
-        super().__init__(cfg, in_channels=in_channels, frames=frames, joints=joints, persons=persons)
-        check_encoder_config(cfg, "dste")
+    name = "dste"
+    Options = DSTEOptions
+    preset_defaults = {"cpu": {"hidden": 64, "mlp_hidden": 128}, "smoke": {"hidden": 32, "mlp_hidden": 64}}
+
+    def __init__(self, options: DSTEOptions | None = None, **shape):
+        o = options or DSTEOptions()
+        super().__init__(o, **shape)
+        check_dste_options(o)
         self._build_common()
-        d = cfg.hidden
-        common = dict(heads=cfg.heads, mlp_hidden=cfg.mlp_hidden, alpha=cfg.alpha, gap=cfg.gap,
-                      kernel=cfg.kernel, drop_path=cfg.drop_path)
-        self.num_layers = cfg.layers
-        for i in range(cfg.layers):  # reference order: t_tr, s_tr, t_tr1, s_tr1
+        d = o.hidden
+        common = dict(heads=o.heads, mlp_hidden=o.mlp_hidden, alpha=o.alpha, gap=o.gap, kernel=o.kernel,
+                      drop_path=o.drop_path)
+        self.num_layers = o.layers
+        frames, joints, persons = self.frames, self.joints, self.persons
+        for i in range(o.layers):  # reference order: t_tr, s_tr, t_tr1, s_tr1
             setattr(self, _layer_name("t_tr", i), DSTLayer(frames, d, **common))
             setattr(self, _layer_name("s_tr", i), DSTLayer(persons * joints, d, **common))
 

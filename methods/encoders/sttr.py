@@ -1,9 +1,10 @@
 """STTR: USDRL's plain spatio-temporal transformer encoder variant (usdrl.md §5).
 
 Same token streams, embeddings and PEs as DSTE, but each PE is added once, before the first layer,
-and each stream is a stack of ``cfg.layers`` standard post-LN ``nn.TransformerEncoderLayer``s
-(``cfg.heads`` heads, feed-forward width ``cfg.ffn``, ReLU, dropout 0, batch-first). ``alpha``,
-``gap``, ``kernel`` and ``drop_path`` are ignored, as in the reference.
+and each stream is a stack of ``layers`` standard post-LN ``nn.TransformerEncoderLayer``s
+(``heads`` heads, feed-forward width ``ffn``, ReLU, dropout 0, batch-first); its
+``encoder.options`` are :class:`STTROptions` (the reference accepts DSTE's alpha, gap and kernel and
+ignores them; here they are not options of STTR).
 
 The layers are real ``nn.TransformerEncoder`` modules (state-dict keys ``t_tr.layers.0.self_attn.*``
 as the reference's), but :meth:`STTR.streams` runs them with the packed-qkv
@@ -15,26 +16,38 @@ reference, ``nn.TransformerEncoder`` clones one layer, so the layers of a stream
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.config import EncoderConfig
+from harness.errors import HarnessError
 from harness.registry import ENCODERS
 
-from .dste import _TwoStreamEncoder, check_encoder_config
+from .dste import _TwoStreamEncoder, check_width
 from .layers import self_attention, spatial_tokens, temporal_tokens
 
-__all__ = ["STTR"]
+__all__ = ["STTR", "STTROptions", "post_ln_stack", "run_post_ln"]
 
 
-def _stack(d: int, heads: int, ffn: int, layers: int) -> nn.TransformerEncoder:
+@dataclass
+class STTROptions:
+    """``encoder.options`` of STTR; the defaults are the reference's (usdrl.md §5)."""
+
+    hidden: int = 1024
+    heads: int = 1
+    layers: int = 2
+    ffn: int = 1024  # feed-forward width
+
+
+def post_ln_stack(d: int, heads: int, ffn: int, layers: int) -> nn.TransformerEncoder:
     layer = nn.TransformerEncoderLayer(d, heads, ffn, dropout=0.0, activation="relu", batch_first=True,
                                        norm_first=False)
     return nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
 
 
-def _run_stack(stack: nn.TransformerEncoder, x: torch.Tensor) -> torch.Tensor:
+def run_post_ln(stack: nn.TransformerEncoder, x: torch.Tensor) -> torch.Tensor:
     for layer in stack.layers:  # post-LN: x = LN1(x + SA(x)); x = LN2(x + FF(x)); dropout 0
         n1, n2 = layer.norm1, layer.norm2
         x = F.layer_norm(x + self_attention(x, layer.self_attn), n1.normalized_shape, n1.weight, n1.bias,
@@ -48,15 +61,21 @@ def _run_stack(stack: nn.TransformerEncoder, x: torch.Tensor) -> torch.Tensor:
 class STTR(_TwoStreamEncoder):
     """Spatio-temporal transformer encoder (USDRL's STTR variant: post-LN transformer layers)."""
 
-    def __init__(self, cfg: EncoderConfig, *, in_channels: int = 3, frames: int = 64, joints: int = 25,
-                 persons: int = 2):
-        super().__init__(cfg, in_channels=in_channels, frames=frames, joints=joints, persons=persons)
-        check_encoder_config(cfg, "sttr")
+    name = "sttr"
+    Options = STTROptions
+    preset_defaults = {"cpu": {"hidden": 64, "ffn": 64}, "smoke": {"hidden": 32, "ffn": 32}}
+
+    def __init__(self, options: STTROptions | None = None, **shape):
+        o = options or STTROptions()
+        super().__init__(o, **shape)
+        check_width("sttr", o.hidden, o.heads, o.layers)
+        if o.ffn < 1:
+            raise HarnessError(f"sttr: encoder.options.ffn must be at least 1, got {o.ffn}")
         self._build_common()
-        self.t_tr = _stack(cfg.hidden, cfg.heads, cfg.ffn, cfg.layers)
-        self.s_tr = _stack(cfg.hidden, cfg.heads, cfg.ffn, cfg.layers)
+        self.t_tr = post_ln_stack(o.hidden, o.heads, o.ffn, o.layers)
+        self.s_tr = post_ln_stack(o.hidden, o.heads, o.ffn, o.layers)
 
     def streams(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self._check_input(x)
         y_t, y_s = self.ske_emb(temporal_tokens(x), spatial_tokens(x))
-        return _run_stack(self.t_tr, self.tpe(y_t)), _run_stack(self.s_tr, y_s + self.spe)
+        return run_post_ln(self.t_tr, self.tpe(y_t)), run_post_ln(self.s_tr, y_s + self.spe)

@@ -27,9 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.data.modality import to_modality
-from harness.methods.base import Backbone, DataInfo, Method
-from harness.methods.encoders.base import EncoderOutput, build_encoder
+from harness.contracts import Backbone, DataInfo, Method, ModalityBackbone, build_encoder
 
 __all__ = ["SimSiam", "SimSiamOptions"]
 
@@ -41,26 +39,12 @@ class SimSiamOptions:
     crop_min: float = 0.1  # crop-resize scale U(crop_min, 1)
 
 
-class ModalityBackbone(Backbone):
-    """Joint-coordinate clip → the configured modality → the shared encoder."""
-
-    def __init__(self, encoder: nn.Module, modality: str, topology):
-        super().__init__()
-        self.encoder, self.modality, self.topology = encoder, modality, topology
-        self.feature_dim = encoder.feature_dim
-        self.frame_dim = getattr(encoder, "frame_dim", 0)
-
-    def forward(self, x: torch.Tensor) -> EncoderOutput:
-        return self.encoder(to_modality(x, self.modality, self.topology))
-
-    def frame_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder.frame_features(to_modality(x, self.modality, self.topology))
-
-
 class SimSiam(Method):
     """SimSiam (example plugin): stop-gradient siamese learning without negatives."""
 
     name: ClassVar[str] = "example_simsiam"
+    label: ClassVar[str] = "SimSiam (example plugin)"
+    paradigm: ClassVar[str] = "feature decorrelation"
     Options: ClassVar[type] = SimSiamOptions
     variants: ClassVar[dict[str, dict[str, Any]]] = {"default": {}, "light_crop": {"crop_min": 0.5}}
     preset_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
@@ -69,8 +53,8 @@ class SimSiam(Method):
     def __init__(self, cfg, info: DataInfo):
         super().__init__(cfg, info)
         o: SimSiamOptions = self.options
-        encoder = build_encoder(cfg.encoder, frames=info.frames, joints=info.joints, persons=info.persons)
-        self.net = ModalityBackbone(encoder, cfg.method.modality, info.topology)
+        encoder = build_encoder(cfg, info)  # the configured encoder: --set encoder=sttr works
+        self.net = ModalityBackbone(encoder, self.modality_name(cfg), info.topology)
         f = encoder.feature_dim
         p = o.proj_dim or f
         self.projector = nn.Sequential(

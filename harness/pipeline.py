@@ -1,0 +1,80 @@
+"""Pretrain (or reuse) a backbone, then evaluate it with a protocol: what ``harness run`` and
+``harness reproduce`` do for every configuration.
+
+:func:`evaluate` checks the whole configuration first (every plugin option resolved, the protocol
+built), opens the pretraining dataset once, finds or trains the run with its ``pretrain_hash``
+(:func:`harness.engine.find_or_pretrain`), opens the evaluation dataset once (the same object when
+it is the same data), and hands both to the protocol through a :class:`ProtocolContext`. The rows
+carry the run's identity: method, variant, the encoder actually trained, modality, dataset, preset,
+``config_hash`` (the configuration without its pretraining seed), ``pretrain_seed`` and the
+pretraining budget.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import RunConfig
+from .contracts import ProtocolContext
+from .data.kinds import resolve_dataset
+from .data.prepared import PreparedDataset
+from .engine import checkpoint as ck
+from .engine.loop import find_or_pretrain, resolve_device, torch_threads
+from .errors import HarnessError
+from .registry import PROTOCOLS
+from .results import ResultRow, append_rows
+
+
+def evaluate(cfg: RunConfig, *, progress: bool = True, record: bool = True) -> list[ResultRow]:
+    """Pretrain or reuse ``cfg``'s run, evaluate it with ``cfg.protocol`` and record the rows."""
+    resolved = cfg.resolved()  # names and options of every plugin, checked before any work
+    protocol_cls = PROTOCOLS.get(cfg.protocol.name)
+    protocol = protocol_cls(cfg)
+    train_ds = resolve_dataset(cfg.data, cfg.workdir)
+    info = find_or_pretrain(cfg, progress=progress, dataset=train_ds)
+    ds = eval_dataset(cfg, protocol, train_ds)
+    check_compatible(info.backbone, ds)
+    device = resolve_device(cfg.train.device)
+
+    def make_backbone() -> torch.nn.Module:
+        return ck.load_backbone(info.backbone, device)[0]
+
+    base_row = base_row_for(resolved, ds, epochs=info.epochs, steps=info.global_step)
+    run_dir = Path(info.run_dir) / "eval" / f"{cfg.protocol.name}-{cfg.config_hash}"
+    ctx = ProtocolContext(cfg=cfg, dataset=ds, make_backbone=make_backbone, device=device, run_dir=run_dir,
+                          base_row=base_row)
+    with torch_threads(cfg.train.num_threads):
+        rows = protocol.run(ctx)
+    if record and rows:
+        append_rows(cfg.results, rows)
+    return rows
+
+
+def eval_dataset(cfg: RunConfig, protocol: Any, train_ds: PreparedDataset | None) -> PreparedDataset:
+    """The protocol's dataset: ``protocol.dataset`` (transfer) or the pretraining data, as the protocol
+    asks for it (untrimmed videos for detection); the already opened ``train_ds`` when it is the same."""
+    data = protocol.eval_data(dataclasses.replace(cfg.data, dataset=cfg.protocol.dataset or cfg.data.dataset))
+    if train_ds is not None and data == cfg.data and not protocol.untrimmed:
+        return train_ds
+    return resolve_dataset(data, cfg.workdir, untrimmed=protocol.untrimmed)
+
+
+def base_row_for(resolved: RunConfig, ds: PreparedDataset, *, epochs: int, steps: int) -> dict[str, Any]:
+    """The identity every row of this run carries (from the resolved configuration)."""
+    return dict(method=resolved.method.name, variant=resolved.method.variant, encoder=resolved.encoder.name,
+                modality=resolved.method.modality, dataset=ds.kind, protocol=resolved.protocol.name,
+                preset=resolved.preset, epochs=int(epochs), steps=int(steps),
+                pretrain_seed=resolved.train.seed, config_hash=resolved.config_hash)
+
+
+def check_compatible(backbone_path: Path, ds: PreparedDataset) -> None:
+    """The backbone's skeleton (joints × persons) must be the evaluation dataset's."""
+    meta = ck.load(backbone_path, ck.BACKBONE_FORMAT)["data_info"]
+    joints = len(meta["topology"]["joint_names"])
+    if joints != ds.num_joints or meta["persons"] != ds.num_persons:
+        raise HarnessError(f"{ds.root}: the encoder was pretrained on {joints} joints × {meta['persons']} "
+                           f"person(s) but this dataset has {ds.num_joints} × {ds.num_persons}")
