@@ -182,7 +182,8 @@ class TableRow:
     """A row a method fills in the paper tables, or adds to them as an extra harness row.
 
     ``paper`` pairs a table number with the paper's row label this row fills ((5, "7") is Table 5
-    row 7); in the other tables of ``tables`` it is an extra row. ``encoder`` None shows one row per
+    row 7), optionally with a note for that table's "harness run" column; in the other tables of
+    ``tables`` it is an extra row. ``encoder`` None shows one row per
     encoder found in the store (``reproduce`` runs the default encoder). ``fuse`` makes it a
     3-stream ensemble of those modalities (``harness fuse``).
     """
@@ -193,11 +194,15 @@ class TableRow:
     modality: str | None = "joint"  # None: rows of any modality
     fuse: tuple[str, ...] = ()
     tables: tuple[int, ...] = (1, 2, 3, 4, 5)
-    paper: tuple[tuple[int, str], ...] = ()
-    note: str = ""
+    paper: tuple[tuple[Any, ...], ...] = ()  # (table, paper row label[, note shown in that table])
+    note: str = ""  # shown in the "harness run" column of every table the row is in
+    order: float | None = None  # where an extra row is listed (None: the method's ``table_order``)
 
     def paper_label(self, table: int) -> str | None:
-        return dict(self.paper).get(table)
+        return next((p[1] for p in self.paper if p[0] == table), None)
+
+    def note_for(self, table: int) -> str:
+        return next((p[2] for p in self.paper if p[0] == table and len(p) > 2), self.note)
 
 
 class Method(nn.Module):
@@ -231,6 +236,7 @@ class Method(nn.Module):
     modalities: ClassVar[tuple[str, ...]] = MODALITIES
     default_modality: ClassVar[str] = "joint"
     table_rows: ClassVar[tuple[TableRow, ...]] = ()
+    table_order: ClassVar[float] = 60  # extra rows are listed by it (references last)
     tunable: ClassVar[dict[str, str]] = {}
     num_views: ClassVar[int] = 2
     needs_labels: ClassVar[bool] = False  # True for the supervised baseline

@@ -125,10 +125,11 @@ class Contrastive(Method):
         "aimclr_aug": {"augment": "aimclr"},  # SkeletonCLR's own views (shear 0.5 + mirrored crop)
     }
     table_rows = (
-        TableRow("MoCo-v2 (harness)"),
-        TableRow("MoCo-v2 (harness), STTR", encoder="sttr", tables=(5,), paper=((5, "1"),), note="MoCo-v2 style"),
-        TableRow("MoCo-v2 (harness), DSTE", encoder="dste", tables=(5,), paper=((5, "4"),), note="MoCo-v2 style"),
+        TableRow("MoCo-v2 (harness)", tables=(1, 2, 3, 4)),
+        TableRow("MoCo-v2 (harness), STTR", encoder="sttr", tables=(5,), paper=((5, "1", "MoCo-v2 style"),)),
+        TableRow("MoCo-v2 (harness), DSTE", encoder="dste", tables=(5,), paper=((5, "4", "MoCo-v2 style"),)),
     )
+    table_order: ClassVar[float] = 40
     num_views: ClassVar[int] = 2
 
     def __init__(self, cfg: RunConfig, info: DataInfo):

@@ -96,7 +96,7 @@ def token_width(encoder: Encoder) -> int:
 
 
 def _table5(row: str, label: str, encoder: str, variant: str, note: str) -> TableRow:
-    return TableRow(label, encoder=encoder, variant=variant, tables=(5,), paper=((5, row),), note=note)
+    return TableRow(label, encoder=encoder, variant=variant, tables=(5,), paper=((5, row, note),))
 
 
 @METHODS.register("usdrl")
@@ -116,23 +116,22 @@ class USDRL(Method):
     }
     preset_defaults: ClassVar[dict[str, dict[str, Any]]] = {}  # the loss needs no per-preset change
     table_rows = (
-        TableRow("USDRL (DSTE)", encoder="dste", paper=tuple((n, "USDRL (DSTE)") for n in (1, 2, 3, 4)) + ((5, "7"),),
-                 note="VAC ✓ XC ✓ MG-FD ✓"),
-        TableRow("USDRL (STTR)", encoder="sttr", paper=tuple((n, "USDRL (STTR)") for n in (1, 2, 3, 4)) + ((5, "3"),),
-                 note="VAC ✓ XC ✓ MG-FD ✓"),
+        TableRow("USDRL (DSTE) (harness)", encoder="dste", paper=tuple((n, "USDRL (DSTE)") for n in (1, 2, 3, 4)) + ((5, "7", "VAC ✓ XC ✓ MG-FD ✓"),)),
+        TableRow("USDRL (STTR) (harness)", encoder="sttr", paper=tuple((n, "USDRL (STTR)") for n in (1, 2, 3, 4)) + ((5, "3", "VAC ✓ XC ✓ MG-FD ✓"),)),
         _table5("2", "USDRL (STTR) without XC", "sttr", "no_xc", "VAC ✓ XC ✗ MG-FD ✓"),
         _table5("5", "USDRL (DSTE) without XC", "dste", "no_xc", "VAC ✓ XC ✗ MG-FD ✓; row 5 or 6?"),
         _table5("6", "USDRL (DSTE) single-grained", "dste", "single_grained",
                 "VAC ✓ XC ✓ single-grained; row 5 or 6?"),
-        TableRow("USDRL (DSTE), bone stream", encoder="dste", modality="bone", tables=(1,)),
-        TableRow("USDRL (DSTE), motion stream", encoder="dste", modality="motion", tables=(1,)),
-        TableRow("3s-USDRL (DSTE)", encoder="dste", modality="jbm", fuse=("joint", "bone", "motion"), tables=(1,),
+        TableRow("USDRL (DSTE), bone stream (harness)", encoder="dste", modality="bone", tables=(1,), order=55),
+        TableRow("USDRL (DSTE), motion stream (harness)", encoder="dste", modality="motion", tables=(1,), order=55),
+        TableRow("3s-USDRL (DSTE) (harness)", encoder="dste", modality="jbm", fuse=("joint", "bone", "motion"), tables=(1,),
                  paper=((1, "3s-USDRL (DSTE)"),)),
     )
     tunable: ClassVar[dict[str, str]] = {
         "sim": "sim_weight", "vac": "vac_weight", "xc": "xc_weight", "xcorr": "xc_weight", "var": "variance_weight",
         "variance": "variance_weight", "cov": "covariance_weight", "covariance": "covariance_weight",
         "offdiag": "offdiag_weight", "domain": "domain_weight", "instance": "instance_weight"}
+    table_order: ClassVar[float] = 10
     num_views: ClassVar[int] = 4  # the instance attribute follows options.num_views
 
     def __init__(self, cfg: RunConfig, info: DataInfo):

@@ -1,4 +1,7 @@
-"""Action detection on untrimmed sequences (PKU-MMD I; protocols.md §5): dense frame-wise prediction.
+"""Action detection on untrimmed sequences (PKU-MMD I; docs/reference/protocols.md §5): dense
+frame-wise prediction. This module holds the options, the registered protocol, scoring, the saved
+files and the rows; windows and targets are :mod:`.detection_data`, the head, its training epoch
+and the test posteriors :mod:`.detection_head` (their names are re-exported here).
 
 A per-frame linear head with ``C + 1`` outputs (0 = background, c = class c, i.e. dataset label
 c − 1) is trained on ``backbone.frame_features`` of ``cfg.data.frames``-frame windows:
@@ -16,10 +19,14 @@ c − 1) is trained on ``backbone.frame_features`` of ``cfg.data.frames``-frame 
 Variants (option ``variant``):
 
 * ``linear``: the encoder is frozen and kept in eval mode; only the head trains (SSD's Protocol A
-  optimiser: SGD lr 0.01, momentum 0.9, Nesterov, decay ×0.1 at epoch 40 of 60, batch 64);
+  optimiser: SGD lr 0.01, momentum 0.9, Nesterov, decay ×0.1 after 40 of 60 epochs (milestone
+  40/60), batch 64);
 * ``finetune``: the whole network trains with the encoder in eval mode (BatchNorm statistics and
   DropPath frozen), as USDRL+'s Protocol B: SGD lr 0.005, momentum 0.9, constant lr, batch 512,
   150 epochs.
+
+The budget is ``steps`` optimizer steps, or ``epochs`` passes over the training windows when
+``steps`` is 0; ``milestones`` are fractions of it.
 
 Frames → intervals (``segments``): ``naive`` is §5.1 — pad the posteriors to ``pad_to`` frames with
 P(bg) = 1 (9,000 in the reference; 0 = no padding), mean filter with half-width ``smooth_k``
@@ -52,8 +59,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from harness import atomic
 from harness.config import DataConfig
@@ -62,12 +67,18 @@ from harness.errors import DataError, HarnessError, UnknownNameError
 from harness.registry import PROTOCOLS
 from harness.results import ResultRow
 
-from harness.evaluation import pku_scorer as S
 from harness.contracts import Protocol, ProtocolContext
-from .classifier import HeadBudget, linear_head
+from harness.evaluation import pku_scorer as S
 from harness.evaluation.intervals import PKU_PAD_FRAMES, class_threshold_segments, frames_to_intervals
 
-IGNORE = -100
+from .classifier import HeadBudget
+# the data and model halves live in their own modules; their names stay importable from here
+from .detection_data import frame_targets, read_window, window_frames, window_starts
+from .detection_head import IGNORE, FrameHead, frame_posteriors, train_epoch
+
+__all__ = ["IGNORE", "PRESET_VARIANT_DEFAULTS", "VARIANT_DEFAULTS", "DetectionOptions", "DetectionProtocol",
+           "FrameHead", "Resolved", "frame_posteriors", "frame_targets", "read_window", "resolve_options",
+           "train_epoch", "window_frames", "window_starts"]
 
 VARIANT_DEFAULTS: dict[str, dict[str, Any]] = {
     # SSD (Protocol A): SGD 0.01, Nesterov, ×0.1 at 40, 60 epochs, batch 64
@@ -119,7 +130,7 @@ class Resolved:
     epochs: int
     lr: float
     batch_size: int
-    milestones: list[int]
+    milestones: list[float]  # fractions of the budget
     nesterov: bool
     opt: DetectionOptions
 
@@ -152,68 +163,6 @@ def resolve_options(opt: DetectionOptions, preset: str = "paper") -> Resolved:
     if r.nesterov and opt.momentum <= 0:
         r.nesterov = False  # torch refuses Nesterov without momentum
     return r
-
-
-# --- data ------------------------------------------------------------------------------------------
-def frame_targets(ds: PreparedDataset, i: int) -> np.ndarray:
-    """Per-frame targets of video i: label + 1 on its intervals (later rows win overlaps), 0 elsewhere."""
-    t = np.zeros(int(ds.lengths[i]), dtype=np.int64)
-    for row in ds.video_intervals(i).itertuples():
-        t[int(row.start):int(row.end)] = int(row.label) + 1
-    return t
-
-
-def window_frames(start: int, frames: int, step: int, length: int) -> np.ndarray:
-    """The video frames a window reads: ``start``, ``start + step``, … (``frames`` of them), cut at
-    the video's end."""
-    idx = start + step * np.arange(frames)
-    return idx[idx < length]
-
-
-def read_window(ds: PreparedDataset, i: int, start: int, frames: int, step: int = 1) -> np.ndarray:
-    """(3, frames, V, M) from video i: every ``step``-th frame from ``start``; frames past the video
-    are zero."""
-    idx = window_frames(start, frames, step, int(ds.lengths[i]))
-    out = np.zeros((3, frames) + ds.data.shape[3:], dtype=np.float32)
-    if len(idx):
-        out[:, : len(idx)] = ds.data[i, :, idx[0]:idx[-1] + 1:step]
-    return out
-
-
-def window_starts(length: int, frames: int, stride: int) -> list[int]:
-    """Sliding-window starts covering every frame of a video; the last window ends at the video's end."""
-    last = max(length - frames, 0)
-    starts = list(range(0, last + 1, stride))
-    if starts[-1] != last:
-        starts.append(last)
-    return starts
-
-
-# --- model -----------------------------------------------------------------------------------------
-class FrameHead(nn.Module):
-    """Backbone frame features (N, T', D) → per-frame logits (N, T, C + 1)."""
-
-    def __init__(self, backbone: nn.Module, num_outputs: int, frames: int, standardize: bool = False):
-        super().__init__()
-        dim = int(getattr(backbone, "frame_dim", 0) or 0)
-        if dim <= 0:
-            raise HarnessError(f"{type(backbone).__name__} has no dense per-frame output (frame_dim is 0): "
-                               "detection needs an encoder with frame_features")
-        self.backbone = backbone
-        # z-scores each feature with running training statistics (an affine-free BatchNorm), as the
-        # linear probe's ``standardize``: frozen features of small encoders have very uneven scales
-        self.norm = nn.BatchNorm1d(dim, affine=False) if standardize else nn.Identity()
-        self.fc = linear_head(dim, num_outputs)
-        self.frames = frames
-
-    def head(self, feats: torch.Tensor) -> torch.Tensor:
-        if feats.shape[1] != self.frames:  # a coarser temporal grid: back to one feature per frame
-            feats = F.interpolate(feats.transpose(1, 2), size=self.frames, mode="linear",
-                                  align_corners=False).transpose(1, 2)
-        return self.fc(self.norm(feats.transpose(1, 2)).transpose(1, 2))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone.frame_features(x))
 
 
 def _safe_name(name: str, used: set[str]) -> str:
@@ -304,10 +253,10 @@ class DetectionProtocol(Protocol):
         result: dict | None = None
         done = 0
         for epoch in range(1, budget.epochs + 1):
-            done = self._train_epoch(model, ds, train_idx, targets, frames, r, rng, sgd, ctx.device, budget, done)
+            done = train_epoch(model, ds, train_idx, targets, frames, r, rng, sgd, ctx.device, budget, done)
             last = epoch == budget.epochs
             if last or (r.opt.eval_every and epoch % r.opt.eval_every == 0):
-                post = self._posteriors(model, ds, test_idx, frames, r, ctx.device)
+                post = frame_posteriors(model, ds, test_idx, frames, r, ctx.device)
                 result = self._score(ds, test_idx, post, r)
                 history.append((epoch, result["scores"]))
         assert result is not None
@@ -315,84 +264,6 @@ class DetectionProtocol(Protocol):
         out_dir = ctx.run_dir / "detection" / tag
         self._save(out_dir, ds, test_idx, post, result, r, history)
         return self._rows(ctx, ds, split, seed, r, result["scores"], history, out_dir)
-
-    def _train_epoch(self, model: FrameHead, ds: PreparedDataset, train_idx: np.ndarray,
-                     targets: dict[int, np.ndarray], frames: int, r: Resolved, rng: np.random.Generator,
-                     sgd: torch.optim.Optimizer, device: torch.device, budget: HeadBudget, done: int) -> int:
-        """One pass over the shuffled training windows (stopping when the budget is spent); returns
-        the optimizer steps done so far."""
-        model.backbone.eval()  # both variants: BN statistics and DropPath frozen
-        model.fc.train()
-        model.norm.train()
-        draws = np.repeat(np.asarray(train_idx, dtype=np.int64), r.opt.windows_per_video)
-        draws = draws[rng.permutation(len(draws))]
-        step = r.opt.frame_step
-        span = frames * step
-        for b in range(0, len(draws), r.batch_size):
-            if done == budget.total:
-                break
-            budget.scheduler.step_update(done)
-            chunk = draws[b:b + r.batch_size]
-            xs, ys = [], []
-            for i in chunk:
-                length = int(ds.lengths[i])
-                start = int(rng.integers(0, max(length - span, 0) + 1))
-                xs.append(read_window(ds, int(i), start, frames, step))
-                y = np.full(frames, IGNORE, dtype=np.int64)
-                idx = window_frames(start, frames, step, length)
-                y[: len(idx)] = targets[int(i)][idx]
-                ys.append(y)
-            x = torch.from_numpy(np.stack(xs)).to(device)
-            y = torch.from_numpy(np.stack(ys)).to(device)
-            if r.variant == "linear":
-                with torch.no_grad():
-                    feats = model.backbone.frame_features(x)
-                logits = model.head(feats)
-            else:
-                logits = model(x)
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1),
-                                   ignore_index=IGNORE)
-            sgd.zero_grad(set_to_none=True)
-            loss.backward()
-            sgd.step()
-            done += 1
-        return done
-
-    @torch.no_grad()
-    def _posteriors(self, model: FrameHead, ds: PreparedDataset, test_idx: np.ndarray, frames: int,
-                    r: Resolved, device: torch.device) -> list[np.ndarray]:
-        """Per test video: (L, C + 1) mean softmax over the sliding windows covering each frame; a
-        window's output k covers the ``frame_step`` video frames from the one it read."""
-        model.eval()
-        step = r.opt.frame_step
-        span = frames * step
-        stride = r.opt.stride or max(span // 2, 1)
-        if stride > span:
-            raise HarnessError(f"protocol.options (detection): stride {stride} > the window's span {span} "
-                               "leaves gaps")
-        out = []
-        for i in test_idx:
-            i = int(i)
-            length = int(ds.lengths[i])
-            clip = np.asarray(ds.data[i, :, :length])
-            acc = np.zeros((length, ds.num_classes + 1), dtype=np.float64)
-            cnt = np.zeros(length, dtype=np.float64)
-            starts = window_starts(length, span, stride)
-            for b in range(0, len(starts), r.batch_size):
-                batch = starts[b:b + r.batch_size]
-                x = np.zeros((len(batch), 3, frames) + clip.shape[2:], dtype=np.float32)
-                for k, s in enumerate(batch):
-                    seg = clip[:, s:s + span:step]
-                    x[k, :, : seg.shape[1]] = seg
-                prob = torch.softmax(model(torch.from_numpy(x).to(device)).float(), dim=-1).cpu().numpy()
-                if step > 1:
-                    prob = np.repeat(prob, step, axis=1)
-                for k, s in enumerate(batch):
-                    n = min(span, length - s)
-                    acc[s:s + n] += prob[k, :n]
-                    cnt[s:s + n] += 1
-            out.append((acc / np.maximum(cnt, 1)[:, None]).astype(np.float32))
-        return out
 
     def _segments(self, post: np.ndarray, r: Resolved) -> list[tuple[int, int, int, float]]:
         if r.opt.segments == "class_threshold":

@@ -11,9 +11,7 @@ from torch import nn
 from harness.config import resolve
 from harness.data.prepared import PreparedWriter, open_prepared
 from harness.data.topology import MSR20
-from harness.methods.base import Backbone
-from harness.methods.encoders.base import EncoderOutput
-from harness.contracts import ProtocolContext
+from harness.contracts import Backbone, EncoderOutput, ProtocolContext
 
 
 def toy_dataset(root: Path, n_per_class: int = 12, classes: int = 4, seed: int = 0):

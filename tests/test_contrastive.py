@@ -15,9 +15,10 @@ from harness.data.topology import NTU25
 from harness.engine import load_backbone, pretrain
 from harness.errors import HarnessError, UnknownNameError
 from harness.registry import METHODS
-from harness.methods.base import DataInfo, build_method
+from harness.contracts import DataInfo, build_method
 from harness.methods.contrastive import Contrastive, aimclr_normal_view
-from harness.methods.moco import KeyQueue, check_queue_size, info_nce, key_copy, momentum_update_
+from harness.methods.moco import (REFERENCE_STEPS, REFERENCE_TRAIN_CLIPS, KeyQueue, check_queue_size,
+                                  derive_queue_and_momentum, info_nce, key_copy, momentum_update_)
 from protocol_helpers import toy_dataset
 
 FRAMES, B = 16, 8
@@ -27,13 +28,15 @@ INFO = DataInfo(topology=NTU25, num_classes=60, frames=FRAMES, persons=2)
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def make(encoder="dste", seed=0, batch=B, variant="default", **options):
+def make(encoder="dste", seed=0, batch=B, variant="default", info=INFO, **options):
     options.setdefault("queue_size", 16)
+    # DropPath off (DSTE; STTR has none), so a forward is deterministic
+    enc_options = {"drop_path": 0.0} if encoder == "dste" else {}
     cfg = resolve("smoke", overrides={"method.name": "contrastive", "encoder.name": encoder,
-                                      "encoder.drop_path": 0.0, "train.batch_size": batch,
+                                      "encoder.options": enc_options, "train.batch_size": batch,
                                       "method.variant": variant, "method.options": options})
     torch.manual_seed(seed)
-    return build_method(cfg, INFO)
+    return build_method(cfg, info)
 
 
 def clips(b=B, seed=0, t=FRAMES):
@@ -110,9 +113,25 @@ def test_queue_must_hold_a_batch_but_need_not_divide_by_it():
 def test_registered_with_defaults():
     entry = METHODS.entry("contrastive")
     assert entry.obj is Contrastive and set(entry.variants) == {"default", "aimclr_aug"}
-    o = Contrastive.resolve_options(resolve("paper", overrides={"method.name": "contrastive"}))
-    assert (o.queue_size, o.temperature, o.momentum, o.proj_dim) == (32768, 0.07, 0.999, 128)
-    assert Contrastive.resolve_options(resolve("smoke", overrides={"method.name": "contrastive"})).queue_size == 64
+    paper = resolve("paper", overrides={"method.name": "contrastive"})
+    o = Contrastive.resolve_options(paper)
+    assert (o.queue_size, o.temperature, o.momentum, o.proj_dim, o.momentum_rule) == (0, 0.07, 0.999, 128, "budget")
+    # queue_size 0 = the rule: SkeletonCLR's exact K and m on NTU-60 xsub at the paper budget
+    kw = dict(queue_size=o.queue_size, queue_ratio=o.queue_ratio, momentum=o.momentum, rule=o.momentum_rule)
+    assert derive_queue_and_momentum("x", **kw, train_samples=REFERENCE_TRAIN_CLIPS,
+                                     batch_size=paper.train.batch_size, total_steps=REFERENCE_STEPS) == (32768, 0.999)
+    # a small set and budget: K follows the set (at least a batch), m the budget
+    k, m = derive_queue_and_momentum("x", **kw, train_samples=1000, batch_size=64, total_steps=320)
+    assert k == round(32768 / REFERENCE_TRAIN_CLIPS * 1000) == 817 and m == pytest.approx(0.999 ** (REFERENCE_STEPS / 320))
+    assert derive_queue_and_momentum("x", **kw, train_samples=50, batch_size=64, total_steps=320)[0] == 64
+    fixed = dict(kw, queue_size=96, rule="constant")
+    assert derive_queue_and_momentum("x", **fixed, train_samples=1000, batch_size=64, total_steps=320) == (96, 0.999)
+    # the method derives them from its DataInfo and reports them
+    built = make(queue_size=0, info=DataInfo(NTU25, 60, FRAMES, 2, train_samples=100, batch_size=B, total_steps=6))
+    assert built.queue.size == built.queue_size == 82
+    assert built.derived_settings() == {"queue_size": 82, "momentum": pytest.approx(0.999 ** (REFERENCE_STEPS / 6))}
+    with pytest.raises(UnknownNameError):
+        make(momentum_rule="fixed")
     with pytest.raises(UnknownNameError):
         make(augment="extreme")
 
@@ -229,7 +248,7 @@ def test_smoke_pretrain_exports_and_resumes_exactly(tmp_path):
     def cfg(work):
         return resolve("smoke", overrides={"method.name": "contrastive", "data.dataset": str(ds.root),
                                            "workdir": str(tmp_path / work), "train.device": "cpu",
-                                           "train.epochs": 3, "train.batch_size": 16,
+                                           "train.steps": 0, "train.epochs": 3, "train.batch_size": 16,
                                            "method.options.queue_size": 80})
 
     full = pretrain(cfg("full"), progress=False)

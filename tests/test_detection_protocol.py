@@ -16,10 +16,9 @@ from harness.data.prepared import PreparedWriter, open_prepared
 from harness.data.topology import MSR20
 from harness.errors import DataError, HarnessError
 from harness.registry import PROTOCOLS
-from harness.methods.base import Backbone
-from harness.methods.encoders.base import EncoderOutput
+from harness.contracts import Backbone, EncoderOutput, ProtocolContext
+from harness.pipeline import eval_dataset
 from harness.protocols import detection as D
-from harness.contracts import ProtocolContext
 
 CLASSES = 3
 FRAMES = 16
@@ -104,16 +103,17 @@ def test_registered_and_options():
     assert cls is D.DetectionProtocol and cls.untrimmed and cls.variants == ("linear", "finetune")
     cfg = resolve("paper", overrides={"protocol.name": "detection"})
     r = D.resolve_options(cls(cfg).options)
-    assert (r.variant, r.epochs, r.lr, r.batch_size, r.milestones, r.nesterov) == ("linear", 60, 0.01, 64, [40], True)
+    assert (r.variant, r.epochs, r.lr, r.batch_size, r.milestones, r.nesterov) == ("linear", 60, 0.01, 64, [40 / 60], True)
     assert (r.opt.smooth_k, r.opt.threshold, r.opt.pad_to, r.opt.theta) == (10, 0.4, 9000, 0.5)
     cfg = resolve("paper", overrides={"protocol.name": "detection", "protocol.options": {"variant": "finetune"}})
     r = D.resolve_options(cls(cfg).options)
     assert (r.epochs, r.lr, r.batch_size, r.milestones, r.nesterov) == (150, 0.005, 512, [], False)
-    # cpu: strided, standardised windows; each variant keeps its schedule with a small-preset lr
-    for variant, lr, milestones in (("linear", 0.1, [15]), ("finetune", 0.01, [15])):
+    # cpu: strided, standardised windows and a 1,000-step budget; each variant keeps its schedule
+    # with a small-preset lr, decaying for the last quarter
+    for variant, lr, milestones in (("linear", 0.1, [0.75]), ("finetune", 0.01, [0.75])):
         cfg = resolve("cpu", overrides={"protocol.name": "detection", "protocol.options": {"variant": variant}})
         r = D.resolve_options(cls(cfg).options, "cpu")
-        assert (r.lr, r.milestones, r.epochs) == (lr, milestones, 20)
+        assert (r.lr, r.milestones, r.opt.steps) == (lr, milestones, 1000)
         assert (r.opt.frame_step, r.opt.standardize, r.opt.windows_per_video) == (4, True, 32)
     cfg = resolve("cpu", overrides={"protocol.name": "detection", "protocol.options": {"lr": 0.2}})
     assert D.resolve_options(cls(cfg).options, "cpu").lr == 0.2
@@ -266,17 +266,26 @@ def test_needs_untrimmed_data_and_dense_features(ds, tmp_path):
             w.set_sample(i, np.ones((3, 10, 20, 1), np.float32), name=f"t{i}", label=0)
         w.add_split("xsub", "train", [0]), w.add_split("xsub", "test", [1])
     tds = open_prepared(trimmed)
-    ctx = make_ctx(tds, tmp_path / "run", lambda: PoseBackbone(), {**FAST, "dataset": str(trimmed)})
+    ctx = make_ctx(tds, tmp_path / "run", lambda: PoseBackbone(), FAST)
     with pytest.raises(DataError, match="untrimmed"):
         PROTOCOLS.get("detection")(ctx.cfg).run(ctx)
+    # the old protocol.options.dataset names its replacement
+    ctx = make_ctx(tds, tmp_path / "run", lambda: PoseBackbone(), {**FAST, "dataset": str(trimmed)})
+    with pytest.raises(HarnessError, match="protocol.dataset"):
+        PROTOCOLS.get("detection")(ctx.cfg)
 
-    # a trimmed context dataset: the protocol resolves protocol.dataset (else data.dataset) untrimmed
+    # the pipeline resolves protocol.dataset (else data.dataset) untrimmed; the protocol takes only
+    # ctx.dataset and refuses a trimmed one
     ctx = make_ctx(tds, tmp_path / "run", lambda: PoseBackbone(), FAST)
+    protocol = PROTOCOLS.get("detection")(ctx.cfg)
     ctx.cfg.protocol.dataset = str(ds.root)
-    assert PROTOCOLS.get("detection")(ctx.cfg).dataset(ctx).root == ds.root
+    ctx.dataset = eval_dataset(ctx.cfg, protocol, tds)
+    assert ctx.dataset.root == ds.root and protocol.dataset(ctx) is ctx.dataset
     ctx.cfg.protocol.dataset, ctx.cfg.data.dataset = "", str(trimmed)
+    ctx.dataset = eval_dataset(ctx.cfg, protocol, tds)
+    assert ctx.dataset.root == tds.root
     with pytest.raises(DataError, match="untrimmed"):
-        PROTOCOLS.get("detection")(ctx.cfg).dataset(ctx)
+        protocol.dataset(ctx)
 
     class NoDense(PoseBackbone):
         frame_dim = 0

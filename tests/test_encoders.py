@@ -14,14 +14,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.config import EncoderConfig
+from dataclasses import fields
+
+from harness.benchmarks.flops import dste_macs, encoder_flops, projector_macs, sttr_macs, usdrl_projector_macs
+from harness.config import resolve
+from harness.contracts import DataInfo, build_encoder
+from harness.data.topology import NTU25
 from harness.errors import HarnessError
+from harness.methods.encoders.dste import DSTE, DSTEOptions, DSTLayer, dense_shift_mask
+from harness.methods.encoders.layers import Projector, SinusoidalPE, init_weights, spatial_tokens, temporal_tokens
+from harness.methods.encoders.sttr import STTR, STTROptions
 from harness.registry import ENCODERS
-from harness.methods.encoders import DSTE, STTR, Projector, build_encoder, init_weights
-from harness.methods.encoders.dste import DSTLayer, dense_shift_mask
-from harness.benchmarks.flops import (dste_macs, encoder_flops, projector_macs, sttr_macs,
-                                            usdrl_projector_macs)
-from harness.methods.encoders.layers import SinusoidalPE, spatial_tokens, temporal_tokens
 
 
 def nparams(*modules: nn.Module) -> int:
@@ -34,10 +37,21 @@ def nparams(*modules: nn.Module) -> int:
     return total
 
 
-def small_cfg(name: str = "dste", **kw) -> EncoderConfig:
-    base = dict(name=name, hidden=32, heads=1, layers=2, mlp_hidden=64, ffn=48)
-    base.update(kw)
-    return EncoderConfig(**base)
+SMALL = dict(hidden=32, heads=1, layers=2, mlp_hidden=64, ffn=48)
+TWO_STREAM_KEYS = {f.name for cls in (DSTEOptions, STTROptions) for f in fields(cls)}
+
+
+def small_opts(name: str = "dste", **kw):
+    """Narrow Options of encoder ``name``; keys of the other two-stream encoder are ignored, so one
+    call sizes DSTE and STTR alike (a key neither knows is a test bug)."""
+    assert set(kw) <= TWO_STREAM_KEYS, set(kw) - TWO_STREAM_KEYS
+    cls = ENCODERS.get(name).Options
+    own = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in {**SMALL, **kw}.items() if k in own})
+
+
+def make(name: str = "dste", *, frames: int = 64, joints: int = 25, persons: int = 2, **kw):
+    return ENCODERS.get(name)(small_opts(name, **kw), frames=frames, joints=joints, persons=persons)
 
 
 def usdrl_projectors(d: int) -> list[Projector]:
@@ -50,13 +64,13 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 @pytest.fixture(scope="module")
 def dste_paper() -> DSTE:
     torch.manual_seed(0)
-    return DSTE(EncoderConfig())
+    return DSTE(DSTEOptions())
 
 
 @pytest.fixture(scope="module")
 def sttr_paper() -> STTR:
     torch.manual_seed(0)
-    return STTR(EncoderConfig(name="sttr"))
+    return STTR(STTROptions())
 
 
 # --- a straightforward reference-style forward (usdrl.md §3–5), kept here as the slow path ------
@@ -115,8 +129,10 @@ def ref_sttr(enc: STTR, x: torch.Tensor):
 def test_registered():
     assert {"dste", "sttr"} <= set(ENCODERS.names())
     assert ENCODERS.get("dste") is DSTE and ENCODERS.get("sttr") is STTR
-    enc = build_encoder(small_cfg("sttr"), frames=16, joints=25, persons=2)
+    cfg = resolve("smoke", overrides={"encoder.name": "sttr", "encoder.options": {"hidden": 32, "ffn": 48}})
+    enc = build_encoder(cfg, DataInfo(topology=NTU25, num_classes=60, frames=16, persons=2))
     assert isinstance(enc, STTR) and enc.feature_dim == 64 and enc.frame_dim == 64
+    assert enc.options == STTROptions(hidden=32, ffn=48) and (enc.frames, enc.joints, enc.persons) == (16, 25, 2)
 
 
 # --- parameter counts (usdrl.md §7) ------------------------------------------------------------
@@ -206,11 +222,11 @@ def test_paper_flops_and_shapes(dste_paper, sttr_paper):
 
 @pytest.mark.parametrize("kernel,heads", [(1, 1), (3, 2)])
 def test_flops_match_analytic_formula_generic(kernel, heads):
-    cfg = small_cfg(hidden=24, mlp_hidden=40, heads=heads, layers=3, kernel=kernel)
+    cfg = small_opts(hidden=24, mlp_hidden=40, heads=heads, layers=3, kernel=kernel)
     enc = DSTE(cfg, frames=12, joints=7, persons=1)
     assert encoder_flops(enc, batch=2) == 2 * dste_macs(frames=12, joints=7, persons=1, d=24, mlp_hidden=40,
                                                          layers=3, kernel=kernel)
-    s = STTR(small_cfg("sttr", hidden=24, ffn=20, heads=heads, layers=3), frames=12, joints=7, persons=1)
+    s = STTR(small_opts("sttr", hidden=24, ffn=20, heads=heads, layers=3), frames=12, joints=7, persons=1)
     assert encoder_flops(s, batch=2) == 2 * sttr_macs(frames=12, joints=7, persons=1, d=24, ffn=20, layers=3)
 
 
@@ -232,7 +248,7 @@ def test_sinusoidal_pe():
     assert pe[p, 2 * i].item() == pytest.approx(math.sin(p / 10000 ** (2 * i / 8)), abs=1e-6)
     assert pe[p, 2 * i + 1].item() == pytest.approx(math.cos(p / 10000 ** (2 * i / 8)), abs=1e-6)
     assert SinusoidalPE(7, 10).pe.shape == (1, 10, 7)  # odd widths work
-    enc = DSTE(small_cfg(), frames=240, joints=3, persons=1)
+    enc = DSTE(small_opts(), frames=240, joints=3, persons=1)
     assert enc.tpe.pe.shape[1] == 240
 
 
@@ -240,7 +256,7 @@ def test_sinusoidal_pe():
 @pytest.mark.parametrize("kw", [{}, {"heads": 2, "kernel": 3, "gap": 3, "alpha": 0.3}])
 def test_dste_fused_equals_reference_forward_and_backward(kw):
     torch.manual_seed(1)
-    enc = DSTE(small_cfg(drop_path=0.0, **kw), frames=16, joints=5, persons=2)
+    enc = DSTE(small_opts(drop_path=0.0, **kw), frames=16, joints=5, persons=2)
     enc.init_weights()
     x = torch.randn(3, 3, 16, 5, 2)
     enc.train()  # train mode with drop_path 0: same maths, gradients on
@@ -266,7 +282,7 @@ def test_dst_layer_matches_unfused_composition():
 @pytest.mark.parametrize("heads", [1, 4])
 def test_sttr_equals_transformer_encoder_modules(heads):
     torch.manual_seed(3)
-    enc = STTR(small_cfg("sttr", heads=heads, layers=3), frames=16, joints=5, persons=2)
+    enc = STTR(small_opts("sttr", heads=heads, layers=3), frames=16, joints=5, persons=2)
     enc.init_weights()
     x = torch.randn(3, 3, 16, 5, 2)
     y_t, y_s = enc.streams(x)
@@ -284,7 +300,7 @@ def test_dense_shift_keeps_every_gap_th_token():
     assert dense_shift_mask(50, 4).nonzero().flatten().tolist() == list(range(0, 49, 4))
     assert bool(dense_shift_mask(9, 1).all())
     torch.manual_seed(4)
-    enc = DSTE(small_cfg(), frames=64, joints=25, persons=2)
+    enc = DSTE(small_opts(), frames=64, joints=25, persons=2)
     for layer, length, kept in [(enc.t_tr, 64, 16), (enc.s_tr, 50, 13)]:
         x = torch.randn(2, length, 32)
         fm = layer.DSA.shift(x)
@@ -303,14 +319,14 @@ def test_alpha_selects_branches():
 
 def test_drop_path_only_in_training():
     torch.manual_seed(6)
-    enc = DSTE(small_cfg(drop_path=0.5), frames=8, joints=3, persons=2)
+    enc = DSTE(small_opts(drop_path=0.5), frames=8, joints=3, persons=2)
     x = torch.randn(6, 3, 8, 3, 2)
     enc.eval()
     assert torch.equal(enc(x).pooled, enc(x).pooled)
     enc.train()
     assert not torch.allclose(enc(x).pooled, enc(x).pooled)
     assert enc.t_tr.CA.drop.drop_prob == 0.5
-    assert DSTE(small_cfg(), frames=8, joints=3, persons=2).t_tr.DSA.drop.drop_prob == 0.1  # paper default
+    assert DSTE(small_opts(), frames=8, joints=3, persons=2).t_tr.DSA.drop.drop_prob == 0.1  # paper default
 
 
 def test_drop_path_positions():
@@ -326,8 +342,7 @@ def test_drop_path_positions():
 @pytest.mark.parametrize("name", ["dste", "sttr"])
 def test_msr_shape_forward_backward(name):
     torch.manual_seed(7)
-    enc = build_encoder(small_cfg(name, hidden=16, mlp_hidden=24, ffn=24, heads=2, layers=3), frames=32,
-                        joints=20, persons=1)
+    enc = make(name, hidden=16, mlp_hidden=24, ffn=24, heads=2, layers=3, frames=32, joints=20, persons=1)
     x = torch.randn(4, 3, 32, 20, 1)
     out = enc(x)
     assert out.pooled.shape == (4, 32) and out.temporal.shape == (4, 32, 16) and out.spatial.shape == (4, 20, 16)
@@ -340,7 +355,7 @@ def test_msr_shape_forward_backward(name):
 
 def test_frame_features_pooling_rule():
     torch.manual_seed(8)
-    enc = DSTE(small_cfg(hidden=8, mlp_hidden=8), frames=64, joints=25, persons=2).eval()
+    enc = DSTE(small_opts(hidden=8, mlp_hidden=8), frames=64, joints=25, persons=2).eval()
     x = torch.randn(2, 3, 64, 25, 2)
     with torch.no_grad():
         out = enc(x)
@@ -354,7 +369,7 @@ def test_frame_features_pooling_rule():
 
 def test_kernel_same_padding_keeps_token_count():
     for kernel in (2, 3, 5):
-        enc = DSTE(small_cfg(kernel=kernel), frames=8, joints=3, persons=2).eval()
+        enc = DSTE(small_opts(kernel=kernel), frames=8, joints=3, persons=2).eval()
         out = enc(torch.randn(2, 3, 8, 3, 2))
         assert out.temporal.shape == (2, 8, 32) and out.spatial.shape == (2, 6, 32)
         ca = enc.t_tr.CA
@@ -366,21 +381,21 @@ def test_kernel_same_padding_keeps_token_count():
 
 
 def test_bad_inputs_and_configs():
-    enc = DSTE(small_cfg(), frames=8, joints=3, persons=2)
+    enc = DSTE(small_opts(), frames=8, joints=3, persons=2)
     with pytest.raises(ValueError, match=r"\(N, 3, 8, 3, 2\)"):
         enc(torch.randn(2, 3, 9, 3, 2))
     with pytest.raises(HarnessError, match="heads"):
-        DSTE(small_cfg(hidden=30, heads=4))
+        DSTE(small_opts(hidden=30, heads=4))
     with pytest.raises(HarnessError, match="gap"):
-        DSTE(small_cfg(gap=0))
+        DSTE(small_opts(gap=0))
     with pytest.raises(HarnessError, match="layers"):
-        STTR(small_cfg("sttr", layers=0))
+        STTR(small_opts("sttr", layers=0))
 
 
 # --- initialisation (usdrl.md §6) ------------------------------------------------------------------
 def test_init_weights():
     torch.manual_seed(9)
-    enc = DSTE(small_cfg(hidden=64, mlp_hidden=128), frames=16, joints=25, persons=2)
+    enc = DSTE(small_opts(hidden=64, mlp_hidden=128), frames=16, joints=25, persons=2)
     for m in enc.modules():
         if isinstance(m, nn.LayerNorm):
             nn.init.normal_(m.weight), nn.init.normal_(m.bias)
@@ -416,7 +431,7 @@ def test_bench_encoder_cli_json(capsys):
                     "infer_samples_per_s", "train_samples_per_s"):
             assert key in r
         assert r["infer_samples_per_s"] > 0 and r["train_samples_per_s"] > 0 and r["loss"]
-    assert rows[0]["params"] == sum(p.numel() for p in DSTE(small_cfg(hidden=32, mlp_hidden=64), frames=16).parameters())
+    assert rows[0]["params"] == sum(p.numel() for p in DSTE(small_opts(hidden=32, mlp_hidden=64), frames=16).parameters())
     assert rows[0]["gflops_per_sample"] * 1e9 == 2 * dste_macs(frames=16, d=32, mlp_hidden=64)
     assert rows[0]["train_gflops_per_sample"] == pytest.approx(
         3 * 4 * (rows[0]["gflops_per_sample"] + 2 * usdrl_projector_macs(32) / 1e9))
@@ -432,7 +447,7 @@ def test_bench_encoder_rejects_bad_arguments(capsys):
 @pytest.mark.parametrize("name", ["dste", "sttr"])
 def test_autocast_bf16_forward_backward(name):
     torch.manual_seed(12)
-    enc = build_encoder(small_cfg(name, heads=2), frames=8, joints=4, persons=2).eval()
+    enc = make(name, heads=2, frames=8, joints=4, persons=2).eval()
     enc.init_weights()
     x = torch.randn(3, 3, 8, 4, 2)
     ref = enc(x).pooled.detach()

@@ -12,9 +12,10 @@ from harness.config import resolve
 from harness.data.topology import NTU25
 from harness.engine import load_backbone, pretrain
 from harness.errors import HarnessError
-from harness.methods.base import DataInfo, build_method
-from harness.methods.mamp import (MAMP, keep_count, mask_from_scores, masked_mse, motion_scores, motion_target,
-                                  patchify)
+from harness.contracts import DataInfo, ModalityBackbone, build_method
+from harness.methods.encoders.mamp_vit import MAMPViT
+from harness.methods.mamp import (MAMP, decoder_depth, keep_count, mask_from_scores, masked_mse, motion_scores,
+                                  motion_target, patchify)
 from protocol_helpers import toy_dataset
 
 FRAMES, B = 16, 4
@@ -83,14 +84,20 @@ def test_masked_mse_counts_masked_tokens_only():
 
 def test_options_presets_and_variants():
     smoke = make()
-    assert smoke.net.feature_dim == 32 and len(smoke.net.blocks) == 2 and len(smoke.decoder_blocks) == 3
-    assert all(isinstance(b, Block) for b in smoke.net.blocks)
-    paper = MAMP.resolve_options(resolve("paper", overrides={"method.name": "mamp"}))
-    assert (paper.width, paper.heads, paper.depth, paper.decoder_depth, paper.tau, paper.mask_ratio) == \
+    assert isinstance(smoke.net, ModalityBackbone) and isinstance(smoke.encoder, MAMPViT)
+    # decoder depth = round(3/8 × 2 encoder blocks) = 1 at the small presets (never deeper than the encoder)
+    assert smoke.net.feature_dim == 32 and len(smoke.encoder.blocks) == 2 and len(smoke.decoder_blocks) == 1
+    assert smoke.derived_settings() == {"decoder_depth": 1}
+    assert all(isinstance(b, Block) for b in smoke.encoder.blocks)
+    paper_cfg = resolve("paper", overrides={"method.name": "mamp"})
+    paper, vit = MAMP.resolve_options(paper_cfg), MAMPViT.resolve_options(paper_cfg)
+    assert (vit.hidden, vit.heads, vit.layers, decoder_depth(paper, vit.layers), paper.tau, paper.mask_ratio) == \
         (256, 8, 8, 3, 0.8, 0.9)
+    assert paper_cfg.resolved().encoder.name == "mamp-vit"
     ntu120 = MAMP.resolve_options(resolve("paper", overrides={"method.name": "mamp", "method.variant": "ntu120"}))
-    assert (ntu120.tau, ntu120.decoder_depth) == (0.75, 5)
+    assert (ntu120.tau, decoder_depth(ntu120, vit.layers)) == (0.75, 5)
     assert len(make(decoder_depth=1).decoder_blocks) == 1
+    assert len(make(decoder_depth=3).decoder_blocks) == 3
     with pytest.raises(HarnessError, match="divisible by 4"):
         make(frames=18)
     with pytest.raises(HarnessError, match="multiple of 4"):
@@ -130,7 +137,7 @@ def test_backbone_features():
     bb = m.backbone()
     x = torch.randn(2, 3, FRAMES, 25, 2)
     with torch.no_grad():
-        z = bb.tokens(x)  # (N, M, T/4, V, D)
+        z = bb.encoder.tokens(x)  # (N, M, T/4, V, D)
         out = bb(x)
     assert z.shape == (2, 2, 4, 25, 32)
     assert torch.allclose(out.pooled, z.mean(dim=(1, 2, 3)), atol=1e-6)
@@ -138,6 +145,28 @@ def test_backbone_features():
     ff = bb.frame_features(x)
     assert ff.shape == (2, FRAMES, bb.frame_dim) and torch.allclose(ff[:, 4:8], out.temporal[:, 1:2].expand(2, 4, 32))
     assert not any(n.startswith("decoder") or n == "mask_token" for n in bb.state_dict())
+    assert all(n.startswith("encoder.") for n in bb.state_dict())  # the ViT inside a ModalityBackbone
+
+
+def test_moved_options_and_own_encoder_only():
+    for old, new in [("width", "encoder.options.hidden"), ("depth", "encoder.options.layers")]:
+        with pytest.raises(HarnessError, match=new.replace(".", r"\.")):
+            make(**{old: 64})
+    with pytest.raises(HarnessError, match="mamp-vit"):
+        build_method(resolve("smoke", overrides={"method.name": "mamp", "encoder.name": "dste"}), INFO)
+    wide = build_method(resolve("smoke", overrides={"method.name": "mamp", "encoder.options.hidden": 64,
+                                                    "encoder.options.heads": 2}), INFO)
+    assert wide.net.feature_dim == 64 and wide.decoder_embed.out_features == 64
+
+
+def test_mamp_train_defaults_follow_the_reference():
+    t = resolve("smoke", overrides={"method.name": "mamp"}).train
+    assert (t.optimizer, t.betas, t.weight_decay, t.decay_norm_and_bias, t.schedule, t.min_lr) == \
+        ("adamw", [0.9, 0.95], 0.05, False, "cosine", 5e-4)
+    assert t.warmup == pytest.approx(0.05) and t.steps == 6  # the preset's budget stays
+    paper = resolve("paper", overrides={"method.name": "mamp"}).train
+    assert (paper.batch_size, paper.epochs) == (128, 400)
+    assert resolve("smoke", overrides={"method.name": "mamp", "train.lr": 0.01}).train.lr == 0.01  # --set wins
 
 
 def test_adam_steps_lower_the_loss():

@@ -13,7 +13,8 @@ from harness.data.modality import bone, motion
 from harness.data.topology import NTU25
 from harness.engine import load_backbone, pretrain
 from harness.errors import HarnessError
-from harness.methods.base import DataInfo, build_method
+from harness.contracts import DataInfo, ModalityBackbone, build_method
+from harness.methods.encoders.umurl_fusion import UmURLEncoder
 from harness.methods.encoders.layers import spatial_tokens, temporal_tokens
 from harness.methods.umurl import UmURL, umurl_loss
 from protocol_helpers import toy_dataset
@@ -25,9 +26,9 @@ INFO = DataInfo(topology=NTU25, num_classes=60, frames=FRAMES, persons=2)
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def make(modality="jbm", seed=0, **options):
+def make(modality="jbm", seed=0, encoder=None, **options):
     cfg = resolve("smoke", overrides={"method.name": "umurl", "method.modality": modality,
-                                      "method.options": options})
+                                      "method.options": options, "encoder.options": encoder or {}})
     torch.manual_seed(seed)
     return build_method(cfg, INFO)
 
@@ -80,21 +81,28 @@ def test_loss_hand_checked():
 def test_architecture_follows_the_reference():
     m = make()
     d = 32
-    net = m.net
-    assert net.feature_dim == net.frame_dim == 2 * d
+    assert isinstance(m.net, ModalityBackbone) and m.net.modality == "jbm"
+    net = m.encoder
+    assert isinstance(net, UmURLEncoder) and net is m.net.encoder
+    assert net.feature_dim == net.frame_dim == m.net.feature_dim == m.net.frame_dim == 2 * d
     assert net.mm_fusion.t_fusion.bias is None and net.mm_fusion.s_fusion.bias is None
     assert len(net.ma_encoder.t_tr.layers) == len(net.ma_encoder.s_tr.layers) == 1
     assert not any("spe" in n or "pos" in n for n, _ in net.named_parameters())  # no spatial PE
     for p in (m.j_projector, m.b_projector, m.m_projector):
         dims = [(l.in_features, l.out_features) for l in p if isinstance(l, nn.Linear)]
         assert dims == [(2 * d, 2 * d), (2 * d, 2 * d), (2 * d, 4 * d)]
-    assert make(layers=2).net.ma_encoder.t_tr.layers.__len__() == 2
+    assert make(encoder={"layers": 2}).encoder.ma_encoder.t_tr.layers.__len__() == 2
+    with pytest.raises(HarnessError, match=r"encoder\.options\.layers"):  # moved from method.options
+        make(layers=2)
 
 
 def test_modality_is_fixed_to_jbm():
-    assert make("joint") is not None  # the config default is accepted as a synonym
-    with pytest.raises(HarnessError, match="jbm"):
-        make("bone")
+    assert make("").net.modality == "jbm"  # the config default ("") is the method's modality
+    for other in ("joint", "bone"):
+        with pytest.raises(HarnessError, match="jbm"):
+            make(other)
+    with pytest.raises(HarnessError, match="umurl"):  # UmURL trains only its own encoder
+        build_method(resolve("smoke", overrides={"method.name": "umurl", "encoder.name": "dste"}), INFO)
 
 
 def test_batched_projections_equal_separate_calls():
@@ -103,7 +111,7 @@ def test_batched_projections_equal_separate_calls():
     v = views()
     torch.manual_seed(1)
     z = m.project(v)
-    net = m.net
+    net = m.encoder
     with torch.no_grad():
         y_j = net.encode(*net.embed(v[0], "j")).pooled
         y_b = net.encode(*net.embed(bone(v[1], NTU25), "b")).pooled
@@ -116,7 +124,7 @@ def test_batched_projections_equal_separate_calls():
         t = sum(e[0] for e in embs) / 3 @ net.mm_fusion.t_fusion.weight.T
         s = sum(e[1] for e in embs) / 3 @ net.mm_fusion.s_fusion.weight.T
         y_u = net.encode(t, s).pooled
-        assert torch.allclose(net(x).pooled, y_u, atol=1e-5)  # the backbone is the fused path
+        assert torch.allclose(m.net(x).pooled, y_u, atol=1e-5)  # the backbone is the fused path
         ref = {"z_uj": m.j_projector(y_u), "z_ub": m.b_projector(y_u), "z_um": m.m_projector(y_u),
                "z_j": m.j_projector(y_j), "z_b": m.b_projector(y_b), "z_m": m.m_projector(y_m)}
     for k in ref:
@@ -127,7 +135,7 @@ def test_batched_projections_equal_separate_calls():
 
 def test_encoder_pe_once_and_max_pool():
     m = make()
-    net = m.net
+    net = m.encoder
     x = views(b=2)[0]
     with torch.no_grad():
         t, s = net.fuse(x)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import pytest
 import torch
@@ -14,10 +15,9 @@ from harness.data.topology import NTU25
 from harness.errors import HarnessError, UnknownNameError
 from harness.registry import ENCODERS, METHODS
 from harness.methods import losses as L
-from harness.methods.base import Backbone, DataInfo, build_method
-from harness.methods.encoders.base import Encoder, EncoderOutput
+from harness.contracts import Backbone, DataInfo, Encoder, EncoderOutput, ModalityBackbone, build_method
 from harness.methods.encoders.layers import spatial_tokens, temporal_tokens
-from harness.methods.usdrl import USDRL, USDRLBackbone
+from harness.methods.usdrl import USDRL
 
 FRAMES, B = 16, 8
 INFO = DataInfo(topology=NTU25, num_classes=60, frames=FRAMES, persons=2)
@@ -26,17 +26,28 @@ INFO = DataInfo(topology=NTU25, num_classes=60, frames=FRAMES, persons=2)
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
+@dataclass
+class TinyOptions:
+    hidden: int = 32  # the smoke width of the real encoders
+
+
 class TinyEncoder(Encoder):
     """A deterministic two-stream encoder (no dropout, no BN) with USDRL's output layout."""
 
-    def __init__(self, cfg, *, in_channels=3, frames=64, joints=25, persons=2):
-        super().__init__(cfg, in_channels=in_channels, frames=frames, joints=joints, persons=persons)
-        d = cfg.hidden
+    name = "usdrl_test_tiny"
+    Options = TinyOptions
+
+    def __init__(self, options=None, *, in_channels=3, frames=64, joints=25, persons=2, topology=None):
+        options = options or TinyOptions()
+        super().__init__(options, in_channels=in_channels, frames=frames, joints=joints, persons=persons,
+                         topology=topology)
+        d = options.hidden
         self.t_emb = nn.Linear(in_channels * joints * persons, d)
         self.s_emb = nn.Linear(in_channels * frames, d)
         self.t_mix = nn.Linear(d, d)
         self.s_mix = nn.Linear(d, d)
         self.feature_dim, self.frame_dim = 2 * d, d
+        self.token_dim = d  # width of the dense tokens (usdrl.token_width sizes t_proj / s_proj by it)
         self.seen: list[torch.Tensor] = []  # inputs, recorded when record is on
         self.record = False
 
@@ -236,7 +247,7 @@ def test_bone_and_motion_change_the_loss():
 def test_backbone_shares_weights_and_exposes_dims():
     m = make(modality="motion")
     bb = m.backbone()
-    assert isinstance(bb, Backbone) and isinstance(bb, USDRLBackbone)
+    assert isinstance(bb, Backbone) and isinstance(bb, ModalityBackbone) and bb.modality == "motion"
     assert bb.feature_dim == 64 and bb.frame_dim == 32
     assert all(k.startswith("encoder.") for k in bb.state_dict())
     ids = {id(p) for p in m.parameters()}
@@ -257,7 +268,7 @@ def test_backbone_shares_weights_and_exposes_dims():
 @pytest.mark.parametrize("encoder", ["dste", "sttr"])
 def test_real_encoders_forward_and_reference_init(encoder):
     m = make(encoder=encoder)
-    assert m.encoder.cfg.hidden == 32 and m.encoder.frames == FRAMES
+    assert m.encoder.options.hidden == 32 and m.encoder.frames == FRAMES
     out = m(rand_views(b=6))
     assert set(out) == TERMS and all(torch.isfinite(v) for v in out.values())
     assert all(out[k].item() > 0 for k in TERMS)
@@ -271,7 +282,7 @@ def test_real_encoders_forward_and_reference_init(encoder):
 
 def test_dste_batched_forward_equals_per_view_forward():
     cfg = make_cfg(encoder="dste")
-    cfg.encoder.drop_path = 0.0  # DropPath draws per call; without it the encoder is deterministic
+    cfg.encoder.options["drop_path"] = 0.0  # DropPath draws per call; without it the encoder is deterministic
     torch.manual_seed(0)
     m = build_method(cfg, INFO)
     views = rand_views(b=5)
@@ -301,7 +312,7 @@ def test_paper_parameter_counts(encoder, total):
 
 def test_forward_gathers_every_projection(monkeypatch):
     # under DDP the loss must see the global batch: forward passes each z through gather_with_grad
-    import harness.engine.distributed as dd
+    import harness.methods.usdrl as usdrl_module
 
     calls = []
 
@@ -309,7 +320,7 @@ def test_forward_gathers_every_projection(monkeypatch):
         calls.append(tuple(x.shape))
         return torch.cat([x, 2 * x + 1])
 
-    monkeypatch.setattr(dd, "gather_with_grad", fake_gather)
+    monkeypatch.setattr(usdrl_module, "gather_with_grad", fake_gather)  # the name usdrl.py imported
     m = make()
     views = rand_views(b=4)
     torch.manual_seed(1)

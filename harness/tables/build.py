@@ -1,0 +1,164 @@
+"""One table from the store: measured columns, the layout beside the paper's columns, the cells."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from .cells import Cell, measured_cell
+from .model import (MEASURES, NOT_APPLICABLE, PAPER_DATASETS, PAPER_NA, MeasuredColumn, TableSpec,
+                    pretty_dataset)
+from .specs import table_specs
+
+# --- building one table -------------------------------------------------------------------------
+@dataclass
+class BuiltTable:
+    spec: TableSpec
+    dataset: str
+    preset: str
+    frame: pd.DataFrame
+    measured_columns: list[MeasuredColumn]
+    cells: dict[tuple[str, MeasuredColumn], Cell]  # (row label, column) → cell
+    problems: list[dict[str, Any]]
+    superseded: int
+    splits: list[str]
+
+    def cell(self, row_label: str, measure: str, split: str | None = None, sub: str | None = None) -> Cell:
+        for (label, col), c in self.cells.items():
+            if label == row_label and col.measure == measure and (split is None or col.split == split) and (
+                    sub is None or col.sub == sub):
+                return c
+        raise KeyError((row_label, measure, split))
+
+
+def measured_columns(spec: TableSpec, df: pd.DataFrame, dataset: str, preset: str,
+                     default_split: str = "xsub") -> list[MeasuredColumn]:
+    """One measured column per (measure, split, sub) found in the store for this dataset and preset."""
+    base = df[(df["dataset"] == dataset) & (~df["_sweep"].astype(bool))
+              & ((df["preset"] == preset) | (df["_fused"].astype(bool) & (df["preset"] == "")))]
+    splits_all: set[str] = set()
+    per_measure: dict[str, tuple[set[str], set[str]]] = {}
+    for key in spec.measures:
+        m = MEASURES[key]
+        metrics = {m.metric} | ({m.fused_metric} if m.fused_metric else set())
+        rows = base[(base["protocol"] == m.protocol) & base["metric"].isin(metrics)]
+        if m.fused_metric:  # only fused rows count with the fused metric (a plain top1 is the final value)
+            rows = rows[(rows["metric"] == m.metric) | rows["_fused"].astype(bool)]
+        splits = {s for s in rows["split"] if s}
+        subs = {str(e.get(m.sub_key, "")) for e in rows["_extra"]} if m.sub_key else {""}
+        per_measure[key] = (splits, subs)
+        splits_all |= splits
+    if not splits_all:
+        splits_all = {default_split}
+    # every measure gets the same splits, so a missing protocol shows as "not run" beside the others
+    order = _split_order(spec, dataset, splits_all)
+    cols = []
+    for key in spec.measures:
+        m = MEASURES[key]
+        subs = per_measure[key][1] if m.sub_key else {""}
+        subs = {s for s in subs if s} or {m.sub_default}
+        if m.sub_key:  # the paper's setting first
+            sub_list = sorted(subs, key=lambda s: (s != m.sub_default, s))
+        else:
+            sub_list = [""]
+        for split in order:
+            for sub in sub_list:
+                cols.append(MeasuredColumn(key, split, sub))
+    return cols
+
+
+def _split_order(spec: TableSpec, dataset: str, splits: set[str]) -> list[str]:
+    paper_order = [c.split for c in spec.columns if dataset not in PAPER_DATASETS or c.dataset == dataset]
+    return sorted(splits, key=lambda s: (paper_order.index(s) if s in paper_order else len(paper_order), s))
+
+
+def _paper_partner(spec: TableSpec, col: MeasuredColumn, dataset: str) -> int | None:
+    """Index of the paper column a measured column is shown beside, or None (appended at the end)."""
+    for i, pc in enumerate(spec.columns):
+        if pc.measure != col.measure:
+            continue
+        if dataset in PAPER_DATASETS:
+            if pc.dataset == dataset and pc.split == col.split:
+                return i
+        elif pc.split == col.split:
+            return i
+    return None
+
+
+def measured_header(spec: TableSpec, col: MeasuredColumn, dataset: str, preset: str) -> str:
+    multi = len(spec.measures) > 1
+    what = f" {MEASURES[col.measure].label}" if multi else ""
+    sub = f", {col.sub}" if col.sub else ""
+    return f"ours{what} ({pretty_dataset(dataset)} {col.split}{sub}, {preset})"
+
+
+def _fmt_paper(v: float | None) -> str:
+    return PAPER_NA if v is None else f"{v:.1f}"
+
+
+def _encoders_for(df: pd.DataFrame, sel: Selector, dataset: str, preset: str, protocols: set[str]) -> list[str]:
+    rows = df[(df["method"] == sel.method) & (df["dataset"] == dataset) & (df["preset"] == preset)
+              & df["protocol"].isin(protocols) & (df["variant"] == sel.variant) & ~df["_sweep"].astype(bool)]
+    return sorted({e for e in rows["encoder"]})
+
+
+def build_table(number: int, df: pd.DataFrame, dataset: str, preset: str, default_split: str = "xsub") -> BuiltTable:
+    """Table ``number`` as a pandas frame of strings, with the cells behind it."""
+    spec = table_specs()[number]
+    # only this dataset and preset (and fused rows without a preset) can fill a cell
+    df = df[(df["dataset"] == dataset) & ((df["preset"] == preset) | (df["preset"] == ""))]
+    mcols = measured_columns(spec, df, dataset, preset, default_split)
+    partners: dict[int | None, list[MeasuredColumn]] = {}
+    for c in mcols:
+        partners.setdefault(_paper_partner(spec, c, dataset), []).append(c)
+    layout: list[tuple[str, Any]] = []  # ("paper", PaperColumn) | ("ours", MeasuredColumn)
+    for i, pc in enumerate(spec.columns):
+        layout.append(("paper", pc))
+        layout += [("ours", c) for c in partners.get(i, [])]
+    layout += [("ours", c) for c in partners.get(None, [])]
+    headers = list(spec.info_headers) + ["harness run"]
+    headers += [f"{x.label} (paper)" if kind == "paper" else measured_header(spec, x, dataset, preset)
+                for kind, x in layout]
+    protocols = {MEASURES[k].protocol for k in spec.measures}
+    records: list[list[str]] = []
+    cells: dict[tuple[str, MeasuredColumn], Cell] = {}
+    problems: list[dict[str, Any]] = []
+    superseded = 0
+    group = None
+    for row in spec.rows:
+        if row.group and row.group != group:
+            group = row.group
+            records.append([f"*{group}*"] + [""] * (len(headers) - 1))
+        encoders: list[str | None] = [None]
+        if row.selector is not None and row.expand_encoders and row.selector.encoder is None:
+            encoders = list(_encoders_for(df, row.selector, dataset, preset, protocols)) or [None]
+        for enc in encoders:
+            label = row.label if enc is None or len(encoders) == 1 and not enc else f"{row.label}, {enc.upper()}"
+            if row.selector is None:
+                run = ""
+            else:
+                run = row.selector.describe() + (f" · {enc}" if enc and not row.selector.encoder else "")
+                run += f" ({row.run_note})" if row.run_note else ""
+            rec = [label, *row.info, run]
+            for kind, x in layout:
+                if kind == "paper":
+                    idx = spec.columns.index(x)
+                    rec.append(NOT_APPLICABLE if row.paper is None else _fmt_paper(row.paper[idx]))
+                    continue
+                if row.selector is None:
+                    rec.append(NOT_APPLICABLE)
+                    continue
+                cell = measured_cell(df, row.selector, MEASURES[x.measure], x, dataset, preset, enc)
+                cells[(label, x)] = cell
+                superseded += cell.superseded
+                for b in cell.bad:
+                    problems.append({**b, "table_row": label, "column": measured_header(spec, x, dataset, preset)})
+                rec.append(cell.text())
+            records.append(rec)
+    frame = pd.DataFrame(records, columns=headers)
+    splits = sorted({c.split for c in mcols})
+    return BuiltTable(spec, dataset, preset, frame, mcols, cells, problems, superseded, splits)
+
+

@@ -1,0 +1,117 @@
+"""Which store rows fill a cell, and what the cell shows."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .model import FUSED, NOT_RUN, WARN, Measure, MeasuredColumn, Selector
+
+# --- cells ------------------------------------------------------------------------------------------
+@dataclass
+class Cell:
+    values: list[float] = field(default_factory=list)  # finite values (fractions), one per seed
+    seeds: list[Any] = field(default_factory=list)
+    bad: list[dict[str, Any]] = field(default_factory=list)  # store rows with a NaN / missing value
+    config_hash: str = ""
+    superseded: int = 0  # configurations ignored because a later one exists
+    fused: bool = False
+    no_preset: bool = False  # fused rows that carry no preset
+
+    @property
+    def measured(self) -> bool:
+        return bool(self.values or self.bad)
+
+    def text(self) -> str:
+        if not self.measured:
+            return NOT_RUN
+        marks = (f" {WARN}" if self.bad else "") + (f" {FUSED}" if self.fused else "")
+        if not self.values:
+            return f"NaN{marks}"
+        v = 100.0 * np.asarray(self.values, dtype=float)
+        if len(v) == 1:
+            return f"{v[0]:.1f} (n=1){marks}"
+        return f"{v.mean():.1f} ± {v.std(ddof=1):.1f} (n={len(v)}){marks}"
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.values)) if self.values else math.nan
+
+
+def _row_mask(df: pd.DataFrame, sel: Selector, measure: Measure, col: MeasuredColumn, dataset: str,
+              preset: str, encoder: str | None) -> pd.Series:
+    m = (df["dataset"] == dataset) & (df["protocol"] == measure.protocol) & (df["split"] == col.split)
+    m &= df["method"] == sel.method
+    m &= ~df["_sweep"].astype(bool)
+    if sel.fused:
+        if measure.fused_metric is None:
+            return m & False
+        m &= df["_fused"].astype(bool) & (df["metric"] == measure.fused_metric)
+        m &= (df["preset"] == preset) | (df["preset"] == "")
+        if sel.encoder:
+            m &= df["encoder"].isin([sel.encoder, ""])
+        if sel.modality:
+            m &= df["modality"] == sel.modality
+        return m
+    m &= ~df["_fused"].astype(bool) & (df["metric"] == measure.metric) & (df["preset"] == preset)
+    m &= df["variant"] == sel.variant
+    enc = encoder or sel.encoder
+    if enc:
+        m &= df["encoder"] == enc
+    if sel.modality:
+        m &= df["modality"] == sel.modality
+    if measure.sub_key:
+        subs = [e.get(measure.sub_key, "") for e in df["_extra"]]
+        m &= pd.Series([s == col.sub for s in subs], index=df.index)
+    for key, want in measure.extra_equals:
+        ok = [key not in e or _same(e[key], want) for e in df["_extra"]]
+        m &= pd.Series(ok, index=df.index)
+    return m
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return math.isclose(float(a), float(b))
+    except (TypeError, ValueError):
+        return a == b
+
+
+def pick_cell(rows: pd.DataFrame) -> Cell:
+    """The latest configuration's rows (one per seed, the latest) → a Cell."""
+    if rows.empty:
+        return Cell()
+    rows = rows.copy()
+    rows["_group"] = [h if h else f"date:{d}" for h, d in zip(rows["config_hash"], rows["date"])]
+    latest = rows.groupby("_group").agg(date=("date", "max"), line=("_line", "max"))
+    latest = latest.sort_values(["date", "line"])
+    group = latest.index[-1]
+    chosen = rows[rows["_group"] == group].sort_values(["date", "_line"])
+    per_seed = chosen.assign(_seedkey=chosen["_seed"].astype(object).where(chosen["_seed"].notna(),
+                                                                           chosen["seed"].astype(str)))
+    per_seed = per_seed.groupby("_seedkey", sort=True, dropna=False).tail(1).sort_values("_line")
+    cell = Cell(config_hash=str(group), superseded=len(latest) - 1,
+                fused=bool(chosen["_fused"].any()), no_preset=bool((chosen["preset"] == "").any()))
+    for r in per_seed.to_dict("records"):
+        value, seed = r["_value"], r["_seed"]
+        seed_ok = not pd.isna(seed)
+        if math.isfinite(value) and seed_ok:
+            cell.values.append(float(value))
+            cell.seeds.append(int(seed))
+            continue
+        what = "value" if not math.isfinite(value) else "seed"
+        raw = r["value"] if what == "value" else r["seed"]
+        cell.bad.append({"line": int(r["_line"]), "what": what, "raw": "" if raw is None else str(raw),
+                         **{k: str(r[k]) for k in ("method", "variant", "encoder", "modality", "protocol",
+                                                   "metric", "split", "seed", "config_hash")}})
+    return cell
+
+
+def measured_cell(df: pd.DataFrame, sel: Selector, measure: Measure, col: MeasuredColumn, dataset: str,
+                  preset: str, encoder: str | None = None) -> Cell:
+    return pick_cell(df[_row_mask(df, sel, measure, col, dataset, preset, encoder)])
+
+

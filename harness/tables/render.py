@@ -1,0 +1,126 @@
+"""Markdown for a built table (tabulate), the legend and notes, and writing the table files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from tabulate import tabulate
+
+from .. import atomic
+from ..results import STORE_NAME
+from .build import BuiltTable, build_table
+from .model import (FUSED, MARKER, MARKER_RE, MEASURES, NOT_APPLICABLE, NOT_RUN, PAPER_DATASETS, PAPER_NA,
+                    TABLES, WARN, pretty_dataset)
+from .store import load_store
+
+# --- markdown ----------------------------------------------------------------------------------------
+def _header_text(t: BuiltTable) -> list[str]:
+    spec = t.spec
+    ds = pretty_dataset(t.dataset)
+    measured = [c for c in t.cells.values() if c.measured]
+    whats = [MEASURES[k].what for k in spec.measures if MEASURES[k].what]
+    lines = [
+        MARKER.format(table=spec.number, dataset=t.dataset, preset=t.preset),
+        f"# {spec.title}",
+        "",
+        f"- **Measured dataset: {ds}** (split{'s' if len(t.splits) > 1 else ''} {', '.join(t.splits)}), "
+        f"**preset: {t.preset}**. Every \"ours\" number comes from the results store (`{STORE_NAME}`), "
+        f"as rendered by `harness tables`; {len(measured)} measured cell(s).",
+        "- Paper columns: the USDRL paper (AAAI 2025), transcribed in `harness/paper.py` "
+        "(`../shared/specs/paper-tables.md`).",
+        f"- Measured metric: {'; '.join(whats)}. Numbers in %, mean ± sample standard deviation over seeds "
+        "(n = number of seeds).",
+    ]
+    if t.dataset not in PAPER_DATASETS:
+        paper_sets = list(dict.fromkeys(PAPER_DATASETS[c.dataset] for c in spec.columns))
+        lines.append(
+            f"- **These measured numbers are {ds} numbers, not {' / '.join(paper_sets)} numbers.** Each \"ours\" "
+            "column sits beside the paper column with the same split name for reading only; the absolute "
+            "values are not comparable.")
+    return lines
+
+
+LEGEND = (
+    f"`{PAPER_NA}` the paper prints \"-\" (no value)",
+    f"`{NOT_RUN}` the harness implements this row, but the results store has no row for this cell "
+    "(run `harness reproduce --table N`)",
+    f"`{NOT_APPLICABLE}` not applicable: a paper-only method the harness does not implement, or the paper "
+    "cell of an extra harness row",
+    f"`{WARN}` at least one store row of this cell has a NaN or missing value (listed under \"Store problems\"; "
+    "the mean is over the other seeds)",
+    f"`{FUSED}` 3-stream ensemble (J+M+B) fused by `harness fuse`: top-1 of the summed per-stream softmax "
+    "scores of the final-epoch heads, not best-of",
+    "*Extra rows* are harness runs the paper does not have (marked \"(harness)\" / \"(harness reference)\")",
+    "\"harness run\": the method, variant, encoder (and modality) the measured cells read from the store",
+)
+
+
+def render_markdown(t: BuiltTable) -> str:
+    parts = _header_text(t)
+    parts += ["", tabulate(t.frame, headers="keys", tablefmt="github", showindex=False, disable_numparse=True), ""]
+    parts.append("**Legend**")
+    parts.append("")
+    parts += [f"- {x}" for x in LEGEND]
+    parts.append("")
+    notes = list(t.spec.notes)
+    notes.append("Where several configurations (config hashes) recorded the same cell, the latest one is shown "
+                 "(its newest row decides); within it, the latest row per seed."
+                 + (f" {t.superseded} older configuration(s) were superseded in this table." if t.superseded else ""))
+    if any(c.no_preset for c in t.cells.values() if c.measured):
+        notes.append("Some fused rows carry no preset (older `harness fuse --record`); they are shown under the "
+                     "requested preset.")
+    parts.append("**Notes**")
+    parts.append("")
+    parts += [f"- {n}" for n in notes]
+    parts.append("")
+    if t.problems:
+        parts.append("**Store problems** (rows kept out of the means)")
+        parts.append("")
+        for p in sorted(t.problems, key=lambda p: p["line"]):
+            parts.append(f"- `{STORE_NAME}` line {p['line']}: {p['method']} {p['variant']} {p['encoder']} "
+                         f"{p['modality']} {p['protocol']} {p['metric']} split {p['split']} seed {p['seed']!s} "
+                         f"(config {p['config_hash'] or '—'}): {p['what']} is "
+                         f"{'missing' if not p['raw'] else repr(p['raw'])} — row \"{p['table_row']}\", "
+                         f"column \"{p['column']}\"")
+        parts.append("")
+    return "\n".join(parts)
+
+
+def table_path(out_dir: str | Path, number: int) -> Path:
+    return Path(out_dir) / f"table{number}.md"
+
+
+@dataclass
+class WriteReport:
+    paths: list[Path]
+    problems: list[dict[str, Any]]
+    tables: dict[int, BuiltTable]
+
+
+def write_tables(results_dir: str | Path, out_dir: str | Path, *, dataset: str, preset: str,
+                 tables: Iterable[int] = TABLES, default_split: str = "xsub") -> WriteReport:
+    """Render the tables from ``results_dir/results.csv`` into ``out_dir/tableN.md`` (atomic writes)."""
+    df = load_store(results_dir)
+    paths, problems, built = [], [], {}
+    for n in tables:
+        if n not in TABLES:
+            raise ValueError(f"no table {n}: the paper has tables {', '.join(map(str, TABLES))}")
+        t = build_table(n, df, dataset, preset, default_split)
+        path = table_path(out_dir, n)
+        atomic.write_text(path, render_markdown(t))
+        paths.append(path)
+        problems += [{**p, "table": n} for p in t.problems]
+        built[n] = t
+    return WriteReport(paths, problems, built)
+
+
+def read_marker(path: str | Path) -> tuple[int, str, str] | None:
+    """(table, dataset, preset) from a rendered table's first line, or None."""
+    try:
+        first = Path(path).read_text(encoding="utf-8").splitlines()[0]
+    except (OSError, IndexError):
+        return None
+    m = MARKER_RE.match(first.strip())
+    return (int(m.group(1)), m.group(2), m.group(3)) if m else None

@@ -1,0 +1,77 @@
+"""The results store as the tables read it: parsed helper columns (value, seed, line, extra, fused,
+sweep)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..results import load_results
+
+# --- the store ------------------------------------------------------------------------------------
+def _parse_extra(text: Any) -> dict[str, Any]:
+    if not isinstance(text, str) or not text.strip():
+        return {}
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError:
+        return {"_raw": text}
+    return obj if isinstance(obj, dict) else {"_raw": obj}
+
+
+_SCORE_SPLIT = (re.compile(r"^(?:linear|semi|detection)-.+-(?P<split>[^-]+)-seed\d+\.npz$"),
+                re.compile(r"^knn-.+-(?P<split>[^-]+)\.npz$"))
+
+
+def _split_from_files(files: Any) -> str:
+    """The split named by protocol score files (``linear-<kind>-<split>-seed<k>.npz``), if they agree."""
+    if not isinstance(files, list):
+        return ""
+    found = set()
+    for f in files:
+        name = Path(str(f)).name
+        for pat in _SCORE_SPLIT:
+            m = pat.match(name)
+            if m:
+                found.add(m.group("split"))
+                break
+    return found.pop() if len(found) == 1 else ""
+
+
+def prepare_store(df: pd.DataFrame) -> pd.DataFrame:
+    """The store with parsed helper columns: ``_value`` (float, NaN when bad), ``_seed``, ``_line``,
+    ``_extra`` (dict), ``_fused``, ``_sweep``."""
+    df = df.copy()
+    for col in ("method", "dataset", "protocol", "metric", "variant", "encoder", "modality", "split", "preset",
+                "config_hash", "date", "extra"):
+        if col not in df.columns:
+            df[col] = ""
+        df[col] = df[col].astype(object).where(df[col].notna(), "").astype(str)
+    if "value" not in df.columns:
+        df["value"] = ""
+    if "seed" not in df.columns:
+        df["seed"] = 0
+    df["_line"] = np.arange(len(df), dtype=np.int64) + 2  # line 1 is the CSV header
+    df["_value"] = pd.to_numeric(df["value"], errors="coerce").astype(float)
+    df["_seed"] = pd.to_numeric(df["seed"], errors="coerce")
+    df["_extra"] = [_parse_extra(e) for e in df["extra"]]
+    df["_fused"] = [isinstance(e, dict) and "weights" in e for e in df["_extra"]]
+    df["_sweep"] = [bool(e.get("overrides")) for e in df["_extra"]]
+    # harness fuse --record leaves split empty; its score file names carry it
+    split = df["split"].tolist()
+    for i, (s, fused, extra) in enumerate(zip(split, df["_fused"], df["_extra"])):
+        if fused and not s:
+            split[i] = _split_from_files(extra.get("files"))
+    df["split"] = split
+    return df
+
+
+def load_store(results_dir: str | Path) -> pd.DataFrame:
+    return prepare_store(load_results(results_dir))
+
+
