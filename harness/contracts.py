@@ -193,7 +193,7 @@ class TableRow:
     variant: str = "default"
     modality: str | None = "joint"  # None: rows of any modality
     fuse: tuple[str, ...] = ()
-    tables: tuple[int, ...] = (1, 2, 3, 4, 5)
+    tables: tuple[int, ...] = (1, 2, 3, 4, 5, 6)  # 6 is the harness's collapse-diagnostics table
     paper: tuple[tuple[Any, ...], ...] = ()  # (table, paper row label[, note shown in that table])
     note: str = ""  # shown in the "harness run" column of every table the row is in
     order: float | None = None  # where an extra row is listed (None: the method's ``table_order``)

@@ -13,6 +13,7 @@ pretraining budget.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,8 @@ from .data.prepared import PreparedDataset
 from .engine import checkpoint as ck
 from .engine.loop import find_or_pretrain, resolve_device, torch_threads
 from .errors import HarnessError
+from .evaluation.diagnostics import collapsed, feature_statistics
+from .evaluation.features import extract_features
 from .registry import PROTOCOLS
 from .results import ResultRow, append_rows
 
@@ -43,6 +46,11 @@ def evaluate(cfg: RunConfig, *, progress: bool = True, record: bool = True) -> l
     def make_backbone() -> torch.nn.Module:
         return ck.load_backbone(info.backbone, device)[0]
 
+    if not protocol.untrimmed:
+        with torch_threads(cfg.train.num_threads):
+            warning = collapse_warning(make_backbone(), ds, resolved)
+        if warning:
+            print(warning, file=sys.stderr)
     base_row = base_row_for(resolved, ds, epochs=info.epochs, steps=info.global_step)
     run_dir = Path(info.run_dir) / "eval" / f"{cfg.protocol.name}-{cfg.config_hash}"
     ctx = ProtocolContext(cfg=cfg, dataset=ds, make_backbone=make_backbone, device=device, run_dir=run_dir,
@@ -69,6 +77,27 @@ def base_row_for(resolved: RunConfig, ds: PreparedDataset, *, epochs: int, steps
                 modality=resolved.method.modality, dataset=ds.kind, protocol=resolved.protocol.name,
                 preset=resolved.preset, epochs=int(epochs), steps=int(steps),
                 pretrain_seed=resolved.train.seed, config_hash=resolved.config_hash)
+
+
+COLLAPSE_SAMPLES = 2048  # test clips the collapse check reads (the full statistics: protocol ``features``)
+
+
+def collapse_warning(backbone: torch.nn.Module, ds: PreparedDataset, resolved: RunConfig) -> str | None:
+    """A warning when the backbone's pooled features on (up to 2,048 of) the evaluation split's test
+    clips have collapsed (:func:`harness.evaluation.diagnostics.collapsed`), else None."""
+    split = resolved.protocol.split or resolved.data.split
+    idx = ds.indices(split, "test")[:COLLAPSE_SAMPLES]
+    if len(idx) < 2:
+        return None
+    x, _ = extract_features(backbone, ds, idx, frames=resolved.data.frames, batch_size=resolved.protocol.batch_size,
+                            device=next(backbone.parameters()).device)
+    stats = feature_statistics(x)
+    if not collapsed(stats):
+        return None
+    return (f"harness: warning: the {resolved.method.name} backbone ({resolved.encoder.name}) has collapsed on "
+            f"{ds.kind} {split}/test: {stats['top1_share']:.0%} of the feature variance lies in one direction, "
+            f"effective rank {stats['eff_rank']:.1f} of {int(stats['dims'])} (`--protocol features` records the "
+            f"diagnostics)")
 
 
 def check_compatible(backbone_path: Path, ds: PreparedDataset) -> None:

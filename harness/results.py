@@ -19,6 +19,7 @@ import pandas as pd
 
 from . import __version__, atomic
 from .errors import HarnessError
+from .registry import METHODS
 
 STORE_NAME = "results.csv"
 
@@ -93,6 +94,25 @@ def _store_lock(store_dir: Path):
 ADDED_COLUMNS = {"pretrain_seed": "0", "steps": "0"}
 
 
+def own_backbone(method: str) -> str | None:
+    """The one encoder a method trains, when it trains its own (MAMP: mamp-vit), else None."""
+    if method not in METHODS:
+        return None
+    encoders = getattr(METHODS.get(method), "encoders", None)
+    return encoders[0] if encoders and len(encoders) == 1 else None
+
+
+def upgrade_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A row of an older store in today's terms: the added columns get their defaults, and a method
+    that trains its own backbone gets it as its encoder (stores before the encoder seam recorded the
+    unused ``encoder.name``, e.g. "dste" for MAMP). Values are never changed."""
+    row = {**ADDED_COLUMNS, **row}
+    own = own_backbone(str(row.get("method", "")))
+    if own and row.get("encoder") != own:
+        row["encoder"] = own
+    return row
+
+
 def _upgrade_header(path: Path) -> None:
     """Rewrite a store written with an older column set under today's header (under the lock).
 
@@ -111,7 +131,7 @@ def _upgrade_header(path: Path) -> None:
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({**ADDED_COLUMNS, **row})
+        writer.writerow(upgrade_row(row))
     atomic.write_text(path, buf.getvalue())
 
 
@@ -136,7 +156,8 @@ def load_results(store_dir: str | Path) -> pd.DataFrame:
     if not path.exists():
         return pd.DataFrame(columns=COLUMNS)
     df = pd.read_csv(path, keep_default_na=False)
-    for col, default in ADDED_COLUMNS.items():  # a store from before the column existed
-        if col not in df.columns:
-            df[col] = int(default)
+    if any(col not in df.columns for col in ADDED_COLUMNS):  # a store from before the columns existed
+        df = pd.DataFrame([upgrade_row(r) for r in df.to_dict("records")], columns=COLUMNS)
+        for col in ADDED_COLUMNS:
+            df[col] = pd.to_numeric(df[col])
     return df

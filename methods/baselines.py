@@ -55,7 +55,7 @@ class Supervised(Method):
     name: ClassVar[str] = "supervised"
     label: ClassVar[str] = "Supervised"
     paradigm: ClassVar[str] = "reference"
-    table_rows = (TableRow("Supervised (harness reference)", tables=(1, 2, 3, 4)),)
+    table_rows = (TableRow("Supervised (harness reference)", tables=(1, 2, 3, 4, 6)),)
     table_order: ClassVar[float] = 90
     Options: ClassVar[type] = SupervisedOptions
     variants: ClassVar[dict[str, dict[str, Any]]] = {"default": {}, "no_aug": {"crop_min": 1.0, "shear": 0.0}}
@@ -102,7 +102,7 @@ class RandomInit(Method):
     name: ClassVar[str] = "random"
     label: ClassVar[str] = "Random init"
     paradigm: ClassVar[str] = "reference"
-    table_rows = (TableRow("Random init (harness reference)", tables=(1, 2, 3, 4)),)
+    table_rows = (TableRow("Random init (harness reference)", tables=(1, 2, 3, 4, 6)),)
     table_order: ClassVar[float] = 100
     modalities: ClassVar[tuple[str, ...]] = MODALITIES + (FUSED_MODALITY,)
     is_floor: ClassVar[bool] = True

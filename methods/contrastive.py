@@ -125,7 +125,7 @@ class Contrastive(Method):
         "aimclr_aug": {"augment": "aimclr"},  # SkeletonCLR's own views (shear 0.5 + mirrored crop)
     }
     table_rows = (
-        TableRow("MoCo-v2 (harness)", tables=(1, 2, 3, 4)),
+        TableRow("MoCo-v2 (harness)", tables=(1, 2, 3, 4, 6)),
         TableRow("MoCo-v2 (harness), STTR", encoder="sttr", tables=(5,), paper=((5, "1", "MoCo-v2 style"),)),
         TableRow("MoCo-v2 (harness), DSTE", encoder="dste", tables=(5,), paper=((5, "4", "MoCo-v2 style"),)),
     )

@@ -160,7 +160,7 @@ class MAMP(Method):
     encoders: ClassVar[tuple[str, ...]] = ("mamp-vit",)
     default_encoder: ClassVar[str] = "mamp-vit"
     modalities: ClassVar[tuple[str, ...]] = ("joint",)
-    table_rows = (TableRow("MAMP (harness)", encoder="dste", tables=(1, 2, 3, 4), paper=((1, "MAMP (2023)"),)),)
+    table_rows = (TableRow("MAMP (harness)", encoder="mamp-vit", tables=(1, 2, 3, 4, 6), paper=((1, "MAMP (2023)"),)),)
     table_order: ClassVar[float] = 30
     num_views: ClassVar[int] = 1
 

@@ -136,7 +136,7 @@ class SCDNet(Method):
         "default": {},
         "no_masks": {"p_spatial_mask": 0.0, "p_temporal_mask": 0.0},  # extra ablation
     }
-    table_rows = (TableRow("SCD-Net (harness)", tables=(1, 2, 3, 4)),)
+    table_rows = (TableRow("SCD-Net (harness)", tables=(1, 2, 3, 4, 6)),)
     table_order: ClassVar[float] = 50
     num_views: ClassVar[int] = 2
 

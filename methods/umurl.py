@@ -100,7 +100,7 @@ class UmURL(Method):
     default_encoder: ClassVar[str] = "umurl"
     modalities: ClassVar[tuple[str, ...]] = (FUSED_MODALITY,)
     default_modality: ClassVar[str] = FUSED_MODALITY
-    table_rows = (TableRow("UmURL (harness)", encoder="dste", modality=None, tables=(1, 2, 3, 4),
+    table_rows = (TableRow("UmURL (harness)", encoder="umurl", modality=None, tables=(1, 2, 3, 4, 6),
                            paper=((1, "UmURL (2023)"), (3, "UmURL (2023)"))),)
     table_order: ClassVar[float] = 20
     tunable: ClassVar[dict[str, str]] = {"sim": "sim_weight", "vac": "vac_weight", "var": "variance_weight",

@@ -14,13 +14,24 @@ them; with it the short ``cpu`` schedule probes every method fairly.
 Reported metrics: ``top1`` / ``top5`` after the final epoch, and ``top1_best`` — the maximum test
 top-1 over evaluations every ``eval_every`` epochs, which is what every reference reports (there is
 no validation split in any of them). ``top5_at_best`` is the top-5 at that evaluation.
+
+A second readout, labelled ``top1_whitened`` / ``top5_whitened`` (``whitened``, on by default), tells
+"no information" from "badly scaled information": the training features are PCA-whitened (centred,
+rotated onto the covariance's eigenvectors, each direction scaled to unit variance; directions with
+an eigenvalue below 1e-6 of the largest are dropped) and a full-batch multinomial logistic
+regression (scikit-learn, L-BFGS, C = 1) is fitted on them; the test features get the same
+transform. It is deterministic (one row, with the first probe seed) and needs no learning rate, so
+a collapsed-looking feature whose information lies in low-variance directions still reads well.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import math
+
 import torch
+from sklearn.linear_model import LogisticRegression
 
 from harness.registry import PROTOCOLS
 from harness.results import ResultRow
@@ -42,6 +53,7 @@ class LinearOptions:
     weight_decay: float = 0.0
     eval_every: int = 5
     standardize: bool = False  # z-score features with training statistics (affine-free BN head)
+    whitened: bool = True  # also report the PCA-whitened full-batch logistic-regression readout
 
 
 def standardize(train_x: torch.Tensor, test_x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -49,6 +61,24 @@ def standardize(train_x: torch.Tensor, test_x: torch.Tensor) -> tuple[torch.Tens
     mean, std = train_x.mean(0), train_x.std(0)
     std = torch.where(std > 1e-6, std, torch.ones_like(std))
     return (train_x - mean) / std, (test_x - mean) / std
+
+
+def whitened_readout(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor
+                     ) -> tuple[float, float]:
+    """(top-1, top-5) of a logistic regression on PCA-whitened features (see the module docstring)."""
+    x = train_x.double().cpu()
+    mean = x.mean(0)
+    xc = x - mean
+    evals, evecs = torch.linalg.eigh(xc.T @ xc / max(len(x) - 1, 1))
+    keep = evals > evals.max().clamp(min=1e-30) * 1e-6
+    w = evecs[:, keep] / evals[keep].sqrt()
+    z_train, z_test = (xc @ w).numpy(), ((test_x.double().cpu() - mean) @ w).numpy()
+    clf = LogisticRegression(max_iter=2000, C=1.0).fit(z_train, train_y.cpu().numpy())
+    proba = torch.from_numpy(clf.predict_proba(z_test))
+    logits = torch.full((len(z_test), int(max(int(train_y.max()), int(test_y.max())) + 1)), -math.inf,
+                        dtype=torch.float64)
+    logits[:, torch.as_tensor(clf.classes_)] = proba
+    return accuracy(logits, test_y.cpu())
 
 
 def train_linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor,
@@ -102,6 +132,7 @@ class LinearProtocol(Protocol):
         test_idx = ds.indices(split, "test")
         train_x, train_y = extract_features(backbone, ds, ds.indices(split, "train"), **common)
         test_x, test_y = extract_features(backbone, ds, test_idx, **common)
+        raw_train_x, raw_test_x = train_x, test_x
         if self.options.standardize:
             train_x, test_x = standardize(train_x, test_x)
         rows = []
@@ -111,4 +142,10 @@ class LinearProtocol(Protocol):
             save_scores(ctx.run_dir / "scores" / f"linear-{ds.kind}-{split}-seed{seed}.npz", logits,
                         test_y, test_idx)
             rows += [ctx.row(metric, value, seed=seed) for metric, value in history.metrics().items()]
+        if self.options.whitened:
+            top1, top5 = whitened_readout(raw_train_x, train_y, raw_test_x, test_y)
+            extra = '{"readout": "PCA-whitened logistic regression"}'
+            seed = ctx.cfg.protocol.seeds[0] if ctx.cfg.protocol.seeds else 0
+            rows += [ctx.row("top1_whitened", top1, seed=seed, extra=extra),
+                     ctx.row("top5_whitened", top5, seed=seed, extra=extra)]
         return rows

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from ..config import PRESETS, RunConfig, resolve
+from ..errors import HarnessError
 
 
 def add_config_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,7 +23,18 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--results", help="the results store folder (default results)")
 
 
-def config_from_args(args: argparse.Namespace) -> RunConfig:
+def parse_ints(text: str, what: str) -> list[int]:
+    """``"0,1,2"`` → [0, 1, 2]; a clear error naming the option otherwise."""
+    try:
+        out = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise HarnessError(f"{what} expects comma-separated integers, got {text!r}") from None
+    if not out:
+        raise HarnessError(f"{what} expects at least one integer, got {text!r}")
+    return out
+
+
+def config_from_args(args: argparse.Namespace, extra: list[str] | None = None) -> RunConfig:
     overrides: list[str] = []
     for attr, key in (("method", "method.name"), ("dataset", "data.dataset"),
                       ("variant", "method.variant"), ("protocol", "protocol.name"),
@@ -30,7 +42,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         value = getattr(args, attr, None)
         if value is not None:
             overrides.append(f"{key}={value}")
-    return resolve(args.preset, args.config, overrides + list(args.overrides))
+    return resolve(args.preset, args.config, overrides + list(args.overrides) + list(extra or []))
 
 
 def print_json(obj: Any) -> None:

@@ -13,6 +13,7 @@ import json
 import numpy as np
 
 from ..errors import HarnessError
+from ..evaluation.scores import fuse_scores
 from ..results import ResultRow, append_rows
 from .common import print_json
 
@@ -27,25 +28,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--results", default="results", help="results store folder (with --record)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
-
-
-def fuse_scores(files: list[str], weights: list[float], softmax: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    from harness.evaluation.scores import load_scores
-
-    loaded = [load_scores(f) for f in files]
-    ref = loaded[0]
-    total = np.zeros_like(ref["scores"], dtype=np.float64)
-    for f, s, w in zip(files, loaded, weights):
-        if not np.array_equal(s["index"], ref["index"]) or not np.array_equal(s["labels"], ref["labels"]):
-            raise HarnessError(f"{f}: evaluates other samples than {files[0]} (indices or labels differ)")
-        if s["scores"].shape != ref["scores"].shape:
-            raise HarnessError(f"{f}: score shape {s['scores'].shape} differs from {ref['scores'].shape}")
-        x = s["scores"].astype(np.float64)
-        if softmax:
-            x = np.exp(x - x.max(axis=1, keepdims=True))
-            x /= x.sum(axis=1, keepdims=True)
-        total += w * x
-    return total, ref["labels"]
 
 
 def run(args: argparse.Namespace) -> int:

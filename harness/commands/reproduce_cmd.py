@@ -28,13 +28,14 @@ from tabulate import tabulate
 from ..config import PRESETS
 from ..errors import HarnessError
 from ..figures import default_alpha
+from .common import parse_ints
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("reproduce", help="run what a paper table/figure needs, then render it",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--table", type=int, choices=[1, 2, 3, 4, 5])
+    what.add_argument("--table", type=int, choices=[1, 2, 3, 4, 5, 6], help="a paper table (1-5) or the diagnostics table 6")
     what.add_argument("--figure", type=int, choices=[4, 5])
     p.add_argument("--preset", default="cpu", help=f"one of {', '.join(PRESETS)} (default: cpu)")
     p.add_argument("--config", metavar="YAML", help="a YAML file of config values for every run")
@@ -44,6 +45,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-dataset", help="evaluate on this dataset instead (e.g. an untrimmed PKU-MMD folder)")
     p.add_argument("--methods", help="comma-separated methods to include (default: all the table has)")
     p.add_argument("--seeds", help="comma-separated protocol seeds for linear/detection (default 0,1,2 / 0)")
+    p.add_argument("--pretrain-seeds", default="0,1,2",
+                   help="comma-separated pretraining seeds (train.seed); every run is trained once per seed and the "
+                        "tables show mean ± std over them (default 0,1,2)")
+    p.add_argument("--no-floors", action="store_true", help="do not plan the untrained floor of every run")
     p.add_argument("--workdir", help="datasets, checkpoints and logs (default .harness)")
     p.add_argument("--results", help="the results store folder (default results)")
     p.add_argument("--out", help="where the table goes (default <results>/tables/<dataset>-<preset>)")
@@ -51,15 +56,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the plan and each run's status; run nothing")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
-
-
-def _ints(text: str | None, what: str) -> list[int] | None:
-    if not text:
-        return None
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise HarnessError(f"{what} expects comma-separated integers, got {text!r}") from None
 
 
 def _measured_kind(outcomes, store, fallback: str) -> str:
@@ -86,8 +82,9 @@ def run(args: argparse.Namespace) -> int:
     settings = R.Settings(preset=args.preset, dataset=args.dataset, workdir=args.workdir, results=args.results,
                           config_file=args.config, overrides=list(args.overrides), eval_dataset=args.eval_dataset)
     base = settings.base()  # checks the preset, YAML and --set values before anything runs
-    items = R.plan(table=args.table, figure=args.figure, methods=methods, seeds=_ints(args.seeds, "--seeds"),
-                   default_alpha=default_alpha(args.preset))
+    items = R.plan(table=args.table, figure=args.figure, methods=methods, seeds=parse_ints(args.seeds, "--seeds") if args.seeds else None,
+                   pretrain_seeds=parse_ints(args.pretrain_seeds, "--pretrain-seeds"),
+                   default_alpha=default_alpha(args.preset), floors=not args.no_floors)
     target = f"Table {args.table}" if args.table else f"Figure {args.figure}"
     if not items:
         raise HarnessError(f"nothing to run for {target} with --methods {args.methods}")

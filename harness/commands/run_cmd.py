@@ -17,7 +17,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from ..pipeline import evaluate
-from .common import add_config_arguments, config_from_args, print_json
+from .common import add_config_arguments, config_from_args, parse_ints, print_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,6 +26,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_config_arguments(p)
     p.add_argument("--protocol", help="linear, knn, semi, detection (--set protocol.name=...)")
     p.add_argument("--eval-dataset", help="evaluate on another dataset (transfer; --set protocol.dataset=...)")
+    p.add_argument("--pretrain-seeds", metavar="S,S,...",
+                   help="pretrain and evaluate once per seed (train.seed), e.g. 0,1,2; rows carry pretrain_seed")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-record", action="store_true", help="do not append rows to the results store")
     p.add_argument("--json", action="store_true", help="print the result rows as a JSON list")
@@ -35,15 +37,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     if args.eval_dataset:
         args.overrides.append(f"protocol.dataset={args.eval_dataset}")
-    cfg = config_from_args(args)
-    rows = evaluate(cfg, progress=not args.no_progress, record=not args.no_record)
+    seeds = parse_ints(args.pretrain_seeds, "--pretrain-seeds") if args.pretrain_seeds else [None]
+    cfgs = [config_from_args(args, extra=[] if s is None else [f"train.seed={s}"]) for s in seeds]
+    for c in cfgs:
+        c.resolved()  # every seed's configuration is checked before the first one trains
+    rows = []
+    for cfg in cfgs:
+        rows += evaluate(cfg, progress=not args.no_progress, record=not args.no_record)
     if args.json:
         print_json([r.as_dict() for r in rows])
         return 0
-    table = [(r.method, r.variant, r.encoder, r.dataset, r.split, r.protocol, r.metric, r.seed, f"{r.value:.4f}")
-             for r in rows]
+    table = [(r.method, r.variant, r.encoder, r.dataset, r.split, r.protocol, r.metric, r.pretrain_seed, r.seed,
+              f"{r.value:.4f}") for r in rows]
     print(tabulate(table, headers=["method", "variant", "encoder", "dataset", "split", "protocol", "metric",
-                                   "seed", "value"]))
+                                   "pretrain seed", "seed", "value"]))
     if not args.no_record:
         print(f"\nappended {len(rows)} row(s) to {Path(cfg.results) / 'results.csv'}")
     return 0

@@ -30,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default=d.data.split, help="split shown when a table has no measurement (default xsub)")
     p.add_argument("--results", default=d.results, help="the results store folder (default results)")
     p.add_argument("--out", help="where the tables go (default <results>/tables/<dataset>-<preset>)")
-    p.add_argument("--table", type=int, action="append", choices=[1, 2, 3, 4, 5], help="only this table (repeatable)")
+    p.add_argument("--table", type=int, action="append", choices=[1, 2, 3, 4, 5, 6], help="only this table (repeatable; 6 = collapse diagnostics)")
     p.add_argument("--figures", action="store_true", help="also draw Figures 4 and 5 as PNG")
     p.add_argument("--figures-out", help="where the figures go (default <results>/figures/<dataset>-<preset>)")
     p.add_argument("--workdir", default=d.workdir, help="where the pretrained runs are, for Figure 5 (default .harness)")

@@ -149,16 +149,6 @@ def _open_data(cfg: RunConfig, env: dd.DistEnv) -> PreparedDataset:
     return ds
 
 
-def _open_data(cfg: RunConfig, env: dd.DistEnv) -> PreparedDataset:
-    if env.enabled and not env.is_main:
-        dd.barrier()  # rank 0 builds an auto-prepared dataset first
-        return resolve_dataset(cfg.data, cfg.workdir)
-    ds = resolve_dataset(cfg.data, cfg.workdir)
-    if env.enabled:
-        dd.barrier()
-    return ds
-
-
 def find_or_pretrain(cfg: RunConfig, *, progress: bool = True, dataset: PreparedDataset | None = None) -> RunInfo:
     """The finished run with ``cfg``'s pretrain_hash if one exists (reused), else train it.
 

@@ -7,10 +7,27 @@ from typing import Any
 
 import pandas as pd
 
+from ..registry import METHODS
 from .cells import Cell, measured_cell
-from .model import (MEASURES, NOT_APPLICABLE, PAPER_DATASETS, PAPER_NA, MeasuredColumn, TableSpec,
-                    pretty_dataset)
+from .model import (FLOOR_HEADER, MEASURES, NOT_APPLICABLE, PAPER_DATASETS, PAPER_NA, MeasuredColumn, Selector,
+                    TableSpec, pretty_dataset)
 from .specs import table_specs
+
+
+def floor_method() -> str | None:
+    """The registered method whose rows are every backbone's untrained floor (``random``)."""
+    return next((e.name for e in METHODS.entries() if getattr(e.obj, "is_floor", False)), None)
+
+
+def floor_selector(sel: Selector, encoder: str | None) -> Selector | None:
+    """The floor of a row: the untrained backbone the row's method trains (same encoder and modality);
+    None for fused ensembles, the floor's own rows and methods that are not installed."""
+    floor = floor_method()
+    if floor is None or sel.fused or sel.method == floor or sel.method not in METHODS:
+        return None
+    cls = METHODS.get(sel.method)
+    enc = encoder or sel.encoder or cls.default_encoder
+    return Selector(floor, "default", enc, sel.modality or cls.default_modality)
 
 # --- building one table -------------------------------------------------------------------------
 @dataclass
@@ -21,6 +38,7 @@ class BuiltTable:
     frame: pd.DataFrame
     measured_columns: list[MeasuredColumn]
     cells: dict[tuple[str, MeasuredColumn], Cell]  # (row label, column) → cell
+    floors: dict[tuple[str, MeasuredColumn], Cell]  # (row label, column) → the row's untrained-floor cell
     problems: list[dict[str, Any]]
     superseded: int
     splits: list[str]
@@ -94,6 +112,13 @@ def measured_header(spec: TableSpec, col: MeasuredColumn, dataset: str, preset: 
     return f"ours{what} ({pretty_dataset(dataset)} {col.split}{sub}, {preset})"
 
 
+def floor_header(spec: TableSpec, col: MeasuredColumn) -> str:
+    multi = len(spec.measures) > 1
+    what = f" {MEASURES[col.measure].label}" if multi else ""
+    sub = f", {col.sub}" if col.sub else ""
+    return f"{FLOOR_HEADER}{what} ({col.split}{sub})"
+
+
 def _fmt_paper(v: float | None) -> str:
     return PAPER_NA if v is None else f"{v:.1f}"
 
@@ -116,14 +141,17 @@ def build_table(number: int, df: pd.DataFrame, dataset: str, preset: str, defaul
     layout: list[tuple[str, Any]] = []  # ("paper", PaperColumn) | ("ours", MeasuredColumn)
     for i, pc in enumerate(spec.columns):
         layout.append(("paper", pc))
-        layout += [("ours", c) for c in partners.get(i, [])]
-    layout += [("ours", c) for c in partners.get(None, [])]
+        for c in partners.get(i, []):
+            layout += [("ours", c), ("floor", c)]
+    for c in partners.get(None, []):
+        layout += [("ours", c), ("floor", c)]
     headers = list(spec.info_headers) + ["harness run"]
     headers += [f"{x.label} (paper)" if kind == "paper" else measured_header(spec, x, dataset, preset)
-                for kind, x in layout]
+                if kind == "ours" else floor_header(spec, x) for kind, x in layout]
     protocols = {MEASURES[k].protocol for k in spec.measures}
     records: list[list[str]] = []
     cells: dict[tuple[str, MeasuredColumn], Cell] = {}
+    floors: dict[tuple[str, MeasuredColumn], Cell] = {}
     problems: list[dict[str, Any]] = []
     superseded = 0
     group = None
@@ -150,6 +178,14 @@ def build_table(number: int, df: pd.DataFrame, dataset: str, preset: str, defaul
                 if row.selector is None:
                     rec.append(NOT_APPLICABLE)
                     continue
+                if kind == "floor":
+                    fsel = floor_selector(row.selector, enc)
+                    if fsel is None:
+                        rec.append(NOT_APPLICABLE)
+                        continue
+                    floors[(label, x)] = fcell = measured_cell(df, fsel, MEASURES[x.measure], x, dataset, preset)
+                    rec.append(fcell.text())
+                    continue
                 cell = measured_cell(df, row.selector, MEASURES[x.measure], x, dataset, preset, enc)
                 cells[(label, x)] = cell
                 superseded += cell.superseded
@@ -159,6 +195,6 @@ def build_table(number: int, df: pd.DataFrame, dataset: str, preset: str, defaul
             records.append(rec)
     frame = pd.DataFrame(records, columns=headers)
     splits = sorted({c.split for c in mcols})
-    return BuiltTable(spec, dataset, preset, frame, mcols, cells, problems, superseded, splits)
+    return BuiltTable(spec, dataset, preset, frame, mcols, cells, floors, problems, superseded, splits)
 
 

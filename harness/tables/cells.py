@@ -14,8 +14,13 @@ from .model import FUSED, NOT_RUN, WARN, Measure, MeasuredColumn, Selector
 # --- cells ------------------------------------------------------------------------------------------
 @dataclass
 class Cell:
-    values: list[float] = field(default_factory=list)  # finite values (fractions), one per seed
-    seeds: list[Any] = field(default_factory=list)
+    """One table cell: the mean ± sample std over pretraining seeds of the per-seed means over the
+    protocol's own seeds (probe / subset / detection-head seeds)."""
+
+    values: list[float] = field(default_factory=list)  # one per pretraining seed (mean over its probe seeds)
+    seeds: list[Any] = field(default_factory=list)  # the pretraining seeds
+    probe_seeds: list[int] = field(default_factory=list)  # protocol seeds averaged within each pretraining seed
+    scale: float = 100.0  # display factor (100: fractions shown in %)
     bad: list[dict[str, Any]] = field(default_factory=list)  # store rows with a NaN / missing value
     config_hash: str = ""
     superseded: int = 0  # configurations ignored because a later one exists
@@ -32,10 +37,14 @@ class Cell:
         marks = (f" {WARN}" if self.bad else "") + (f" {FUSED}" if self.fused else "")
         if not self.values:
             return f"NaN{marks}"
-        v = 100.0 * np.asarray(self.values, dtype=float)
+        v = self.scale * np.asarray(self.values, dtype=float)
         if len(v) == 1:
             return f"{v[0]:.1f} (n=1){marks}"
         return f"{v.mean():.1f} ± {v.std(ddof=1):.1f} (n={len(v)}){marks}"
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.values, ddof=1)) if len(self.values) > 1 else math.nan
 
     @property
     def mean(self) -> float:
@@ -80,8 +89,10 @@ def _same(a: Any, b: Any) -> bool:
         return a == b
 
 
-def pick_cell(rows: pd.DataFrame) -> Cell:
-    """The latest configuration's rows (one per seed, the latest) → a Cell."""
+def pick_cell(rows: pd.DataFrame, scale: float = 100.0) -> Cell:
+    """The latest configuration's rows → a Cell: within it the latest row per (pretraining seed,
+    protocol seed); the protocol seeds are averaged within each pretraining seed, and the cell holds
+    one value per pretraining seed."""
     if rows.empty:
         return Cell()
     rows = rows.copy()
@@ -92,26 +103,30 @@ def pick_cell(rows: pd.DataFrame) -> Cell:
     chosen = rows[rows["_group"] == group].sort_values(["date", "_line"])
     per_seed = chosen.assign(_seedkey=chosen["_seed"].astype(object).where(chosen["_seed"].notna(),
                                                                            chosen["seed"].astype(str)))
-    per_seed = per_seed.groupby("_seedkey", sort=True, dropna=False).tail(1).sort_values("_line")
-    cell = Cell(config_hash=str(group), superseded=len(latest) - 1,
+    per_seed = per_seed.groupby(["_pseed", "_seedkey"], sort=True, dropna=False).tail(1).sort_values("_line")
+    cell = Cell(config_hash=str(group), superseded=len(latest) - 1, scale=scale,
                 fused=bool(chosen["_fused"].any()), no_preset=bool((chosen["preset"] == "").any()))
+    good: dict[int, list[float]] = {}
     for r in per_seed.to_dict("records"):
         value, seed = r["_value"], r["_seed"]
-        seed_ok = not pd.isna(seed)
+        seed_ok = not pd.isna(seed) and not pd.isna(r["_pseed"])
         if math.isfinite(value) and seed_ok:
-            cell.values.append(float(value))
-            cell.seeds.append(int(seed))
+            good.setdefault(int(r["_pseed"]), []).append(float(value))
             continue
         what = "value" if not math.isfinite(value) else "seed"
         raw = r["value"] if what == "value" else r["seed"]
         cell.bad.append({"line": int(r["_line"]), "what": what, "raw": "" if raw is None else str(raw),
                          **{k: str(r[k]) for k in ("method", "variant", "encoder", "modality", "protocol",
                                                    "metric", "split", "seed", "config_hash")}})
+    for pseed in sorted(good):
+        cell.values.append(float(np.mean(good[pseed])))
+        cell.seeds.append(pseed)
+        cell.probe_seeds.append(len(good[pseed]))
     return cell
 
 
 def measured_cell(df: pd.DataFrame, sel: Selector, measure: Measure, col: MeasuredColumn, dataset: str,
                   preset: str, encoder: str | None = None) -> Cell:
-    return pick_cell(df[_row_mask(df, sel, measure, col, dataset, preset, encoder)])
+    return pick_cell(df[_row_mask(df, sel, measure, col, dataset, preset, encoder)], scale=measure.scale)
 
 

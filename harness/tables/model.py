@@ -7,7 +7,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-TABLES = (1, 2, 3, 4, 5)
+TABLES = (1, 2, 3, 4, 5, 6)  # the paper's Tables 1–5 and the harness's diagnostics table 6
+PAPER_TABLES = (1, 2, 3, 4, 5)
 MARKER = "<!-- harness tables: table={table} dataset={dataset} preset={preset} -->"
 MARKER_RE = re.compile(r"<!-- harness tables: table=(\d+) dataset=(\S+) preset=(\S+) -->")
 
@@ -18,7 +19,8 @@ WARN = "⚠"
 FUSED = "‡"
 
 PAPER_DATASETS = {"ntu60": "NTU-60", "ntu120": "NTU-120", "pku-mmd": "PKU-MMD"}
-PRETTY_DATASETS = {**PAPER_DATASETS, "synthetic": "synthetic", "msr-action3d": "MSR Action3D"}
+PRETTY_DATASETS = {**PAPER_DATASETS, "synthetic": "synthetic", "msr-action3d": "MSR Action3D", "nw-ucla": "NW-UCLA"}
+FLOOR_HEADER = "untrained floor"  # the column beside every measured one: the same backbone before training
 
 
 def pretty_dataset(kind: str) -> str:
@@ -37,6 +39,7 @@ class Measure:
     sub_key: str | None = None  # an ``extra`` key that splits measured columns (detection variant)
     sub_default: str = ""  # the sub column shown when the store has none
     extra_equals: tuple[tuple[str, Any], ...] = ()  # ``extra`` values a row must have when present
+    scale: float = 100.0  # display factor: fractions in %, 1 for counts such as the effective rank
 
 
 MEASURES = {
@@ -46,6 +49,19 @@ MEASURES = {
     "retrieval": Measure("retrieval", "knn", "knn1", "Retrieval",
                          "kNN retrieval top-1 (k = 1, cosine on L2-normalised features; gallery = train split, "
                          "queries = test split; protocols.md §2)"),
+    "recog_white": Measure("recog_white", "linear", "top1_whitened", "Recog. whitened",
+                           "a second linear readout, **whitened**: a full-batch logistic regression on "
+                           "PCA-whitened features (no learning rate; tells no information from badly scaled "
+                           "information)"),
+    "erank": Measure("erank", "features", "eff_rank", "eff. rank",
+                     "the effective rank of the pooled test features (exp of the entropy of the normalised "
+                     "singular values; 1 = collapsed to one direction)", scale=1.0),
+    "top1_share": Measure("top1_share", "features", "top1_share", "top direction %",
+                          "share of the feature variance in the first principal direction"),
+    "mean_cos": Measure("mean_cos", "features", "mean_cos", "mean cosine ×100",
+                        "mean cosine similarity between distinct test samples"),
+    "mean_std": Measure("mean_std", "features", "mean_std", "std ×100",
+                        "mean per-dimension std of the L2-normalised features (1/√D when isotropic)"),
     "semi@0.01": Measure("semi@0.01", "semi", "top1_best@0.01", "1 %",
                          "semi-supervised top-1, best-of, after fine-tuning the whole model on 1 % / 10 % of the "
                          "training labels (class-stratified subsets; protocols.md §3)"),
@@ -113,13 +129,14 @@ class TableSpec:
     columns: tuple[PaperColumn, ...]
     rows: list[RowSpec]
     notes: tuple[str, ...] = ()
+    extra_measures: tuple[str, ...] = ()  # measured beside the paper's, with no paper column (diagnostics)
 
     @property
     def measures(self) -> list[str]:
         out: list[str] = []
-        for c in self.columns:
-            if c.measure not in out:
-                out.append(c.measure)
+        for key in [c.measure for c in self.columns] + list(self.extra_measures):
+            if key not in out:
+                out.append(key)
         return out
 
 

@@ -11,8 +11,8 @@ from tabulate import tabulate
 from .. import atomic
 from ..results import STORE_NAME
 from .build import BuiltTable, build_table
-from .model import (FUSED, MARKER, MARKER_RE, MEASURES, NOT_APPLICABLE, NOT_RUN, PAPER_DATASETS, PAPER_NA,
-                    TABLES, WARN, pretty_dataset)
+from .model import (FLOOR_HEADER, FUSED, MARKER, MARKER_RE, MEASURES, NOT_APPLICABLE, NOT_RUN, PAPER_DATASETS,
+                    PAPER_NA, TABLES, WARN, pretty_dataset)
 from .store import load_store
 
 # --- markdown ----------------------------------------------------------------------------------------
@@ -28,12 +28,15 @@ def _header_text(t: BuiltTable) -> list[str]:
         f"- **Measured dataset: {ds}** (split{'s' if len(t.splits) > 1 else ''} {', '.join(t.splits)}), "
         f"**preset: {t.preset}**. Every \"ours\" number comes from the results store (`{STORE_NAME}`), "
         f"as rendered by `harness tables`; {len(measured)} measured cell(s).",
-        "- Paper columns: the USDRL paper (AAAI 2025), transcribed in `harness/paper.py` "
-        "(`../shared/specs/paper-tables.md`).",
-        f"- Measured metric: {'; '.join(whats)}. Numbers in %, mean ± sample standard deviation over seeds "
-        "(n = number of seeds).",
+        ("- Paper columns: the USDRL paper (AAAI 2025), transcribed in `harness/paper.py` "
+         "(`docs/reference/paper-tables.md`)." if spec.columns else "- A harness table: the paper has no such table."),
+        f"- Measured metric: {'; '.join(whats)}. Numbers in % unless a header says otherwise; **mean ± sample "
+        "standard deviation over pretraining seeds (n = number of pretraining seeds)**; each pretraining seed's "
+        "value is first averaged over the protocol's own seeds (probe, subset or detection-head seeds).",
+        f"- Every measured column has an **{FLOOR_HEADER}** column beside it: the same backbone (encoder and "
+        "modality) of the row's method, untrained (method `random`), measured the same way.",
     ]
-    if t.dataset not in PAPER_DATASETS:
+    if t.dataset not in PAPER_DATASETS and spec.columns:
         paper_sets = list(dict.fromkeys(PAPER_DATASETS[c.dataset] for c in spec.columns))
         lines.append(
             f"- **These measured numbers are {ds} numbers, not {' / '.join(paper_sets)} numbers.** Each \"ours\" "
@@ -66,7 +69,7 @@ def render_markdown(t: BuiltTable) -> str:
     parts.append("")
     notes = list(t.spec.notes)
     notes.append("Where several configurations (config hashes) recorded the same cell, the latest one is shown "
-                 "(its newest row decides); within it, the latest row per seed."
+                 "(its newest row decides); within it, the latest row per (pretraining seed, protocol seed)."
                  + (f" {t.superseded} older configuration(s) were superseded in this table." if t.superseded else ""))
     if any(c.no_preset for c in t.cells.values() if c.measured):
         notes.append("Some fused rows carry no preset (older `harness fuse --record`); they are shown under the "
@@ -106,7 +109,7 @@ def write_tables(results_dir: str | Path, out_dir: str | Path, *, dataset: str, 
     paths, problems, built = [], [], {}
     for n in tables:
         if n not in TABLES:
-            raise ValueError(f"no table {n}: the paper has tables {', '.join(map(str, TABLES))}")
+            raise ValueError(f"no table {n}: tables are {', '.join(map(str, TABLES))} (1-5 the paper's, 6 diagnostics)")
         t = build_table(n, df, dataset, preset, default_split)
         path = table_path(out_dir, n)
         atomic.write_text(path, render_markdown(t))

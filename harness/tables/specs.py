@@ -84,7 +84,11 @@ def table_specs() -> dict[int, TableSpec]:
                             "(`harness fuse --record` or `harness reproduce --table 1`), whose value is the top-1 of "
                             "the summed per-stream softmax scores of the final-epoch linear heads (not best-of).",
                             "UmURL's J+M+B row is one model on the fused multi-modal representation (methods.md §2): "
-                            "the harness `umurl` rows fill it.")),
+                            "the harness `umurl` rows fill it.",
+                            "Beside the paper's SGD probe: the whitened readout (a logistic regression on "
+                            "PCA-whitened features, which needs no learning rate) and the effective rank of the "
+                            "features (Table 6 has every collapse diagnostic).",),
+                     extra_measures=("recog_white", "erank")),
         2: TableSpec(2, "Table 2 — Semi-supervised evaluation (entire model fine-tuned on 1 % / 10 % of the labels)",
                      ("Method",), t2_cols,
                      _attach_harness_rows(2, [RowSpec(n, paper=v) for n, v in paper.TABLE2], None),
@@ -112,6 +116,15 @@ def table_specs() -> dict[int, TableSpec]:
                             "Rows 5 and 6 are the two partial DSTE variants (without XC; single-grained). **Their "
                             "order is unknown in the paper**: the harness puts `usdrl no_xc` in row 5 and "
                             "`usdrl single_grained` in row 6, an arbitrary choice.")),
+        6: TableSpec(6, "Table 6 — Collapse diagnostics of the pooled features (harness; not in the paper)",
+                     ("Method",), (), _attach_harness_rows(6, [], None),
+                     notes=("On the test part of the split, from the frozen backbone (the features linear probing "
+                            "and kNN read); protocol `features`. A representation has collapsed when most of its "
+                            "variance lies in one direction (top direction ≥ 90 %) or its effective rank is below "
+                            "2; `harness run` warns then.",
+                            "mean cosine and std are ×100; std is that of the L2-normalised features, 100/√D for an "
+                            "isotropic cloud of D dimensions.",),
+                     extra_measures=("erank", "top1_share", "mean_cos", "mean_std")),
     }
 
 

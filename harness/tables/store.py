@@ -59,6 +59,9 @@ def prepare_store(df: pd.DataFrame) -> pd.DataFrame:
     df["_line"] = np.arange(len(df), dtype=np.int64) + 2  # line 1 is the CSV header
     df["_value"] = pd.to_numeric(df["value"], errors="coerce").astype(float)
     df["_seed"] = pd.to_numeric(df["seed"], errors="coerce")
+    if "pretrain_seed" not in df.columns:
+        df["pretrain_seed"] = 0
+    df["_pseed"] = pd.to_numeric(df["pretrain_seed"], errors="coerce")
     df["_extra"] = [_parse_extra(e) for e in df["extra"]]
     df["_fused"] = [isinstance(e, dict) and "weights" in e for e in df["_extra"]]
     df["_sweep"] = [bool(e.get("overrides")) for e in df["_extra"]]

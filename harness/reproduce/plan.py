@@ -1,0 +1,215 @@
+"""What a table or figure needs: the planned runs (``harness reproduce --dry-run`` lists them).
+
+A table's runs come from the registry: every registered method's :class:`~harness.contracts.TableRow`
+that the table shows becomes a run of each protocol the table's measures read (Table 1: ``linear``
+and ``features``; 2: ``semi``; 3: ``knn``; 4: ``detection``, fine-tuned as in the paper; 5: ``linear``
+and ``knn``; 6: ``features``), at the row's variant, encoder and modality. A row with fused streams
+(3s-USDRL) becomes a :class:`PlannedFuse` of its stream runs. Every run's **untrained floor** (method
+``random`` with the run's encoder and modality) is planned too, so a new method's floor comes for
+free. Every run is planned once per pretraining seed (``train.seed``).
+
+Figure 4 sweeps USDRL (DSTE)'s ``encoder.options.alpha``; Figure 5 pretrains four DSTE backbones.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any, Sequence
+
+from ..config import RunConfig, resolve
+from ..contracts import FUSED_MODALITY
+from ..errors import HarnessError
+from ..registry import ENCODERS, METHODS
+from ..tables import MEASURES, table_specs
+from ..tables.build import floor_method
+from ..tables.specs import method_rows
+
+ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
+PROBE_SEEDS = {"linear": (0, 1, 2)}  # protocol seeds per protocol (linear probes are cheap: three heads)
+DEFAULT_PRETRAIN_SEEDS = (0, 1, 2)
+FIGURE4_KEY = "encoder.options.alpha"
+FIGURE5_PANELS = (("contrastive", "default"), ("usdrl", "no_xc"), ("usdrl", "single_grained"), ("usdrl", "default"))
+DETECTION_OPTIONS = (("variant", "finetune"),)  # Table 4: the whole model fine-tuned, as in the paper
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    target: str  # what it is for: "Table 5 row 2", "Figure 4 α=0.25"
+    method: str
+    protocol: str  # "" = pretraining only (Figure 5)
+    variant: str = "default"
+    encoder: str | None = None  # None: the method's default encoder
+    modality: str = ""  # "": the method's default modality
+    seeds: tuple[int, ...] = (0,)  # protocol seeds
+    pretrain_seed: int = 0
+    protocol_options: tuple[tuple[str, Any], ...] = ()
+    sweep: tuple[tuple[str, Any], ...] = ()  # settings a figure sweeps; recorded in extra.overrides
+
+    def overrides(self) -> list[str]:
+        out = [f"method.name={self.method}", f"method.variant={self.variant}", f"train.seed={self.pretrain_seed}"]
+        if self.modality:
+            out.append(f"method.modality={self.modality}")
+        if self.encoder:
+            out.append(f"encoder.name={self.encoder}")
+        if self.protocol:
+            out += [f"protocol.name={self.protocol}", f"protocol.seeds={list(self.seeds)}"]
+            out += [f"protocol.options.{k}={json.dumps(v)}" for k, v in self.protocol_options]
+        out += [f"{k}={json.dumps(v)}" for k, v in self.sweep]
+        return out
+
+    def describe_settings(self) -> str:
+        parts = [f"{k}={v}" for k, v in self.protocol_options] + [f"{k}={v}" for k, v in self.sweep]
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class PlannedFuse:
+    """Fuse the per-seed linear scores of stream runs (J, B, M) into 3-stream rows (modality jbm)."""
+
+    target: str
+    streams: tuple[PlannedRun, ...]
+
+    @property
+    def method(self) -> str:
+        return self.streams[0].method
+
+    @property
+    def pretrain_seed(self) -> int:
+        return self.streams[0].pretrain_seed
+
+
+PlanItem = PlannedRun | PlannedFuse
+
+
+@dataclass
+class Settings:
+    preset: str = "cpu"
+    dataset: str | None = None  # None: the preset's data.dataset
+    workdir: str | None = None
+    results: str | None = None
+    config_file: str | None = None
+    overrides: list[str] = field(default_factory=list)  # the user's --set values
+    eval_dataset: str | None = None  # protocol.dataset for every protocol run (e.g. a PKU-MMD folder)
+
+    def base(self) -> RunConfig:
+        return resolve(self.preset, self.config_file, [*self.overrides, *self._locations()])
+
+    def _locations(self) -> list[str]:
+        return [f"{key}={value}" for value, key in ((self.dataset, "data.dataset"), (self.workdir, "workdir"),
+                                                    (self.results, "results")) if value is not None]
+
+    def config(self, run: PlannedRun) -> RunConfig:
+        """preset → YAML → the user's --set → the run's own settings → dataset and folders."""
+        extra = [f"protocol.dataset={self.eval_dataset}"] if self.eval_dataset and run.protocol else []
+        return resolve(self.preset, self.config_file, [*self.overrides, *run.overrides(), *extra, *self._locations()])
+
+
+# --- plans ------------------------------------------------------------------------------------------
+def table_protocols(table: int) -> list[str]:
+    """The protocols a table's measures read, in the table's order."""
+    out: list[str] = []
+    for key in table_specs()[table].measures:
+        if MEASURES[key].protocol not in out:
+            out.append(MEASURES[key].protocol)
+    return out
+
+
+def _floor_of(run: PlannedRun) -> PlannedRun | None:
+    """The untrained floor of a run: ``random`` with the backbone the run's method trains."""
+    floor = floor_method()
+    if floor is None or run.method == floor or run.method not in METHODS:
+        return None
+    cls = METHODS.get(run.method)
+    encoder = run.encoder or cls.default_encoder
+    fused = getattr(ENCODERS.get(encoder), "input_modality", None) if encoder in ENCODERS else None
+    modality = run.modality or fused or cls.default_modality
+    return replace(run, target=f"floor of {run.target}", method=floor, variant="default", encoder=encoder,
+                   modality="" if modality == "joint" or modality == FUSED_MODALITY else modality,
+                   sweep=())
+
+
+def _table_runs(table: int, wanted: set[str], seeds: Sequence[int] | None) -> list[PlanItem]:
+    protocols = table_protocols(table)
+    items: list[PlanItem] = []
+    for cls, row in method_rows():
+        if table not in row.tables or cls.name not in wanted:
+            continue
+        label = f"Table {table}: {row.paper_label(table) or row.label}"
+        for protocol in protocols:
+            if row.fuse and protocol != "linear":
+                continue
+            opts = DETECTION_OPTIONS if protocol == "detection" else ()
+            s = tuple(seeds) if seeds else PROBE_SEEDS.get(protocol, (0,))
+            base = PlannedRun(label, cls.name, protocol, variant=row.variant, encoder=row.encoder, seeds=s,
+                              protocol_options=opts)
+            if row.fuse:
+                streams = tuple(replace(base, target=f"{label} {m} stream", modality="" if m == "joint" else m)
+                                for m in row.fuse)
+                items += [*streams, PlannedFuse(label, streams)]
+            else:
+                items.append(replace(base, modality=row.modality or ""))
+    return items
+
+
+def with_floors(items: list[PlanItem]) -> list[PlanItem]:
+    """The plan plus the untrained floor of every run, once each, after the runs."""
+    out, floors, keys = list(items), [], set()
+    for item in items:
+        for run in (item.streams if isinstance(item, PlannedFuse) else (item,)):
+            floor = _floor_of(run)
+            if floor is None:
+                continue
+            key = (floor.encoder, floor.modality, floor.protocol, floor.protocol_options, floor.seeds)
+            if key not in keys:
+                keys.add(key)
+                floors.append(replace(floor, target=f"untrained floor ({floor.encoder}"
+                                                   f"{', ' + floor.modality if floor.modality else ''}), "
+                                                   f"{floor.protocol}"))
+    return out + floors
+
+
+def per_pretrain_seed(items: list[PlanItem], pretrain_seeds: Sequence[int]) -> list[PlanItem]:
+    """Every run once per pretraining seed (fused items fuse the streams of their own seed)."""
+    out: list[PlanItem] = []
+    for s in pretrain_seeds:
+        for item in items:
+            if isinstance(item, PlannedFuse):
+                out.append(PlannedFuse(f"{item.target} [pretrain seed {s}]",
+                                       tuple(replace(r, pretrain_seed=s) for r in item.streams)))
+            else:
+                out.append(replace(item, target=f"{item.target} [pretrain seed {s}]", pretrain_seed=s))
+    return out
+
+
+def plan(*, table: int | None = None, figure: int | None = None, methods: Sequence[str] | None = None,
+         seeds: Sequence[int] | None = None, pretrain_seeds: Sequence[int] = DEFAULT_PRETRAIN_SEEDS,
+         alphas: Sequence[float] = ALPHAS, default_alpha: float = 0.5, floors: bool = True) -> list[PlanItem]:
+    """The runs one table or figure needs, in order, restricted to ``methods`` when given."""
+    if (table is None) == (figure is None):
+        raise HarnessError("choose one of --table N or --figure N")
+    wanted = set(methods) if methods else set(METHODS.names())
+    unknown = wanted - set(METHODS.names())
+    items: list[PlanItem] = [PlannedRun(f"{m} (not installed)", m, "") for m in sorted(unknown)]
+    wanted -= unknown
+    if table is not None:
+        if table not in table_specs():
+            raise HarnessError(f"no table {table}: Tables 1-5 are the paper's, 6 the collapse diagnostics")
+        items += _table_runs(table, wanted, seeds)
+    elif figure == 4:
+        floors = False  # the figure compares α settings of one method
+        if "usdrl" in wanted:
+            s = tuple(seeds) if seeds else PROBE_SEEDS["linear"]
+            for a in alphas:
+                sweep = () if float(a) == float(default_alpha) else ((FIGURE4_KEY, float(a)),)
+                items.append(PlannedRun(f"Figure 4 α={a:g}", "usdrl", "linear", encoder="dste", seeds=s, sweep=sweep))
+    elif figure == 5:
+        floors = False
+        for method, variant in FIGURE5_PANELS:
+            if method in wanted:
+                items.append(PlannedRun(f"Figure 5 {method} {variant}", method, "", variant=variant, encoder="dste"))
+    else:
+        raise HarnessError(f"no figure {figure} to reproduce: Figure 4 (α sweep) and Figure 5 (t-SNE) have runs")
+    if floors:
+        items = with_floors(items)
+    return per_pretrain_seed(items, pretrain_seeds)
