@@ -125,8 +125,8 @@ def load(path: str | Path, expect_format: str, map_location: str | torch.device 
 def config_diff(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """Lines ``key: stored → current`` for every pretraining setting that differs."""
     sections = ("data", "encoder", "method", "train")
-    a = _flatten({k: stored.get(k, {}) for k in sections})
-    b = _flatten({k: current.get(k, {}) for k in sections})
+    a = _flatten_options(_flatten({k: stored.get(k, {}) for k in sections}))
+    b = _flatten_options(_flatten({k: current.get(k, {}) for k in sections}))
     out = []
     for key in sorted(set(a) | set(b)):
         if a.get(key, "<absent>") != b.get(key, "<absent>"):
@@ -134,10 +134,22 @@ def config_diff(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
     return out
 
 
+def _flatten_options(flat: dict[str, Any]) -> dict[str, Any]:
+    """Resolved options dicts hold every option: one line per option that differs, not the whole dict."""
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        if key.endswith("options") and isinstance(value, dict):
+            out.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            out[key] = value
+    return out
+
+
 def check_same_run(ckpt: dict[str, Any], cfg: RunConfig, path: str | Path) -> None:
     if ckpt.get("pretrain_hash") == cfg.pretrain_hash:
         return
-    diff = config_diff(ckpt.get("config", {}), cfg.to_dict())
+    # checkpoints store the resolved configuration: compare like with like
+    diff = config_diff(ckpt.get("config", {}), cfg.resolved().to_dict())
     detail = "; ".join(diff) if diff else "(no setting differs; the hash function changed?)"
     raise HarnessError(f"{path}: checkpoint was trained with a different configuration "
                        f"(pretrain_hash {ckpt.get('pretrain_hash')} ≠ {cfg.pretrain_hash}): {detail}. "
