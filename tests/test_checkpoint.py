@@ -1,4 +1,4 @@
-"""Checkpoint building blocks: weights_only-safe RNG/scheduler states, atomic saves, clear errors."""
+"""Checkpoint building blocks: weights_only-safe RNG states, stateless schedules, atomic saves, clear errors."""
 
 from __future__ import annotations
 
@@ -52,29 +52,26 @@ def test_step_generator_is_a_pure_function_of_seed_epoch_step_rank():
                                             (0, 1, 2, 1)]}) == 5
 
 
-def test_scheduler_state_survives_weights_only(tmp_path):
-    p = torch.nn.Parameter(torch.zeros(1))
-    opt = torch.optim.Adam([p], lr=1.0)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[2, 4], gamma=0.5)
-    for _ in range(3):
-        opt.step()
-        sched.step()
-    ck.save({"format": ck.CKPT_FORMAT, "version": ck.VERSION, "s": ck.scheduler_state(sched),
-             "o": opt.state_dict()}, tmp_path / "s.pt")
-    state = ck.load(tmp_path / "s.pt", ck.CKPT_FORMAT)
-    opt2 = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    sched2 = torch.optim.lr_scheduler.MultiStepLR(opt2, milestones=[2, 4], gamma=0.5)
-    opt2.load_state_dict(state["o"])
-    ck.load_scheduler_state(sched2, state["s"])
-    lrs = []
-    for s, o in ((sched, opt), (sched2, opt2)):
-        seq = []
-        for _ in range(3):  # passes milestone 4 and a non-milestone epoch
-            o.step()
-            s.step()
-            seq.append(o.param_groups[0]["lr"])
-        lrs.append(seq)
-    assert lrs[0] == lrs[1] == [0.25, 0.25, 0.25]
+def test_learning_rate_is_a_function_of_the_step_count():
+    """Checkpoints carry no scheduler state: a fresh scheduler told the step count gives the lr the
+    uninterrupted one has (step decay and cosine with warm-up)."""
+    from harness.engine.schedule import make_scheduler
+
+    def scheduler(**kw):
+        opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        return opt, make_scheduler(opt, total_steps=8, **kw)
+
+    for kw in ({"milestones": [0.25, 0.5], "gamma": 0.5}, {"schedule": "cosine", "warmup": 0.25, "min_lr": 0.1}):
+        opt, sched = scheduler(**kw)
+        whole = []
+        for i in range(8):
+            sched.step_update(i)
+            whole.append(opt.param_groups[0]["lr"])
+        for resume_at in (3, 5):
+            opt2, sched2 = scheduler(**kw)
+            sched2.step_update(resume_at)
+            assert opt2.param_groups[0]["lr"] == whole[resume_at], (kw, resume_at)
+    assert whole[0] == 0.0 and whole[2] == pytest.approx(1.0)  # the cosine run warmed up from 0
 
 
 def test_save_is_atomic_and_leaves_no_temporaries(tmp_path, monkeypatch):
@@ -126,11 +123,15 @@ def test_load_errors(tmp_path):
 def test_config_diff_and_refusal():
     a = resolve("smoke")
     b = resolve("smoke", overrides=["train.lr=0.5", "encoder=sttr", "workdir=elsewhere",
-                                    "method.options={foo: 1}"])
+                                    "method.options={xc_weight: 0}"])
     diff = ck.config_diff(a.to_dict(), b.to_dict())
-    assert diff == ["encoder.name: 'dste' → 'sttr'", "method.options: {} → {'foo': 1}",
+    assert diff == ["encoder.name: '' → 'sttr'", "method.options.xc_weight: '<absent>' → 0",
                     "train.lr: 0.001 → 0.5"]
-    state = {"pretrain_hash": a.pretrain_hash, "config": a.to_dict()}
+    # a checkpoint stores the resolved configuration (every option filled in), as the trainer writes it
+    state = {"pretrain_hash": a.pretrain_hash, "config": a.resolved().to_dict()}
     ck.check_same_run(state, resolve("smoke", overrides=["workdir=x"]), "p.pt")  # workdir is not hashed
-    with pytest.raises(HarnessError, match="train.lr: 0.001 → 0.5"):
-        ck.check_same_run(state, b, "p.pt")
+    ck.check_same_run(state, resolve("smoke", overrides=["encoder=dste"]), "p.pt")  # the default, stated
+    with pytest.raises(HarnessError) as err:
+        ck.check_same_run(state, resolve("smoke", overrides=["train.lr=0.5", "encoder.options.heads=2"]), "p.pt")
+    detail = str(err.value).split("): ", 1)[1]  # only the settings that really differ, one line each
+    assert detail.startswith("encoder.options.heads: 1 → 2; train.lr: 0.001 → 0.5.")

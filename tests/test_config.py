@@ -6,18 +6,60 @@ from harness.errors import HarnessError, UnknownNameError
 
 def test_presets_differ_and_paper_is_the_reference():
     paper, cpu, smoke = resolve("paper"), resolve("cpu"), resolve("smoke")
-    assert (paper.encoder.hidden, paper.train.batch_size, paper.train.epochs) == (1024, 356, 451)
-    assert paper.train.milestones == [351] and paper.train.lr == 5e-4 and paper.train.weight_decay == 1e-5
-    assert cpu.encoder.hidden < paper.encoder.hidden and smoke.train.epochs < cpu.train.epochs
+    hidden = {name: c.resolved().encoder.options["hidden"] for name, c in [("paper", paper), ("cpu", cpu)]}
+    assert (hidden["paper"], paper.train.batch_size, paper.train.epochs, paper.train.steps) == (1024, 356, 451, 0)
+    assert paper.train.milestones == [351 / 451] and paper.train.lr == 5e-4 and paper.train.weight_decay == 1e-5
+    assert hidden["cpu"] < hidden["paper"] and 0 < smoke.train.steps < cpu.train.steps
+    assert (cpu.train.steps, cpu.train.milestones, smoke.train.steps, smoke.train.milestones) == (320, [0.8], 6, [0.5])
     assert len({paper.pretrain_hash, cpu.pretrain_hash, smoke.pretrain_hash}) == 3
 
 
 def test_set_overrides_parse_types_and_section_shorthand():
-    cfg = resolve("cpu", overrides=["train.epochs=7", "encoder=sttr", "train.milestones=[3,5]",
-                                    "train.compile=true", "method.options.xc_weight=0"])
+    cfg = resolve("cpu", overrides=["train.epochs=7", "encoder=sttr", "train.milestones=[0.3,0.5]",
+                                    "train.compile=true", "method.options.xc_weight=0", "encoder.options.ffn=96"])
     assert cfg.train.epochs == 7 and cfg.encoder.name == "sttr"
-    assert cfg.train.milestones == [3, 5] and cfg.train.compile is True
-    assert cfg.method.options == {"xc_weight": 0}
+    assert cfg.train.milestones == [0.3, 0.5] and cfg.train.compile is True
+    assert cfg.method.options == {"xc_weight": 0} and cfg.encoder.options == {"ffn": 96}
+
+
+def test_moved_encoder_keys_name_their_new_place():
+    for key in ("hidden", "alpha", "drop_path"):
+        with pytest.raises(HarnessError, match=rf"encoder\.options\.{key}"):
+            resolve("cpu", overrides=[f"encoder.{key}=3"])
+
+
+def test_resolved_fills_every_plugin_option_and_is_idempotent():
+    cfg = resolve("smoke", overrides=["encoder.options.heads=2"])
+    r = cfg.resolved()
+    assert cfg.encoder.name == "" and cfg.encoder.options == {"heads": 2}  # the input is not mutated
+    assert r.encoder.name == "dste" and r.method.modality == "joint"
+    assert r.encoder.options["heads"] == 2 and r.encoder.options["hidden"] == 32  # the smoke size
+    assert r.method.options["sim_weight"] == 5.0 and "epochs" in r.protocol.options
+    assert r.resolved() == r and r.pretrain_hash == cfg.pretrain_hash
+    # stating a default explicitly is the same configuration
+    assert resolve("smoke", overrides=["encoder=dste", "encoder.options.hidden=32", "encoder.options.heads=2"]
+                   ).pretrain_hash == cfg.pretrain_hash
+    with pytest.raises(UnknownNameError, match="hidden"):
+        resolve("smoke", overrides=["encoder.options.hiden=3"]).resolved()
+
+
+def test_resolved_checks_training_settings():
+    for bad, match in [("train.lr=0", "train.lr"), ("train.lr=.nan", "train.lr"),
+                       ("train.milestones=[351]", "fractions"), ("train.milestones=[0.8,0.5]", "increasing"),
+                       ("train.warmup=1.5", "train.warmup"), ("train.betas=[0.9]", "train.betas"),
+                       ("train.batch_size=0", "train.batch_size")]:
+        with pytest.raises(HarnessError, match=match):
+            resolve("smoke", overrides=[bad]).resolved()
+    with pytest.raises(UnknownNameError, match="cosine"):
+        resolve("smoke", overrides=["train.schedule=cosin"]).resolved()
+    with pytest.raises(HarnessError, match="no training at all"):
+        resolve("smoke", overrides=["train.steps=0", "train.epochs=0"]).resolved()
+    resolve("smoke", overrides=["method.name=random", "train.steps=0", "train.epochs=0"]).resolved()  # no budget needed
+
+
+def test_seed_is_in_the_pretrain_hash_but_not_the_config_hash():
+    a, b = resolve("smoke"), resolve("smoke", overrides=["train.seed=1"])
+    assert a.pretrain_hash != b.pretrain_hash and a.config_hash == b.config_hash
 
 
 def test_unknown_key_suggests_close_match():
@@ -70,7 +112,7 @@ def test_parse_options_checks_keys():
 def test_apply_overrides_on_fresh_config_is_not_shared():
     a, b = RunConfig(), RunConfig()
     apply_overrides(a, {"train.milestones": [1]})
-    assert b.train.milestones == [351]
+    assert b.train.milestones == [351 / 451]
 
 
 def test_thread_count_and_logging_do_not_change_the_hashes():

@@ -22,12 +22,11 @@ from harness.engine import NonFiniteLossError, find_or_pretrain, load_backbone, 
 from harness.engine.amp import resolve_amp
 from harness.engine.distributed import ShardedBatches, gather_with_grad
 from harness.engine.logging import read_metrics
-from harness.engine.loop import build_optimizer
+from harness.engine.optim import build_optimizer
 from harness.engine.runs import run_lock
 from harness.errors import HarnessError, UnknownNameError
 from harness.registry import METHODS
-from harness.methods.base import Backbone, Method
-from harness.methods.encoders.base import EncoderOutput
+from harness.contracts import Backbone, EncoderOutput, Method
 
 TOY = "_engine_toy"
 
@@ -133,7 +132,8 @@ def dataset(tmp_path_factory) -> Path:
 
 def toy_cfg(dataset: Path, workdir: Path, **overrides) -> RunConfig:
     sets = {"method.name": TOY, "data.dataset": str(dataset), "data.frames": 6, "workdir": str(workdir),
-            "train.epochs": 3, "train.batch_size": 8, "train.milestones": [1], "train.lr": 1e-2,
+            # an epoch budget (steps 0); lr × 0.1 after the first of three epochs
+            "train.steps": 0, "train.epochs": 3, "train.batch_size": 8, "train.milestones": [1 / 3], "train.lr": 1e-2,
             "train.checkpoint_every": 1, "train.max_steps_per_epoch": 0, "train.log_every": 2,
             "train.device": "cpu", "train.amp": "off", "train.num_threads": 1}
     sets.update(overrides)
@@ -166,7 +166,8 @@ def test_pretrain_writes_run_folder(dataset, tmp_path):
     assert [p.name for p in info.checkpoints] == ["epoch_0002.pt", "epoch_0003.pt"]
     last = state_of(info.checkpoint)
     assert last["epoch"] == 3 and last["global_step"] == 12 and last["pretrain_hash"] == cfg.pretrain_hash
-    assert set(last) >= {"model", "optimizer", "scheduler", "scaler", "rng", "config", "metrics"}
+    # no scheduler state: the learning rate is a function of global_step (harness.engine.schedule)
+    assert set(last) >= {"model", "optimizer", "scaler", "rng", "config", "metrics"}
     # metrics: a step line every 2 steps, an epoch line per epoch; lr decays after milestone 1
     recs = read_metrics(run)
     epochs = [r for r in recs if r["kind"] == "epoch"]
@@ -179,7 +180,7 @@ def test_pretrain_writes_run_folder(dataset, tmp_path):
 
 
 def test_training_lowers_the_loss(dataset, tmp_path):
-    cfg = toy_cfg(dataset, tmp_path, **{"train.epochs": 6, "train.milestones": [100],
+    cfg = toy_cfg(dataset, tmp_path, **{"train.epochs": 6, "train.milestones": [],
                                          "method.options": {"dropout": 0.0}})
     pretrain(cfg, progress=False)
     losses = [r["loss"] for r in read_metrics(tmp_path / "runs" / f"{TOY}-{cfg.pretrain_hash}")
@@ -220,6 +221,7 @@ def test_resume_is_exact(dataset, tmp_path, kill_at):
     la, lb = read_metrics(full.run_dir), read_metrics(resumed.run_dir)
     assert [r["step"] for r in la] == [r["step"] for r in lb]
     assert [r["loss"] for r in la] == [r["loss"] for r in lb]
+    assert [r["lr"] for r in la] == [r["lr"] for r in lb]  # the schedule picks up from the step count
 
 
 def test_resume_refuses_a_different_config(dataset, tmp_path):
@@ -360,17 +362,26 @@ def test_amp_resolution():
 
 
 def test_optimizers(dataset, tmp_path):
-    params = [nn.Parameter(torch.ones(3))]
+    model = nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4))
+    cpu = torch.device("cpu")
     cfg = toy_cfg(dataset, tmp_path)
-    opt = build_optimizer(cfg, params)
-    assert type(opt) is torch.optim.Adam and opt.defaults["weight_decay"] == cfg.train.weight_decay
+    opt = build_optimizer(cfg, model, cpu)
+    assert type(opt) is torch.optim.Adam and len(opt.param_groups) == 1
+    assert opt.param_groups[0]["weight_decay"] == cfg.train.weight_decay  # coupled L2 on every parameter
+    assert opt.param_groups[0]["betas"] == (0.9, 0.999)
     cfg.train.optimizer = "adamw"
-    assert type(build_optimizer(cfg, params)) is torch.optim.AdamW
+    assert type(build_optimizer(cfg, model, cpu)) is torch.optim.AdamW
+    cfg.train.decay_norm_and_bias = False  # biases and norm weights in a group without decay
+    groups = build_optimizer(cfg, model, cpu).param_groups
+    decays = sorted((g["weight_decay"], sum(p.numel() for p in g["params"])) for g in groups)
+    assert decays == [(0.0, 4 + 4 + 4), (cfg.train.weight_decay, 12)]
     cfg.train.optimizer = "sgd"
-    assert build_optimizer(cfg, params).defaults["momentum"] == 0.9
+    assert build_optimizer(cfg, model, cpu).defaults["momentum"] == 0.9
     cfg.train.optimizer = "adamm"
+    with pytest.raises(UnknownNameError, match="adam"):  # every run checks its config first
+        cfg.resolved()
     with pytest.raises(UnknownNameError, match="adam"):
-        build_optimizer(cfg, params)
+        pretrain(cfg, progress=False)
 
 
 def test_bad_inputs(dataset, tmp_path):
@@ -406,3 +417,39 @@ def test_sharded_batches_match_single_process(dataset):
     assert [len(b.index) for b in ShardedBatches(ds, np.arange(17), 8, prefetch=0)] == [8, 8]
     with pytest.raises(HarnessError, match="divisible"):
         ShardedBatches(ds, idx, 7, rank=0, world_size=2)
+
+
+def test_step_budget_and_fractional_milestones(dataset, tmp_path):
+    """train.steps is the budget whatever the data size; milestones are fractions of it."""
+    cfg = toy_cfg(dataset, tmp_path, **{"train.steps": 10, "train.epochs": 0, "train.milestones": [0.5]})
+    info = pretrain(cfg, progress=False)
+    assert info.global_step == 10 and info.epochs == 3  # 4 steps per epoch: 4 + 4 + 2
+    meta = json.loads((info.run_dir / "run.json").read_text())
+    assert meta["total_steps"] == 10 and meta["train_samples"] == 32
+    lrs = [r["lr"] for r in read_metrics(info.run_dir) if r["kind"] == "step"]  # steps 2, 4, ..., 10
+    assert lrs == pytest.approx([1e-2, 1e-2, 1e-3, 1e-3, 1e-3])  # × 0.1 from update 5 on (0-based)
+    with pytest.raises(HarnessError, match="fractions of the training budget"):
+        toy_cfg(dataset, tmp_path, **{"train.milestones": [351]}).resolved()
+    with pytest.raises(HarnessError, match="no training at all"):
+        toy_cfg(dataset, tmp_path, **{"train.steps": 0, "train.epochs": 0}).resolved()
+
+
+def test_schedules_follow_the_step_count():
+    from harness.engine.schedule import budget_steps, epochs_for, make_scheduler, milestone_steps
+
+    assert budget_steps(0, 451, 113) == 50_963 and budget_steps(320, 451, 113) == 320
+    assert epochs_for(10, 4) == 3 and milestone_steps([351 / 451], 451 * 113) == [351 * 113]
+
+    def lrs(**kw):
+        opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+        sched = make_scheduler(opt, total_steps=10, **kw)
+        out = []
+        for i in range(10):
+            sched.step_update(i)
+            out.append(opt.param_groups[0]["lr"])
+        return out
+
+    assert lrs(milestones=[0.5], gamma=0.1) == pytest.approx([1.0] * 5 + [0.1] * 5)
+    cos = lrs(schedule="cosine", warmup=0.2, min_lr=0.5)
+    assert cos[0] == 0.0 and cos[1] == pytest.approx(0.5) and cos[2] == pytest.approx(1.0)  # warm-up from 0
+    assert all(b <= a for a, b in zip(cos[2:], cos[3:])) and min(cos[2:]) >= 0.5

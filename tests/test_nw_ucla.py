@@ -21,7 +21,7 @@ from harness.data.nw_ucla import UCLA20
 from harness.data.prepared import open_prepared
 from harness.data.resample import resample
 from harness.errors import DataError
-from harness.methods.base import DataInfo, build_method
+from harness.contracts import DataInfo, build_method
 from harness.registry import DATASETS
 from nn_reference import raw_one_nn
 

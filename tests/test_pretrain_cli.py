@@ -39,14 +39,14 @@ def test_pretrain_prints_run_loss_and_checkpoint(dataset, tmp_path, capsys):
     assert run.parent == tmp_path / "runs" and run.name.startswith(f"{TOY}-")
     assert float(lines["final loss"]) > 0
     assert Path(lines["checkpoint"]) == run / "checkpoints" / "last.pt" and Path(lines["checkpoint"]).is_file()
-    assert "2 epoch(s), 6 step(s)" in out  # smoke: 2 epochs, 3 steps each
+    assert "2 epoch(s), 6 step(s)" in out  # smoke: a budget of 6 steps, at most 3 per epoch
     # --json; a second call with --resume auto finds the finished run and trains nothing more
     assert main(toy_args(dataset, tmp_path, "--json")) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["run_dir"] == str(run) and info["epochs"] == 2 and info["global_step"] == 6
     assert info["status"] == "finished" and info["resumed_from"].endswith("last.pt")
     bb, cfg = load_backbone(info["backbone"])
-    assert cfg.method.name == TOY and cfg.train.epochs == 2
+    assert cfg.method.name == TOY and cfg.train.steps == 6 and cfg.train.max_steps_per_epoch == 3
     assert bb(torch.zeros(1, 3, 6, 25, 2)).pooled.shape == (1, bb.feature_dim)
 
 
@@ -59,7 +59,8 @@ def test_pretrain_errors_exit_2(dataset, tmp_path, capsys):
     assert "train.optimizer" in capsys.readouterr().err  # the suggestion
 
 
-@pytest.mark.parametrize("extra", [[], ["--set", "encoder=sttr", "--set", "train.max_steps_per_epoch=1"]],
+@pytest.mark.parametrize("extra", [[], ["--set", "encoder=sttr", "--set", "train.max_steps_per_epoch=1",
+                                         "--set", "train.steps=2"]],
                          ids=["dste", "sttr"])
 def test_usdrl_on_synthetic_smoke(shared_workdir, capsys, extra):
     """The real method on the built-in dataset: `harness pretrain --method usdrl --dataset synthetic

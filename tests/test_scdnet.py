@@ -15,7 +15,8 @@ from harness.data.topology import NTU25
 from harness.engine import load_backbone, pretrain
 from harness.errors import HarnessError
 from harness.registry import METHODS
-from harness.methods.base import DataInfo, build_method
+from harness.contracts import DataInfo, build_method
+from harness.methods.moco import REFERENCE_STEPS, REFERENCE_TRAIN_CLIPS, derive_queue_and_momentum
 from harness.methods.scdnet import SCDNet, scd_loss
 from protocol_helpers import toy_dataset
 
@@ -26,13 +27,14 @@ INFO = DataInfo(topology=NTU25, num_classes=60, frames=FRAMES, persons=2)
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def make(seed=0, modality="joint", encoder="dste", **options):
+def make(seed=0, modality="joint", encoder="dste", info=INFO, **options):
     options.setdefault("queue_size", 16)
-    cfg = resolve("smoke", overrides={"method.name": "scdnet", "encoder.name": encoder, "encoder.drop_path": 0.0,
+    enc_options = {"drop_path": 0.0} if encoder == "dste" else {}  # deterministic forwards (STTR has none)
+    cfg = resolve("smoke", overrides={"method.name": "scdnet", "encoder.name": encoder, "encoder.options": enc_options,
                                       "train.batch_size": B, "method.modality": modality,
                                       "method.options": options})
     torch.manual_seed(seed)
-    return build_method(cfg, INFO)
+    return build_method(cfg, info)
 
 
 def clips(b=B, seed=0):
@@ -67,8 +69,17 @@ def test_scd_loss_hand_checked():
 
 def test_registered_with_reference_defaults():
     assert METHODS.get("scdnet") is SCDNet
-    o = SCDNet.resolve_options(resolve("paper", overrides={"method.name": "scdnet"}))
-    assert (o.queue_size, o.temperature, o.momentum, o.proj_dim) == (8192, 0.2, 0.999, 128)
+    paper = resolve("paper", overrides={"method.name": "scdnet"})
+    o = SCDNet.resolve_options(paper)
+    assert (o.queue_size, o.temperature, o.momentum, o.proj_dim, o.momentum_rule) == (0, 0.2, 0.999, 128, "budget")
+    # queue_size 0 = the rule: SCD-Net's 8,192 and 0.999 on NTU-60 xsub at the paper budget
+    assert derive_queue_and_momentum("x", queue_size=0, queue_ratio=o.queue_ratio, momentum=o.momentum,
+                                     rule=o.momentum_rule, train_samples=REFERENCE_TRAIN_CLIPS,
+                                     batch_size=paper.train.batch_size, total_steps=REFERENCE_STEPS) == (8192, 0.999)
+    ruled = make(queue_size=0, info=DataInfo(NTU25, 60, FRAMES, 2, train_samples=1000, batch_size=B, total_steps=320))
+    assert ruled.queue_size == round(8192 / REFERENCE_TRAIN_CLIPS * 1000) == 204
+    assert all(qq.size == 204 for qq in ruled.queues.values())
+    assert ruled.derived_settings()["momentum"] == pytest.approx(0.999 ** (REFERENCE_STEPS / 320))
     m = make()
     assert set(m.queues) == {"t", "s", "i"} and all(qq.queue.shape == (128, 16) for qq in m.queues.values())
     assert {"queues.t.queue", "queues.s.queue", "queues.i.queue", "queues.i.ptr"} <= set(m.state_dict())

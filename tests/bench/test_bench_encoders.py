@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from harness.config import resolve
-from harness.methods.encoders import build_encoder
+from harness.contracts import DataInfo, build_encoder
+from harness.data.topology import NTU25
 
 BATCH = {"smoke": 16, "cpu": 16, "paper": 8}
 
@@ -21,10 +22,10 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _encoder(name: str, preset: str):
-    cfg = resolve(preset, overrides={"encoder.name": name})
+    cfg = resolve(preset, overrides={"encoder.name": name}).resolved()
     torch.manual_seed(0)
-    enc = build_encoder(cfg.encoder, frames=cfg.data.frames, joints=25, persons=2).eval()
-    enc.init_weights()
+    info = DataInfo(topology=NTU25, num_classes=60, frames=cfg.data.frames, persons=2)
+    enc = build_encoder(cfg, info, reference_init=True).eval()
     x = torch.randn(BATCH[preset], 3, cfg.data.frames, 25, 2)
     return enc, x, cfg
 
@@ -39,7 +40,7 @@ def _forward(enc, x):
 def test_bench_forward(benchmark, name, preset):
     enc, x, cfg = _encoder(name, preset)
     out = benchmark(_forward, enc, x)
-    d = cfg.encoder.hidden
+    d = cfg.encoder.options["hidden"]
     assert out.pooled.shape == (x.shape[0], 2 * d)
     assert out.temporal.shape == (x.shape[0], cfg.data.frames, d) and out.spatial.shape == (x.shape[0], 50, d)
     assert torch.isfinite(out.pooled).all()
