@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -18,11 +19,15 @@ from harness.config import resolve
 from harness.data.prepared import open_prepared
 from harness.engine.loop import split_holdout, train_indices
 from harness.errors import HarnessError, UnknownNameError
-from harness.tune import (OverBudget, Objective, budget_used, create_study, make_spec, open_study,
-                          resolve_params, run_worker, search_space, paper_weights, validation_indices)
+from harness.contracts import Method
+from harness.methods.umurl import UmURL
 from harness.methods.usdrl import USDRL
+from harness.tune import (OverBudget, Objective, TuneResult, TuneSpec, best_yaml, budget_used, create_study,
+                          make_spec, open_study, paper_weights, planned_epochs, resolve_params, run_worker,
+                          search_space, validation_indices)
+from harness.tune.report import changed_keys
 
-# usdrl.md §8: LOSS = 5·SIM + 1·VAC + 1e-3·XC; VAC = 5·V + 1·AC; XC off-diagonal 0.005; domains 0.5
+# the paper's loss weights: LOSS = 5·SIM + 1·VAC + 1e-3·XC; VAC = 5·V + 1·AC; XC off-diagonal 0.005; domains 0.5
 PAPER = {"sim_weight": 5.0, "vac_weight": 1.0, "xc_weight": 1e-3, "variance_weight": 5.0,
          "covariance_weight": 1.0, "offdiag_weight": 0.005, "domain_weight": 0.5}
 # smoke preset, made a little smaller still so a trial takes seconds on a shared CPU
@@ -51,6 +56,37 @@ def test_param_aliases_map_to_usdrl_options():
         resolve_params(USDRL, "simm")
     with pytest.raises(UnknownNameError, match="num_views"):  # an int option is not a weight
         resolve_params(USDRL, "num_views")
+
+
+def test_aliases_are_declared_by_the_method():
+    assert resolve_params(UmURL, "sim,vac,var,cov") == ["sim_weight", "vac_weight", "variance_weight",
+                                                         "covariance_weight"]
+    with pytest.raises(UnknownNameError, match="tuning parameter of umurl 'xc'"):  # UmURL has no XC term
+        resolve_params(UmURL, "xc")
+
+    @dataclasses.dataclass
+    class Opts:
+        alpha_weight: float = 1.0
+        beta: float = 0.5
+        steps: int = 3
+
+    class Toy(Method):
+        name = "toy"
+        Options = Opts
+        tunable = {"alpha": "alpha_weight"}
+
+    assert resolve_params(Toy, "alpha,beta,alpha_weight") == ["alpha_weight", "beta"]
+    with pytest.raises(UnknownNameError) as err:
+        resolve_params(Toy, "gamma")
+    assert err.value.known == ["alpha", "alpha_weight", "beta"]  # aliases and float fields, not the int one
+    assert "Known: alpha, alpha_weight, beta." in str(err.value)
+
+    class Broken(Toy):
+        name = "broken"
+        tunable = {"n": "steps", "alpha": "alpha_weight"}
+
+    with pytest.raises(HarnessError, match="method 'broken' declares tunable aliases .*'n' → 'steps'"):
+        resolve_params(Broken, "alpha")
 
 
 def test_paper_weights_and_log_range():
@@ -98,6 +134,61 @@ def test_validation_split_is_stratified_and_disjoint(msr, tmp_path):
     assert np.array_equal(train_indices(ds, cfg), pretrain_idx)
     with pytest.raises(HarnessError, match="fraction must lie in"):
         split_holdout(ds, train, {"fraction": 1.5})
+
+
+def test_budget_gives_the_epochs_and_the_default_eval_every(msr, tmp_path):
+    ds = open_prepared(msr)
+    hold = "data.options.holdout={fraction: 0.2, seed: 0}"
+    # 226 kept samples in batches of 16: 15 steps per epoch (the last batch has 2), capped at 2 by FAST
+    assert planned_epochs(ds, smoke_cfg(msr, tmp_path, hold), np.arange(226)) == 3  # 6 steps
+    uncapped = smoke_cfg(msr, tmp_path, hold, "train.max_steps_per_epoch=0", "train.steps=31")
+    assert planned_epochs(ds, uncapped, np.arange(226)) == 3  # 15 + 15 + 1 steps
+    by_epochs = smoke_cfg(msr, tmp_path, hold, "train.steps=0", "train.epochs=7")
+    assert planned_epochs(ds, by_epochs, np.arange(226)) == 7
+    # --eval-every defaults to a fifth of the planned epochs (at least 1)
+    assert make_spec(smoke_cfg(msr, tmp_path), params="sim", trials=1, study="e1")[0].eval_every == 1
+    spec = make_spec(smoke_cfg(msr, tmp_path, "train.steps=40"), params="sim", trials=1, study="e2")[0]
+    assert spec.eval_every == 4  # 20 epochs of 2 steps
+    spec = make_spec(smoke_cfg(msr, tmp_path, "train.steps=0", "train.epochs=10"), params="sim", trials=1,
+                     study="e3")[0]
+    assert spec.eval_every == 2
+    assert make_spec(smoke_cfg(msr, tmp_path), params="sim", trials=1, eval_every=3)[0].eval_every == 3
+    with pytest.raises(HarnessError, match="train.steps=0 and train.epochs=0"):
+        make_spec(smoke_cfg(msr, tmp_path, "train.steps=0", "train.epochs=0"), params="sim", trials=1)
+
+
+def test_best_yaml_names_the_changed_keys_as_set_arguments(tmp_path):
+    sets = ["encoder.options.hidden=48", "train.steps=9", "train.milestones=[0.25, 0.75]", "data.frames=12"]
+    cfg = resolve("smoke", overrides=["method.name=usdrl", "method.options.vac_weight=2.0", *sets])
+    plain = resolve("smoke", overrides=["method.name=usdrl"])
+    changed = dict(changed_keys(plain.to_dict(), cfg.to_dict()))
+    assert changed == {"encoder.options.hidden": "48", "train.steps": "9", "train.milestones": "[0.25, 0.75]",
+                       "data.frames": "12", "method.options.vac_weight": "2.0"}
+    spec = TuneSpec(base={"data": {"options": {"holdout": {"fraction": 0.2, "seed": 0}}}},
+                    space={"sim_weight": [0.5, 50.0]}, paper={"sim_weight": 5.0}, trials=2, study="y",
+                    storage="sqlite:///y.db", trials_dir=str(tmp_path), eval_every=1)
+    result = TuneResult(study="y", storage=spec.storage, params=["sim_weight"], paper=spec.paper, space=spec.space,
+                        complete=2, pruned=0, failed=0, best_number=1, best_value=0.5,
+                        best_params={"sim_weight": 7.0}, paper_number=0, paper_value=0.4, paper_state="complete")
+    text = best_yaml(cfg, result, spec)
+    assert "encoder dste" in text and "modality joint" in text  # the method's defaults, resolved
+    (line,) = [ln for ln in text.splitlines() if ln.startswith("# tuned with: ")]
+    items = line.removeprefix("# tuned with: ").split(" --set ")
+    items[0] = items[0].removeprefix("--set ")
+    assert sorted(items) == sorted(sets)  # the method's own section is the file's body, not a comment
+    out = tmp_path / "best.yaml"
+    out.write_text(text)
+    again = resolve("smoke", out, overrides=items)
+    assert again.resolved().to_dict() == resolve("smoke", overrides=[
+        "method.name=usdrl", "method.options.vac_weight=2.0", "method.options.sim_weight=7.0", *sets]
+    ).resolved().to_dict()
+    # a method's own training defaults (MAMP's AdamW, cosine) are not changes the user made
+    mamp = resolve("smoke", overrides=["method.name=mamp"])
+    spec.space, spec.paper = {"mask_ratio": [0.5, 0.95]}, {"mask_ratio": 0.9}
+    result.params, result.paper, result.space = ["mask_ratio"], spec.paper, spec.space
+    result.best_params = {"mask_ratio": 0.8}
+    text = best_yaml(mamp, result, spec)
+    assert "# tuned with" not in text and "encoder mamp-vit" in text
 
 
 # --- SQLite storage: one waiting trial goes to one worker ---------------------------------------
@@ -168,6 +259,14 @@ def test_two_workers_then_resume(msr, tmp_path, capfd):
         assert cfg["data"]["options"]["holdout"] == {"fraction": 0.2, "seed": 0}
         info = json.loads((run / "run.json").read_text())
         assert info["train_samples"] == 226  # 284 xsub/train samples minus the 58 held out
+        assert info["total_steps"] == 6 and info["epochs_planned"] == 3  # smoke: 6 steps, 2 per epoch (FAST)
+        trial_cfg = resolve("smoke", run / "config.yaml")
+        assert planned_epochs(ds, trial_cfg, validation_indices(ds, trial_cfg)[0]) == 3  # as the engine counts
+        if t.state == TrialState.COMPLETE:
+            # epochs 1 and 2 are reported to the pruner; the last one (the budget spent) is the value
+            assert info["epochs"] == 3 and sorted(t.intermediate_values) == [1, 2]
+            by_epoch = t.user_attrs["val_knn1_by_epoch"]
+            assert sorted(by_epoch) == ["1", "2", "3"] and by_epoch["3"] == t.value
     assert len(folders) == 3
 
     # the best config loads with the preset and holds the best trial's weights

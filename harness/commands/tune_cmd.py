@@ -7,11 +7,13 @@ Each weight is sampled log-uniformly in [paper / spread, paper x spread] (spread
 weights are the study's first trial. A trial pretrains on data.split's train part minus a seeded,
 class-stratified validation hold-out (--val-fraction, 20 %) and scores kNN-1 accuracy on that
 hold-out (the test split is never used); MedianPruner stops weak trials early from the kNN
-accuracy measured every --eval-every epochs. The study lives in an Optuna storage (SQLite
+accuracy measured every --eval-every epochs. Each trial pretrains for the preset's budget
+(train.steps, or train.epochs when steps is 0). The study lives in an Optuna storage (SQLite
 <workdir>/studies/<study>.db by default; a PostgreSQL URL shares it between machines) and resumes:
 --trials is the total number of finished (complete or pruned) trials the study should reach.
-Parameter names: sim, vac, xc|xcorr, var|variance, cov|covariance, offdiag, domain, instance, or
-any float field of the method's options. See docs/tuning.md.
+Parameter names: the aliases the method declares (USDRL: sim, vac, xc|xcorr, var|variance,
+cov|covariance, offdiag, domain, instance) or any float field of its options; a wrong name lists
+them. See docs/tuning.md.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="validation hold-out per class of the train split (default 0.2)")
     p.add_argument("--val-seed", type=int, default=0, help="seed of the validation hold-out (default 0)")
     p.add_argument("--eval-every", type=int, default=0,
-                   help="epochs between intermediate kNN evaluations for pruning (default epochs/5)")
+                   help="epochs between intermediate kNN evaluations for pruning (default: a fifth of the "
+                        "epochs the budget gives, at least 1)")
     p.add_argument("--pruner", choices=("median", "none"), default="median", help="default median")
     p.add_argument("--startup-trials", type=int, default=3,
                    help="finished trials before the median pruner prunes anything (default 3)")
@@ -48,6 +51,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _tune(args: argparse.Namespace) -> int:
+    # imported here, not at module level: harness.tune brings Optuna and SQLAlchemy, about half a
+    # second that every other harness command would pay at start-up
     from ..tune import result_table, run_study
 
     cfg = config_from_args(args)
