@@ -32,3 +32,11 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test that uses the real data folder (directly or through a fixture) is marked ``real``,
+    so ``-m "not real"`` leaves out exactly the tests that read it."""
+    for item in items:
+        if "real_data" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.real)

@@ -12,6 +12,8 @@ from harness.data import agcn
 from harness.data.prepared import open_prepared
 from harness.errors import DataError
 
+pytestmark = pytest.mark.unit
+
 NAMES = {"train": ["S001C002P001R001A001.skeleton", "S001C003P002R002A002.skeleton",
                    "S002C002P004R001A003.skeleton"],
          "val": ["S001C001P003R001A001.skeleton", "S003C001P006R002A060.skeleton"]}

@@ -3,6 +3,8 @@ import pytest
 from harness import atomic
 from harness.results import ResultRow, append_rows, load_results
 
+pytestmark = pytest.mark.unit
+
 
 def test_atomic_write_keeps_old_content_on_failure(tmp_path):
     target = tmp_path / "f.txt"
@@ -29,6 +31,7 @@ def _append_many(args):
         append_rows(store, [ResultRow("m", "d", "p", f"w{worker}", float(i))])
 
 
+@pytest.mark.slow
 def test_concurrent_appends_lose_no_rows(tmp_path):
     import multiprocessing as mp
 

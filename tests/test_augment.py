@@ -2,7 +2,7 @@
 
 Exact tests on tiny tensors with known parameters, equivalence of the fused paths with the plain
 step-by-step ones, and a statistical comparison of the batched USDRL views with the per-sample
-reference feeder (usdrl.md §9).
+reference feeder (docs/reference/usdrl.md §9).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from harness.data.resample import resample, source_positions
 from harness.data.topology import MSR20, NTU25, Topology
 from harness.errors import HarnessError
 from harness.methods.usdrl import usdrl_views
+
+pytestmark = pytest.mark.unit
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -458,7 +460,7 @@ def test_pooled_views_survive_later_calls():
     assert all(torch.equal(a, b) for a, b in zip(first, copy))
 
 
-# --- modalities (usdrl.md §9.3) ----------------------------------------------------------------------------------
+# --- modalities (docs/reference/usdrl.md §9.3) ----------------------------------------------------------------------------------
 def test_bone_modality_ntu_pairs():
     x = torch.randn(2, 3, 5, 25, 2, generator=gen(0))
     b = bone(x, NTU25)
@@ -588,6 +590,7 @@ def _stat_runs():
     return ref, ours
 
 
+@pytest.mark.slow
 def test_statistics_branch_fractions(stat_runs):
     n = STAT_CLIPS * 4
     for res in stat_runs:
@@ -632,6 +635,7 @@ def test_statistics_matrices(stat_runs):
 
 
 # --- the benchmark command (a tiny run) ---------------------------------------------------------------------------
+@pytest.mark.e2e
 def test_bench_augment_json(capsys):
     from harness.cli import main
 

@@ -20,7 +20,7 @@ FRAMES, B = 16, 6
 INFO = DataInfo(topology=NTU25, num_classes=5, frames=FRAMES, persons=2)
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("one_thread")]
 
 
 def make(name="supervised", seed=0, encoder="dste", **options):
@@ -86,6 +86,7 @@ def test_random_floor_has_the_shape_of_the_trained_encoders():
         r([torch.zeros(1)])
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("name", ["supervised", "random"])
 def test_smoke_pretrain_and_reload(name, tmp_path):
     ds = toy_dataset(tmp_path / "data")

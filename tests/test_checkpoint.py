@@ -12,6 +12,8 @@ from harness.config import resolve
 from harness.engine import checkpoint as ck
 from harness.errors import HarnessError
 
+pytestmark = pytest.mark.unit
+
 
 class Foreign:
     pass

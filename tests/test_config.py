@@ -3,6 +3,8 @@ import pytest
 from harness.config import (RunConfig, apply_overrides, from_dict, load_yaml, parse_options, resolve)
 from harness.errors import HarnessError, UnknownNameError
 
+pytestmark = pytest.mark.unit
+
 
 def test_presets_differ_and_paper_is_the_reference():
     paper, cpu, smoke = resolve("paper"), resolve("cpu"), resolve("smoke")

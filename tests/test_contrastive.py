@@ -25,7 +25,7 @@ FRAMES, B = 16, 8
 INFO = DataInfo(topology=NTU25, num_classes=60, frames=FRAMES, persons=2)
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("one_thread")]
 
 
 def make(encoder="dste", seed=0, batch=B, variant="default", info=INFO, **options):
@@ -46,6 +46,7 @@ def clips(b=B, seed=0, t=FRAMES):
 
 # --- MoCo pieces on hand-checked numbers ---------------------------------------------------------
 
+@pytest.mark.parity
 def test_info_nce_hand_checked():
     q = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     k = torch.tensor([[0.6, 0.8], [1.0, 0.0]])
@@ -241,6 +242,7 @@ class Kill(Exception):
     pass
 
 
+@pytest.mark.e2e
 def test_smoke_pretrain_exports_and_resumes_exactly(tmp_path):
     """Through the engine: a run killed after epoch 1 and resumed ends bit-identical (queue included)."""
     ds = toy_dataset(tmp_path / "data")

@@ -23,9 +23,11 @@ from harness.engine import gather_with_grad, pretrain
 
 from test_engine import TOY, make_dataset, toy_cfg  # noqa: E402  (registers the toy method)
 
+pytestmark = pytest.mark.e2e
+
 try:
     from harness.methods.losses import cross_correlation, similarity, vac
-except ImportError:  # pragma: no cover - a local copy of the usdrl.md §8 formulas
+except ImportError:  # pragma: no cover - a local copy of the docs/reference/usdrl.md §8 formulas
     def vac(z):
         b, d = z.shape
         v = torch.relu(1 - torch.sqrt(z.var(0) + 1e-4)).mean()
@@ -93,6 +95,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_ddp_matches_single_process(tmp_path):
     dataset = make_dataset(tmp_path)
     mp.spawn(_worker, args=(free_port(), str(tmp_path), str(dataset)), nprocs=WORLD, join=True)

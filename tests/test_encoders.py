@@ -1,4 +1,4 @@
-"""DSTE / STTR encoders: parity with the USDRL reference (usdrl.md §2–7) and generality.
+"""DSTE / STTR encoders: parity with the USDRL reference (docs/reference/usdrl.md §2–7) and generality.
 
 Paper-size models are only instantiated (parameter counts) and run once at batch 1 (FLOP count,
 shapes); everything numerical runs at narrow widths.
@@ -58,7 +58,7 @@ def usdrl_projectors(d: int) -> list[Projector]:
     return [Projector(d, 2 * d, 2 * d), Projector(d, 2 * d, 2 * d), Projector(2 * d, 2 * d, 4 * d)]
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+pytestmark = [pytest.mark.parity, pytest.mark.unit, pytest.mark.usefixtures("one_thread")]  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def sttr_paper() -> STTR:
     return STTR(STTROptions())
 
 
-# --- a straightforward reference-style forward (usdrl.md §3–5), kept here as the slow path ------
+# --- a straightforward reference-style forward (docs/reference/usdrl.md §3–5), kept here as the slow path ------
 def _mlp(mlp: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return mlp.fc2(F.gelu(mlp.fc1(x)))
 
@@ -135,7 +135,7 @@ def test_registered():
     assert enc.options == STTROptions(hidden=32, ffn=48) and (enc.frames, enc.joints, enc.persons) == (16, 25, 2)
 
 
-# --- parameter counts (usdrl.md §7) ------------------------------------------------------------
+# --- parameter counts (docs/reference/usdrl.md §7) ------------------------------------------------------------
 def test_dste_paper_parameter_counts(dste_paper):
     d = dste_paper
     assert nparams(d) == 57_137_368
@@ -201,7 +201,7 @@ def test_reference_state_dict_names(dste_paper, sttr_paper):
     assert {"t_tr.layers.1.self_attn.in_proj_weight", "s_tr.layers.0.linear2.weight", "t_tr.layers.0.norm2.bias"} <= skeys
 
 
-# --- FLOPs (usdrl.md §7) -------------------------------------------------------------------------
+# --- FLOPs (docs/reference/usdrl.md §7) -------------------------------------------------------------------------
 def test_paper_flops_and_shapes(dste_paper, sttr_paper):
     # FlopCounterMode counts mm/addmm/bmm, convolutions and SDPA (2 FLOPs per MAC, the CPU SDPA
     # kernel added by flops.py); norms, softmax, activations and bias adds are not counted — the
@@ -392,7 +392,7 @@ def test_bad_inputs_and_configs():
         STTR(small_opts("sttr", layers=0))
 
 
-# --- initialisation (usdrl.md §6) ------------------------------------------------------------------
+# --- initialisation (docs/reference/usdrl.md §6) ------------------------------------------------------------------
 def test_init_weights():
     torch.manual_seed(9)
     enc = DSTE(small_opts(hidden=64, mlp_hidden=128), frames=16, joints=25, persons=2)
@@ -416,6 +416,7 @@ def test_init_weights():
 
 
 # --- harness bench encoder -------------------------------------------------------------------------
+@pytest.mark.e2e
 def test_bench_encoder_cli_json(capsys):
     import json
 
@@ -437,6 +438,7 @@ def test_bench_encoder_cli_json(capsys):
         3 * 4 * (rows[0]["gflops_per_sample"] + 2 * usdrl_projector_macs(32) / 1e9))
 
 
+@pytest.mark.e2e
 def test_bench_encoder_rejects_bad_arguments(capsys):
     from harness.cli import main
 

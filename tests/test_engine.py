@@ -28,11 +28,13 @@ from harness.errors import HarnessError, UnknownNameError
 from harness.registry import METHODS
 from harness.contracts import Backbone, EncoderOutput, Method
 
+pytestmark = pytest.mark.e2e
+
 TOY = "_engine_toy"
 
 
 def vac(z: torch.Tensor) -> torch.Tensor:
-    """Variance + auto-covariance of one view (the usdrl.md §8 formula)."""
+    """Variance + auto-covariance of one view (the docs/reference/usdrl.md §8 formula)."""
     b, d = z.shape
     std = torch.sqrt(z.var(dim=0) + 1e-4)
     v = F.relu(1 - std).mean()
@@ -350,6 +352,7 @@ def test_compile(dataset, tmp_path, monkeypatch):
     assert not any(k.startswith("_orig_mod") for k in state_of(info.checkpoint)["model"])
 
 
+@pytest.mark.unit
 def test_amp_resolution():
     assert resolve_amp("auto", "cpu").mode == "off"
     assert resolve_amp("off", "cpu").dtype is None
@@ -393,6 +396,7 @@ def test_bad_inputs(dataset, tmp_path):
         pretrain(toy_cfg(dataset, tmp_path, **{"method.name": "_no_such_method"}), progress=False)
 
 
+@pytest.mark.unit
 def test_sharded_batches_match_single_process(dataset):
     from harness.data.prepared import open_prepared
 
@@ -434,6 +438,7 @@ def test_step_budget_and_fractional_milestones(dataset, tmp_path):
         toy_cfg(dataset, tmp_path, **{"train.steps": 0, "train.epochs": 0}).resolved()
 
 
+@pytest.mark.unit
 def test_schedules_follow_the_step_count():
     from harness.engine.schedule import budget_steps, epochs_for, make_scheduler, milestone_steps
 

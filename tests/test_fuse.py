@@ -1,10 +1,13 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from harness.cli import main
 from harness.evaluation.scores import save_scores
+
+pytestmark = pytest.mark.e2e
 
 
 def test_fusion_beats_each_weak_model(tmp_path, capsys):

@@ -16,6 +16,8 @@ from harness.data.prepared import check_prepared, open_prepared
 from harness.data.topology import NTU25
 from harness.errors import DataError, UnknownNameError
 
+pytestmark = pytest.mark.unit
+
 DOC = Path(__file__).resolve().parents[1] / "docs" / "datasets.md"
 
 
@@ -52,6 +54,7 @@ def example(tmp_path: Path, monkeypatch) -> Path:
     return tmp_path
 
 
+@pytest.mark.e2e
 def test_worked_example_trimmed(example: Path, capsys):
     assert cli(["data", "prepare", "generic", "--raw", "stickfigures", "--out", "prepared/stickfigures"]) == 0
     assert capsys.readouterr().out.strip() == doc_console("harness data prepare generic --raw stickfigures")
@@ -69,6 +72,7 @@ def test_worked_example_trimmed(example: Path, capsys):
     assert info["shape"] == [2, 3, 4, 5, 1] and info["splits"] == {"default": {"train": 1, "test": 1}}
 
 
+@pytest.mark.e2e
 def test_worked_example_untrimmed_and_its_error(example: Path, capsys):
     assert cli(["data", "prepare", "generic", "--raw", "stickfigures-untrimmed", "--out", "prepared/u"]) == 0
     ds = open_prepared(example / "prepared" / "u")

@@ -22,7 +22,7 @@ FRAMES, B = 16, 4
 INFO = DataInfo(topology=NTU25, num_classes=60, frames=FRAMES, persons=2)
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("one_thread")]
 
 
 def make(seed=0, preset="smoke", variant="default", frames=FRAMES, **options):
@@ -31,6 +31,7 @@ def make(seed=0, preset="smoke", variant="default", frames=FRAMES, **options):
     return build_method(cfg, DataInfo(NTU25, 60, frames, 2))
 
 
+@pytest.mark.parity
 def test_motion_aware_scores_hand_checked():
     # one person, 3 time patches × 2 joints, every value of a patch equal
     level = torch.tensor([[0.0, 0.0], [1.0, 0.0], [3.0, 0.5]])  # (TP, VP)
@@ -57,11 +58,13 @@ def test_motion_aware_scores_hand_checked():
     assert ids_keep[0].tolist() == [0, 5] and mask[0].tolist() == [0, 1, 1, 1, 1, 0]
 
 
+@pytest.mark.parity
 def test_keep_count_follows_reference_arithmetic():
     assert keep_count(750, 0.9) == 74  # int(750 · 0.0999…) in float arithmetic
     assert keep_count(100, 0.9) == 9 and keep_count(100, 0.8) == 19 and keep_count(10, 0.5) == 5
 
 
+@pytest.mark.parity
 def test_motion_target_hand_checked():
     t = torch.arange(4, dtype=torch.float32)
     x = torch.stack([t, 2 * t, t * t], dim=-1).view(1, 4, 1, 3)  # (NM, T, V, C)
@@ -184,6 +187,7 @@ def test_adam_steps_lower_the_loss():
     assert losses[-1] < 0.9 * losses[0], losses
 
 
+@pytest.mark.e2e
 def test_smoke_pretrain(tmp_path):
     ds = toy_dataset(tmp_path / "data")
     cfg = resolve("smoke", overrides={"method.name": "mamp", "data.dataset": str(ds.root),

@@ -19,6 +19,8 @@ from harness.errors import DataError
 from harness.registry import DATASETS
 from nn_reference import raw_one_nn
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(scope="module")
 def msr_raw(real_data: Path) -> Path:
@@ -78,6 +80,7 @@ def test_prepare_counts_and_splits(msr_ds):
     assert shoulder[0] > 0 and np.allclose(shoulder[1:], 0, atol=1e-5)  # shoulders on +x at frame 0
 
 
+@pytest.mark.e2e
 def test_info_json_describes_it(msr_ds, capsys):
     assert cli(["data", "info", str(msr_ds.root), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)

@@ -14,6 +14,8 @@ from harness.data.prepared import open_prepared
 from harness.data.topology import NTU25
 from harness.errors import DataError
 
+pytestmark = pytest.mark.unit
+
 REAL = {"S001C001P001R001A011": (82, 1), "S001C003P008R002A058": (70, 2), "S004C002P003R001A017": (124, 1)}
 
 
@@ -219,7 +221,7 @@ def test_z_alignment_is_optional():
 
 
 def _loop_reference(data, z_align):
-    """A plain per-person, per-frame, per-joint transcription of data-formats.md §4 step 4."""
+    """A plain per-person, per-frame, per-joint transcription of docs/reference/data-formats.md §4 step 4."""
     s = data.transpose(0, 4, 2, 3, 1).copy()
     n, m, t = s.shape[:3]
     for i in range(n):
@@ -347,6 +349,8 @@ def test_prepare_options(tmp_path):
     assert not (tmp_path / "b").exists()  # nothing half-written
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.real
 def test_prepare_real_samples_with_a_pool(tmp_path, real_data):
     src = real_data / "ntu" / "samples"

@@ -8,6 +8,8 @@ import pytest
 from harness.data import ntu_splits as ns
 from harness.errors import DataError, UnknownNameError
 
+pytestmark = pytest.mark.unit
+
 
 def test_parse_name():
     n = ns.parse_name("some/dir/S018C002P045R001A120.skeleton")

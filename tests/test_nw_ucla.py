@@ -25,6 +25,8 @@ from harness.contracts import DataInfo, build_method
 from harness.registry import DATASETS
 from nn_reference import raw_one_nn
 
+pytestmark = pytest.mark.unit
+
 FIRST_JOINT = [-0.619699, 0.328046, 3.18186]  # a01_s01_e00_v01, frame 0, hip centre
 
 
@@ -73,6 +75,7 @@ def test_ucla20_bones_and_flip():
     assert flipped == set(UCLA20.bones)
 
 
+@pytest.mark.slow
 def test_left_and_right_bones_match_on_real_data(ucla_raw_ds):
     """A wrong joint order shows up as unequal left/right limb lengths."""
     ds = ucla_raw_ds
@@ -99,6 +102,7 @@ def test_read_clip_real_file(ucla_raw: Path):
     assert seq[0, 4, 0] < seq[0, 8, 0]  # left shoulder has the smaller x, as in MSR and NTU
 
 
+@pytest.mark.slow
 def test_prepare_counts_and_splits(ucla_ds):
     ds = ucla_ds
     assert ds.data.shape == (1484, 3, 201, 20, 1)
@@ -133,6 +137,7 @@ def test_prepare_counts_and_splits(ucla_ds):
     assert shoulder[0] > 0 and np.allclose(shoulder[1:], 0, atol=1e-5)
 
 
+@pytest.mark.e2e
 def test_info_json_describes_it(ucla_ds, capsys):
     assert cli(["data", "info", str(ucla_ds.root), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
@@ -175,6 +180,7 @@ def test_one_nearest_neighbour_reference(ucla_raw_ds):
     assert total == 760 and 0.57 <= correct / total <= 0.70
 
 
+@pytest.mark.slow
 def test_auto_prepare_through_resolve_dataset(real_data: Path, tmp_path: Path, monkeypatch):
     monkeypatch.setenv("HARNESS_REAL_DATA", str(real_data))
     assert "nw-ucla" in DATASETS
@@ -230,6 +236,7 @@ def test_single_frame_file_prepares(small_raw: Path, tmp_path: Path):
     np.testing.assert_allclose(ds.clip(1)[:, 0, UCLA20.center, 0], 0, atol=1e-6)
 
 
+@pytest.mark.e2e
 def test_error_for_invalid_json_names_file_and_line(small_raw: Path, tmp_path: Path, capsys):
     f = small_raw / f"{NAMES[1]}.json"
     f.write_text('{"file_name": "a08_s02_e01_v02",\n "skeletons": [[[0.1, 0.2,]]]}')

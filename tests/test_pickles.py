@@ -13,6 +13,8 @@ import pytest
 from harness.data.pickles import safe_load_pickle, safe_loads_pickle
 from harness.errors import DataError
 
+pytestmark = pytest.mark.unit
+
 
 class _RunsShell:
     def __init__(self, marker):

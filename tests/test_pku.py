@@ -14,6 +14,8 @@ from harness.data import pku
 from harness.data.prepared import check_prepared, open_prepared
 from harness.errors import DataError, HarnessError
 
+pytestmark = pytest.mark.unit
+
 REAL_VIDEO = "A10N08-L"
 
 
@@ -153,6 +155,7 @@ def test_all_zero_clips_are_counted_or_dropped(root: Path, tmp_path: Path):
     assert check_prepared(ds) == []
 
 
+@pytest.mark.e2e
 def test_both_modes_through_the_cli(root: Path, tmp_path: Path, capsys):
     split = tmp_path / "my_cross_view.txt"
     split.write_text(f"Training videos: \nA10N02-R, \nValidataion videos: \n{REAL_VIDEO}, \n")
@@ -245,6 +248,7 @@ def test_layout_errors(root: Path, tmp_path: Path):
         pku.parse_split_arguments(["a_cross_subject.txt", "b_cross_subject.txt"])
 
 
+@pytest.mark.e2e
 def test_phase1_names_with_the_real_split_file(real_data: Path, real_skeleton: Path, tmp_path: Path):
     """Phase I names, the official split file through the CLI, two of its videos present."""
     root = tmp_path / "PKU1"

@@ -24,7 +24,7 @@ from protocol_helpers import toy_dataset
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "harness-example-method"
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("one_thread")]
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +61,7 @@ def test_example_loss_in_process():
     assert m(views)["loss"].item() > -1.0
 
 
+@pytest.mark.slow
 def test_example_is_listed_pretrained_and_evaluated(site, tmp_path):
     listing = json.loads(cli(site, "list", "--json").stdout)
     entry = [e for e in listing["methods"] if e["name"] == "example_simsiam"]

@@ -9,6 +9,8 @@ from harness.data.prepared import PreparedWriter, check_prepared, open_prepared
 from harness.data.topology import MSR20, NTU25, Topology, get_topology
 from harness.errors import DataError
 
+pytestmark = pytest.mark.unit
+
 
 def _write(out, n=6, t_max=12, topology=MSR20, m=1, untrimmed=False, bad=None):
     rng = np.random.default_rng(0)
@@ -107,6 +109,7 @@ def test_topology_json_and_builtins(tmp_path):
         Topology("x", ("a",), ((0, 3),), 0, (0, 0))
 
 
+@pytest.mark.e2e
 def test_data_info_and_check_cli(tmp_path, capsys):
     out = _write(tmp_path / "toy")
     assert main(["data", "info", str(out), "--json"]) == 0

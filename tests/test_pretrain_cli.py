@@ -13,6 +13,8 @@ from harness.engine import load_backbone
 
 from test_engine import TOY, make_dataset  # noqa: E402  (registers the toy method)
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
@@ -59,6 +61,7 @@ def test_pretrain_errors_exit_2(dataset, tmp_path, capsys):
     assert "train.optimizer" in capsys.readouterr().err  # the suggestion
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extra", [[], ["--set", "encoder=sttr", "--set", "train.max_steps_per_epoch=1",
                                          "--set", "train.steps=2"]],
                          ids=["dste", "sttr"])

@@ -9,6 +9,8 @@ from harness.protocols.semi import stratified_subset, subset_indices
 
 from protocol_helpers import MeanPoseBackbone, NoiseBackbone, context, toy_dataset
 
+pytestmark = pytest.mark.unit
+
 
 def test_knn_predict_matches_brute_force_cosine():
     gen = torch.Generator().manual_seed(0)

@@ -16,7 +16,7 @@ from harness.data.pyskl import prepare_pyskl
 from harness.data.topology import NTU25
 from harness.errors import DataError
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("one_thread")]
 
 # (setup, camera, performer, action, persons, stored frames, total_frames)
 SAMPLES = [(1, 1 + k % 3, (1, 2, 3, 6)[k % 4], 1 + k % 3, 1 + (k % 5 == 0), 18 + 3 * k, 18 + 3 * k)
@@ -68,6 +68,7 @@ def pkl(tmp_path: Path) -> Path:
     return write(tmp_path / "ntu60_3danno.pkl", {"split": splits(anns), "annotations": anns})
 
 
+@pytest.mark.e2e
 def test_prepare_counts_lengths_splits_labels(pkl: Path, tmp_path: Path, capsys):
     out = tmp_path / "prepared"
     assert main(["data", "prepare", "pyskl", "--raw", str(pkl), "--out", str(out)]) == 0
@@ -125,6 +126,7 @@ def test_every_pickle_protocol_and_float32(tmp_path: Path, protocol: int):
     assert open_prepared(prepare_pyskl(raw, tmp_path / "p")).num_samples == 20
 
 
+@pytest.mark.e2e
 def test_train_on_it_with_harness_run(pkl: Path, tmp_path: Path, capsys):
     out = tmp_path / "prepared"
     prepare_pyskl(pkl, out)
@@ -179,6 +181,7 @@ def test_errors_name_the_file_and_the_sample(tmp_path: Path, change, message):
     assert not (tmp_path / "out").exists()  # nothing written half
 
 
+@pytest.mark.e2e
 def test_cli_errors_and_unsafe_pickle(tmp_path: Path, capsys):
     import os
 

@@ -8,6 +8,8 @@ import pytest
 from harness.errors import UnknownNameError
 from harness.registry import Registry
 
+pytestmark = pytest.mark.unit
+
 
 def test_register_get_and_suggestions():
     reg = Registry("widget", "harness.test-widgets")
@@ -51,6 +53,8 @@ def _make_plugin_dist(tmp_path):
     return site
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_entry_point_plugin_appears_in_harness_list(tmp_path):
     site = _make_plugin_dist(tmp_path)
     env = {"PYTHONPATH": str(site), "PATH": ""}

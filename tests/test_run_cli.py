@@ -7,12 +7,15 @@ import pytest
 from harness.cli import main
 from harness.results import load_results
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture
 def dirs(tmp_path, real_data):
     return ["--workdir", str(tmp_path / "work"), "--results", str(tmp_path / "res"), "--no-progress"]
 
 
+@pytest.mark.slow
 def test_run_pretrains_once_then_reuses_the_checkpoint(tmp_path, dirs, capsys):
     common = ["run", "--method", "usdrl", "--dataset", "msr-action3d", "--preset", "smoke", *dirs]
     assert main([*common, "--protocol", "knn", "--json"]) == 0

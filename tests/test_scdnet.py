@@ -24,7 +24,7 @@ FRAMES, B = 16, 8
 INFO = DataInfo(topology=NTU25, num_classes=60, frames=FRAMES, persons=2)
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("one_thread")]
 
 
 def make(seed=0, modality="joint", encoder="dste", info=INFO, **options):
@@ -47,6 +47,7 @@ def _ce0(logits):
     return -logits[0] + math.log(sum(math.exp(v) for v in logits))
 
 
+@pytest.mark.parity
 def test_scd_loss_hand_checked():
     s = 1 / math.sqrt(2)
     q = {"t": torch.tensor([[1.0, 0.0]]), "s": torch.tensor([[0.0, 1.0]]), "i": torch.tensor([[s, s]])}
@@ -173,6 +174,7 @@ def test_adam_steps_lower_the_loss():
     assert all(b < a for a, b in zip(losses, losses[1:])) and losses[-1] < losses[0] - 0.5, losses
 
 
+@pytest.mark.e2e
 def test_sttr_and_smoke_pretrain(tmp_path):
     m = make(encoder="sttr")
     assert torch.isfinite(m(clips())["loss"])

@@ -18,6 +18,8 @@ from harness.data.synthetic_motions import (ACTIONS, CLASS_NAMES, TRACK_INDEX, T
 from harness.data.topology import NTU25
 from harness.registry import DATASETS
 
+pytestmark = pytest.mark.unit
+
 J = syn.J
 
 
@@ -196,6 +198,7 @@ def test_registered_as_a_dataset_kind_with_variants():
     assert entry.obj.untrimmed_variant == "untrimmed"
 
 
+@pytest.mark.e2e
 def test_prepare_command_roundtrip(tmp_path, clips):
     out = tmp_path / "syn"
     assert cli(["data", "prepare", "synthetic", "--out", str(out), "--num-samples", "48"]) == 0
@@ -235,6 +238,7 @@ def test_untrimmed_auto_prepare_roundtrip_and_cache(tmp_path):
     assert (ds.root / "data.npy").stat().st_mtime_ns == stamp  # cached, not regenerated
 
 
+@pytest.mark.e2e
 def test_prepare_rejects_raw_input(tmp_path, capsys):
     assert cli(["data", "prepare", "synthetic", "--out", str(tmp_path / "x"), "--raw", "somewhere"]) == 2
     assert "drop --raw" in capsys.readouterr().err

@@ -23,7 +23,7 @@ FRAMES, B = 16, 8
 INFO = DataInfo(topology=NTU25, num_classes=60, frames=FRAMES, persons=2)
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("one_thread")]
 
 
 def make(modality="jbm", seed=0, encoder=None, **options):
@@ -54,6 +54,7 @@ def _vac(z):
     return 5 * v + cov / d
 
 
+@pytest.mark.parity
 def test_loss_hand_checked():
     zs = {
         "z_j": [[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]],
@@ -165,6 +166,7 @@ def test_adam_steps_lower_the_loss():
     assert losses[-1] < losses[0] - 0.5, losses
 
 
+@pytest.mark.e2e
 def test_views_and_smoke_pretrain(tmp_path):
     m = make()
     vs = m.make_views(torch.randn(4, 3, 30, 25, 2), torch.tensor([30, 22, 17, 9]), torch.Generator().manual_seed(0))

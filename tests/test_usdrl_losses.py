@@ -1,4 +1,4 @@
-"""Feature-decorrelation loss terms (methods/losses.py) against values computed by hand (usdrl.md §8)."""
+"""Feature-decorrelation loss terms (methods/losses.py) against values computed by hand (docs/reference/usdrl.md §8)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 from harness.methods import losses as L
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.parity, pytest.mark.unit, pytest.mark.usefixtures("one_thread")]
 
 
 def t(rows, dtype=torch.float64):

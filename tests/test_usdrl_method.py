@@ -23,7 +23,7 @@ FRAMES, B = 16, 8
 INFO = DataInfo(topology=NTU25, num_classes=60, frames=FRAMES, persons=2)
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("one_thread")]
 
 
 @dataclass
@@ -298,9 +298,10 @@ def test_dste_batched_forward_equals_per_view_forward():
         assert out[k].item() == pytest.approx(ref[k].item(), rel=1e-4, abs=1e-6), k
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("encoder,total", [("dste", 94_931_160), ("sttr", 65_507_328)])
 def test_paper_parameter_counts(encoder, total):
-    # usdrl.md §7: USDRL-DSTE / USDRL-STTR pretraining models (built on the meta device: no memory)
+    # docs/reference/usdrl.md §7: USDRL-DSTE / USDRL-STTR pretraining models (built on the meta device: no memory)
     cfg = resolve("paper", overrides={"encoder": encoder})
     with torch.device("meta"):
         m = build_method(cfg, DataInfo(topology=NTU25, num_classes=60, frames=64, persons=2))

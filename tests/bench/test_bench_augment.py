@@ -16,6 +16,8 @@ from harness.benchmarks.augment import make_clips, padded_batch
 from harness.benchmarks.reference_feeder import ReferenceFeeder
 from harness.methods.usdrl import usdrl_views
 
+pytestmark = pytest.mark.unit
+
 BATCH = 32
 
 

@@ -18,7 +18,7 @@ from harness.data.topology import NTU25
 BATCH = {"smoke": 16, "cpu": 16, "paper": 8}
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("one_thread")]  # tests/conftest.py
 
 
 def _encoder(name: str, preset: str):
