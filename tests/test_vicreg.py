@@ -25,7 +25,7 @@ FRAMES, B = 16, 8
 INFO = DataInfo(topology=NTU25, num_classes=60, frames=FRAMES, persons=2)
 ONE_THREAD = ["--set", "train.num_threads=1"]
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("one_thread")]
 
 
 def make(seed=0, encoder="", variant="default", **options):
@@ -225,6 +225,7 @@ def test_self_description():
 
 
 # --- the CLI seams -----------------------------------------------------------------------------------
+@pytest.mark.e2e
 def test_harness_list_shows_vicreg(capsys):
     assert main(["list", "methods", "--json"]) == 0
     entry = next(e for e in json.loads(capsys.readouterr().out)["methods"] if e["name"] == "vicreg")
@@ -237,6 +238,8 @@ def _cell_values(table_md: str, label: str) -> list[str]:
     return [c.strip() for c in line.strip("|").split("|")]
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_smoke_run_under_every_protocol_and_the_tables(tmp_path, capsys):
     dirs = ["--workdir", str(tmp_path / "work"), "--results", str(tmp_path / "res"), "--no-progress"]
     common = ["run", "--method", "vicreg", "--preset", "smoke", *dirs, *ONE_THREAD, "--json"]
@@ -264,6 +267,8 @@ def test_smoke_run_under_every_protocol_and_the_tables(tmp_path, capsys):
         assert any(measured.search(c) for c in cells), (n, cells)
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_tune_smoke(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code = main(["tune", "--preset", "smoke", "--method", "vicreg", "--params", "sim,var", "--trials", "2",
@@ -274,6 +279,7 @@ def test_tune_smoke(tmp_path, capsys, monkeypatch):
     assert "name: vicreg" in best and "sim_weight:" in best and "variance_weight:" in best
 
 
+@pytest.mark.e2e
 def test_tune_reads_the_declared_aliases(tmp_path, capsys):
     code = main(["tune", "--preset", "smoke", "--method", "vicreg", "--params", "sim,covv", "--trials", "2",
                  "--workdir", str(tmp_path)])
