@@ -1,4 +1,4 @@
-"""The USDRL paper's (AAAI 2025) Tables 1–5, transcribed from ../shared/specs/paper-tables.md.
+"""The USDRL paper's (AAAI 2025) Tables 1–5, transcribed from docs/reference/paper-tables.md.
 
 These are the *paper's* numbers, shown beside the harness's measured ones; nothing here is a result
 of this harness. ``None`` is a cell the paper prints as "-". Table 5's VAC/XC/MG-FD marks are lost

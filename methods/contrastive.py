@@ -1,4 +1,4 @@
-"""Negative-based contrastive learning: MoCo-v2 as in SkeletonCLR (methods.md §1, core algorithm).
+"""Negative-based contrastive learning: MoCo-v2 as in SkeletonCLR (docs/reference/methods.md §1, core algorithm).
 
 What it follows of the reference (Levigty/AimCLR ``net/skeletonclr.py``):
 
@@ -29,7 +29,7 @@ Departures:
   ``--method contrastive --set encoder=sttr``, row 4 = ``--method contrastive`` (DSTE). DSTE/STTR get
   their reference initialisation (``encoder.init_weights()``), as in USDRL; the head keeps PyTorch's.
 - **Views** (``method.options.augment``). ``usdrl`` (default): two views of USDRL's pretraining
-  augmentation (crop-resize U(0.1, 1) + joint corruption or shear, usdrl.md §9), so that Table 5 rows
+  augmentation (crop-resize U(0.1, 1) + joint corruption or shear, docs/reference/usdrl.md §9), so that Table 5 rows
   1/4 differ from rows 3/7 only in the objective. ``aimclr``: AimCLR's "normal" view — the whole valid
   range resampled to T frames (the downstream rule), shear with off-diagonals U(−0.5, 0.5), then a
   random T-frame window of the clip padded by T//6 mirrored frames on each side (AimCLR's
@@ -68,7 +68,7 @@ AUGMENTS = ("usdrl", "aimclr")
 
 @dataclass
 class ContrastiveOptions:
-    """``method.options`` of ``contrastive``; the defaults are SkeletonCLR's (methods.md §1)."""
+    """``method.options`` of ``contrastive``; the defaults are SkeletonCLR's (docs/reference/methods.md §1)."""
 
     queue_size: int = 0  # K; 0 = queue_ratio × the training clips (32,768 on NTU-60 xsub), at least a batch
     queue_ratio: float = 32768 / REFERENCE_TRAIN_CLIPS  # SkeletonCLR's K over NTU-60 xsub's training clips

@@ -1,10 +1,10 @@
-"""Feature-decorrelation loss terms shared by USDRL and UmURL (usdrl.md §8, methods.md §2).
+"""Feature-decorrelation loss terms shared by USDRL and UmURL (docs/reference/usdrl.md §8, docs/reference/methods.md §2).
 
 Every term is a pure function of projector outputs z ∈ R^{B×D} (rows = samples). All of them
 compute in float32 (float64 inputs stay float64, for gradcheck) with autocast disabled, whatever
 precision the projectors ran in: the reference's MSE runs in fp32 under fp16 autocast, and the
 D×D products are the numerically fragile part, so we keep them in fp32 too (the reference runs
-those in fp16; usdrl.md §8 "Numerics").
+those in fp16; docs/reference/usdrl.md §8 "Numerics").
 
 Terms (reference constants as defaults):
 
@@ -122,7 +122,7 @@ def multi_grained_loss(z_i: Sequence[torch.Tensor], z_t: Sequence[torch.Tensor] 
                        covariance_weight: float = 1.0, variance_target: float = 1.0,
                        variance_eps: float = 1e-4, offdiag_weight: float = 0.005,
                        use_vac: bool = True, use_xc: bool = True) -> dict[str, torch.Tensor]:
-    """USDRL's multi-grained feature decorrelation over K views (usdrl.md §8).
+    """USDRL's multi-grained feature decorrelation over K views (docs/reference/usdrl.md §8).
 
     ``z_i``, ``z_t``, ``z_s`` are the K projector outputs of the instance, temporal and spatial
     domains (each a list of (B, D_d) tensors, view K−1 the anchor). A domain whose list is None or

@@ -11,7 +11,7 @@
   τ + 1e-10); score = log softmax(s) − log(−log(u + 1e-10) + 1e-10) with u ~ U(0, 1) (Gumbel); the
   ``int(L·(1 − ratio))`` tokens with the **lowest** score are kept. τ ≤ 0 is uniform random masking
   (score = u; the MAE baseline, variant ``mae``). The number kept follows the reference's float
-  arithmetic: 74 of 750 at the paper size (methods.md rounds it to 75).
+  arithmetic: 74 of 750 at the paper size (docs/reference/methods.md rounds it to 75).
 - **Decoder.** Linear(D → D_dec), learned mask token (trunc-normal 0.02), unshuffle, separate decoder
   PEs, decoder blocks, LN, Linear(D_dec → 12). Its depth follows the reference's ratio to the encoder
   depth (``decoder_ratio``: 3 of 8 blocks for NTU-60, 5 of 8 for NTU-120 / PKU, variants ``ntu120``,
@@ -51,7 +51,7 @@ from .encoders.mamp_vit import PATCH, MAMPViT, vit_blocks, xavier_init
 
 @dataclass
 class MAMPOptions:
-    """``method.options`` of MAMP; the defaults are the NTU-60 configuration (methods.md §4)."""
+    """``method.options`` of MAMP; the defaults are the NTU-60 configuration (docs/reference/methods.md §4)."""
 
     mask_ratio: float = 0.9
     tau: float = 0.8  # motion-aware temperature; ≤ 0 = random masking (MAE)

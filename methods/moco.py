@@ -1,4 +1,4 @@
-"""Shared MoCo machinery: EMA key encoders, FIFO key queues and InfoNCE (methods.md §1, §3).
+"""Shared MoCo machinery: EMA key encoders, FIFO key queues and InfoNCE (docs/reference/methods.md §1, §3).
 
 Used by ``contrastive`` (MoCo-v2 / SkeletonCLR) and ``scdnet`` (SCD-Net). The pieces follow the
 reference implementations (Levigty/AimCLR ``net/skeletonclr.py``, cong-wu/SCD-Net ``scd/builder.py``):

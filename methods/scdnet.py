@@ -1,4 +1,4 @@
-"""SCD-Net: spatiotemporal clue disentanglement with a global instance anchor (methods.md §3).
+"""SCD-Net: spatiotemporal clue disentanglement with a global instance anchor (docs/reference/methods.md §3).
 
 Follows cong-wu/SCD-Net @ 0af1b19 (``scd/builder.py``, ``feeder/augmentations.py``) for the
 contrast and the augmentation:
@@ -63,7 +63,7 @@ from .usdrl import token_width
 
 @dataclass
 class SCDNetOptions:
-    """``method.options`` of SCD-Net; the defaults are the reference's (methods.md §3)."""
+    """``method.options`` of SCD-Net; the defaults are the reference's (docs/reference/methods.md §3)."""
 
     queue_size: int = 0  # K per queue; 0 = queue_ratio × the training clips (8,192 on NTU-60 xsub)
     queue_ratio: float = 8192 / REFERENCE_TRAIN_CLIPS  # SCD-Net's K over NTU-60 xsub's training clips

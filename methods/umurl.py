@@ -52,7 +52,7 @@ from .usdrl import usdrl_views
 
 @dataclass
 class UmURLOptions:
-    """``method.options`` of UmURL; the defaults are the reference's (methods.md §2)."""
+    """``method.options`` of UmURL; the defaults are the reference's (docs/reference/methods.md §2)."""
 
     sim_weight: float = 5.0  # weight of intra + inter
     vac_weight: float = 1.0  # weight of Σ VAC
@@ -125,7 +125,7 @@ class UmURL(Method):
     # --- the Method seam ----------------------------------------------------------------------
     def make_views(self, x: torch.Tensor, lengths: torch.Tensor,
                    generator: torch.Generator | None = None) -> list[torch.Tensor]:
-        """4 USDRL views (usdrl.md §9): 1 → joint, 2 → bone, 3 → motion, 4 → J + B + M."""
+        """4 USDRL views (docs/reference/usdrl.md §9): 1 → joint, 2 → bone, 3 → motion, 4 → J + B + M."""
         return usdrl_views(x, lengths, num_views=4, frames=self.info.frames, generator=generator)
 
     def project(self, views: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:

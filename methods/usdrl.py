@@ -1,4 +1,4 @@
-"""USDRL: multi-grained feature decorrelation (Weng et al., AAAI 2025; usdrl.md).
+"""USDRL: multi-grained feature decorrelation (Weng et al., AAAI 2025; docs/reference/usdrl.md).
 
 K augmented views (default 4) of each clip go through one encoder (DSTE by default) in a single
 batched forward. The dense temporal and spatial tokens are max-pooled to ȳ_t and ȳ_s, the
@@ -12,7 +12,7 @@ t_proj, s_proj d → 2d → 2d → 2d and i_proj F → 2d → 2d → 4d, F the e
 for DSTE/STTR). The paper sizes (1024 → 2048 → 2048 → 2048; 2048 → 2048 → 2048 → 4096) are the
 d = 1024 case; ``proj_hidden``, ``proj_out`` and ``instance_out`` override them.
 
-Initialisation (usdrl.md §6): an encoder with an ``init_weights()`` method (DSTE, STTR) gets the
+Initialisation (docs/reference/usdrl.md §6): an encoder with an ``init_weights()`` method (DSTE, STTR) gets the
 reference's pretraining init; the projectors always do (``layers.init_weights``). Under DDP every
 projection is all-gathered with gradient before the loss, so all batch statistics come from the
 global batch (the reference's DataParallel gathers outputs too); projector BatchNorm is per process.
@@ -20,7 +20,7 @@ With ``domain_weight`` 0 the temporal/spatial projectors are not built (no unuse
 
 Modality: ``cfg.method.modality`` (joint | bone | motion) is applied inside the backbone, after
 augmentation, by :func:`harness.data.modality.to_modality`. The reference parses ``--moda`` and
-ignores it (usdrl.md §13.1); here it is honoured, so bone and motion models (3s-USDRL) exist.
+ignores it (docs/reference/usdrl.md §13.1); here it is honoured, so bone and motion models (3s-USDRL) exist.
 
 Table 5 and Figure 5 through configuration only (``--set method.variant=NAME``):
 
@@ -60,7 +60,7 @@ from .losses import multi_grained_loss
 
 @dataclass
 class USDRLOptions:
-    """``method.options`` of USDRL; the defaults are the reference's constants (usdrl.md §8)."""
+    """``method.options`` of USDRL; the defaults are the reference's constants (docs/reference/usdrl.md §8)."""
 
     sim_weight: float = 5.0  # κ: weight of the similarity term
     vac_weight: float = 1.0  # weight of the whole VAC term
@@ -83,7 +83,7 @@ class USDRLOptions:
 def usdrl_views(x: torch.Tensor, lengths: torch.Tensor, num_views: int = 4, frames: int = 64,
                 generator: torch.Generator | None = None, *, ratio: tuple[float, float] = (0.1, 1.0),
                 count: int | None = None, pool: HostBufferPool | None = DEFAULT_POOL) -> list[torch.Tensor]:
-    """USDRL's pretraining views (usdrl.md §9): ``num_views`` independent crop-resizes to ``frames``
+    """USDRL's pretraining views (docs/reference/usdrl.md §9): ``num_views`` independent crop-resizes to ``frames``
     (scale U(0.1, 1)), each then joint corruption or shear; (B, 3, frames, V, M) each. UmURL, MoCo and
     VICReg use the same recipe."""
     pipeline = Compose(CropResize(frames, ratio), USDRLSpatial(count=count))
@@ -151,7 +151,7 @@ class USDRL(Method):
         else:  # single-grained: no temporal/spatial projectors (nothing unused under DDP)
             self.t_proj = self.s_proj = None
         self.i_proj = Projector(encoder.feature_dim, hidden, o.instance_out or 4 * d)
-        # the reference's pretraining init (usdrl.md §6): every Linear ~ trunc-normal(0, 0.02),
+        # the reference's pretraining init (docs/reference/usdrl.md §6): every Linear ~ trunc-normal(0, 0.02),
         # bias 0; LayerNorm 1/0; attention in_proj, Conv1d and BatchNorm keep PyTorch defaults.
         # An encoder with its own init_weights() (DSTE, STTR) gets it; others keep their own init.
         if callable(getattr(encoder, "init_weights", None)):
@@ -163,7 +163,7 @@ class USDRL(Method):
     # --- the Method seam ----------------------------------------------------------------------
     def make_views(self, x: torch.Tensor, lengths: torch.Tensor,
                    generator: torch.Generator | None = None) -> list[torch.Tensor]:
-        """K independent views (crop-resize to T frames + joint corruption or shear), usdrl.md §9."""
+        """K independent views (crop-resize to T frames + joint corruption or shear), docs/reference/usdrl.md §9."""
         return usdrl_views(x, lengths, num_views=self.num_views, frames=self.info.frames,
                            generator=generator)
 

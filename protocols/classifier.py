@@ -13,7 +13,7 @@ from harness.engine.schedule import budget_steps, epochs_for, make_scheduler
 
 
 def linear_head(in_dim: int, num_classes: int) -> nn.Linear:
-    """The references' probe: weight ~ N(0, 0.01), bias 0 (usdrl.md §10)."""
+    """The references' probe: weight ~ N(0, 0.01), bias 0 (docs/reference/usdrl.md §10)."""
     fc = nn.Linear(in_dim, num_classes)
     nn.init.normal_(fc.weight, 0.0, 0.01)
     nn.init.zeros_(fc.bias)

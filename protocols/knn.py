@@ -1,4 +1,4 @@
-"""kNN retrieval (protocols.md §2): frozen encoder, L2-normalised pooled features, gallery = train split.
+"""kNN retrieval (docs/reference/protocols.md §2): frozen encoder, L2-normalised pooled features, gallery = train split.
 
 ``knn1`` is what every reference reports (scikit-learn ``KNeighborsClassifier(n_neighbors=1,
 metric="cosine")``): the label of the most cosine-similar training sample. ``knn20_weighted`` is

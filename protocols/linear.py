@@ -1,4 +1,4 @@
-"""Linear evaluation (protocols.md §1): a frozen encoder in eval mode and a linear head on y_i.
+"""Linear evaluation (docs/reference/protocols.md §1): a frozen encoder in eval mode and a linear head on y_i.
 
 The backbone is frozen and in eval mode (BatchNorm statistics and DropPath frozen), and the
 evaluation clips are deterministic (whole valid range resampled). The pooled features are therefore

@@ -1,4 +1,4 @@
-"""Semi-supervised evaluation (protocols.md §3): fine-tune the whole network on 1 % / 10 % of labels.
+"""Semi-supervised evaluation (docs/reference/protocols.md §3): fine-tune the whole network on 1 % / 10 % of labels.
 
 The USDRL paper fine-tunes the entire model on 1 % and 10 % of the training labels (Table 2) but
 publishes no code; its unused hook draws an unstratified prefix and applies it to the test split

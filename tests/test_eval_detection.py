@@ -1,4 +1,4 @@
-"""``harness eval-detection`` end to end on the protocols.md §9.4 example."""
+"""``harness eval-detection`` end to end on the docs/reference/protocols.md §9.4 example."""
 
 from __future__ import annotations
 

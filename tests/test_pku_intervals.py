@@ -1,4 +1,4 @@
-"""The frames → intervals rules of harness.evaluation.intervals (protocols.md §5.1, §5.2) against a
+"""The frames → intervals rules of harness.evaluation.intervals (docs/reference/protocols.md §5.1, §5.2) against a
 literal mean filter and the spec's test vectors (§9.3)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The PKU-MMD scorers (protocols.md §6–§9) against literal transcriptions and the spec's test vectors.
+"""The PKU-MMD scorers (docs/reference/protocols.md §6–§9) against literal transcriptions and the spec's test vectors.
 
 The frames → intervals rules (§9.3, §5.2) are tested in test_pku_intervals.py.
 """

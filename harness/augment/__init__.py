@@ -6,15 +6,15 @@ here assumes 25 joints or 2 persons.
 
 Building blocks (functions in :mod:`.ops`, and the same as :class:`Compose` steps in :mod:`.steps`):
 
-- :func:`crop_resize` — USDRL/UmURL temporal crop-resize (usdrl.md §9.1): scale ~ U(ratio),
+- :func:`crop_resize` — USDRL/UmURL temporal crop-resize (docs/reference/usdrl.md §9.1): scale ~ U(ratio),
   ℓ = min(max(⌊nf·scale⌋, min_length), nf) with ``min_length`` = ``frames`` by default, start uniform
   in [0, nf − ℓ], linear resampling with half-pixel centres (:func:`harness.data.resample.resample`).
 - :func:`shear` (S = I + off-diagonals U(−m, m), p' = S·p), :func:`joint_corruption` and
-  :func:`usdrl_spatial` (usdrl.md §9.2), :func:`rotate_aimclr` (one main axis U(0°, 30°), the other
+  :func:`usdrl_spatial` (docs/reference/usdrl.md §9.2), :func:`rotate_aimclr` (one main axis U(0°, 30°), the other
   two U(0°, 1°); AimCLR/SCD-Net) and :func:`rotate_euler` (three angles U(−0.3, 0.3) rad; MAMP),
   :func:`axis_mask`, :func:`flip` (``Topology.flip``), :func:`gaussian_noise`,
   :func:`gaussian_blur`, :func:`joint_mask`, :func:`structural_mask` and :func:`temporal_mask`
-  (SCD-Net, methods.md §3). Each has a per-sample probability ``p``.
+  (SCD-Net, docs/reference/methods.md §3). Each has a per-sample probability ``p``.
 
 Joint counts scale with the topology (:func:`scaled_count`, :mod:`.random`): the reference values
 are for 25 joints and become ⌊n·V/25 + ½⌋ (at least 1), so USDRL's 15 corrupted joints are 15 of 25

@@ -1,4 +1,4 @@
-"""Temporal crop-resize (USDRL/UmURL, usdrl.md §9.1), alone and fused with per-joint maps.
+"""Temporal crop-resize (USDRL/UmURL, docs/reference/usdrl.md §9.1), alone and fused with per-joint maps.
 
 A crop window per clip: scale ~ U(ratio), ℓ = min(max(⌊nf·scale⌋, min_length), nf) with
 ``min_length`` = ``frames`` by default, start uniform in [0, nf − ℓ]; the window is resampled to

@@ -122,7 +122,7 @@ class AxisMask(JointMapStep):
 
 
 class USDRLSpatial(JointMapStep):
-    """usdrl.md §9.2: with p_corrupt joint corruption (zero ``count`` joints with p_zero, else map them
+    """docs/reference/usdrl.md §9.2: with p_corrupt joint corruption (zero ``count`` joints with p_zero, else map them
     as row vectors by R ~ U(−1, 1)^{3×3}, i.e. p' = Rᵀ·p), otherwise shear with U(−magnitude, magnitude)."""
 
     def __init__(self, p_corrupt: float = 0.5, p_zero: float = 0.5, count: int | None = None,

@@ -3,7 +3,7 @@
 What FlopCounterMode counts: matrix multiplications (mm, addmm, bmm, baddbmm), convolutions and the
 fused scaled-dot-product-attention kernels, at 2 FLOPs per multiply-accumulate; bias additions,
 norms, softmax, activations, pooling and element-wise ops are not counted. That is the convention of
-usdrl.md §7, so for DSTE at the paper configuration the count equals 2 × 6,224,150,528 MACs.
+docs/reference/usdrl.md §7, so for DSTE at the paper configuration the count equals 2 × 6,224,150,528 MACs.
 
 The DSTE/STTR attention runs as explicit batched matmuls (counted natively). For encoders that use
 ``F.scaled_dot_product_attention`` on CPU: torch registers formulas for the CUDA attention kernels
@@ -87,7 +87,7 @@ def _embedding_macs(frames: int, tokens: int, in_t: int, in_s: int, d: int) -> i
 
 def dste_macs(*, frames: int = 64, joints: int = 25, persons: int = 2, channels: int = 3, d: int = 1024,
               mlp_hidden: int = 2048, layers: int = 2, kernel: int = 1) -> int:
-    """Analytic forward MACs per sample of DSTE (usdrl.md §7: 25·L·d² + 8·L²·d per layer at
+    """Analytic forward MACs per sample of DSTE (docs/reference/usdrl.md §7: 25·L·d² + 8·L²·d per layer at
     mlp_hidden = 2d, kernel 1)."""
 
     def layer(length: int) -> int:

@@ -2,7 +2,7 @@
 
 wengwanjiang/USDRL @ 7e83bb6, ``feeder/feeder_pretraining.py`` (``Feeder.__getitem__``) and
 ``feeder/augmentations.py`` (``temporal_cropresize``, ``joint_courruption``, ``pose_augmentation``),
-as described in usdrl.md §9. It is the baseline for ``harness bench augment`` (which times a method's
+as described in docs/reference/usdrl.md §9. It is the baseline for ``harness bench augment`` (which times a method's
 own ``make_views``, USDRL's by default) and for the statistical tests of USDRL's batched views
 (:func:`harness.methods.usdrl.usdrl_views`, built on :mod:`harness.augment`); nothing trains with it.
 
@@ -16,7 +16,7 @@ Differences, all of which leave the distribution unchanged:
 - the generators are this object's own ``random.Random`` / ``np.random.RandomState`` (seeded like
   the reference's global ones), not the global state;
 - ``int(np.floor(nf·scale))`` is taken of the scale's single element, because the reference's
-  ``int()`` of a shape-(1,) array raises under NumPy 2 (usdrl.md §13.3);
+  ``int()`` of a shape-(1,) array raises under NumPy 2 (docs/reference/usdrl.md §13.3);
 - the joint count comes from the data and the corrupted-joint count is a parameter (the reference
   hard-codes 25 and 15).
 """

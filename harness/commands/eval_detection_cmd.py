@@ -2,7 +2,7 @@
 
 ``--pred DIR`` holds one file per video with ``label,start,end,score`` lines (commas or spaces);
 ``--gt DIR`` holds the PKU-MMD label files (``label,start,end,confidence``) under the same file
-names. Printed (protocols.md §6–§8):
+names. Printed (docs/reference/protocols.md §6–§8):
 
 * the **official** scorer (``evaluate.py``): mAP_a (classes 1..C summed / C), mAP_v, F1, pooled AP
   and 2DAP — over the videos that have a prediction file only, as the official script does;

@@ -1,4 +1,4 @@
-"""Import NTU arrays made by other codebases (data-formats.md §4–5) into prepared folders.
+"""Import NTU arrays made by other codebases (docs/reference/data-formats.md §4–5) into prepared folders.
 
 ``harness data prepare agcn --raw FOLDER --out DIR [--split-name xsub]``
     2s-AGCN / UmURL / USDRL split folders (``{train,val}_data_joint.npy``, ``_num_frame.npy``,

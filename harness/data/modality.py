@@ -1,4 +1,4 @@
-"""Joint, bone and motion modalities, derived through the topology (usdrl.md §9)."""
+"""Joint, bone and motion modalities, derived through the topology (docs/reference/usdrl.md §9)."""
 
 from __future__ import annotations
 

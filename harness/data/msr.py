@@ -1,6 +1,6 @@
 """MSR Action3D → a prepared folder (``harness data prepare msr-action3d``; ``--dataset msr-action3d``).
 
-Raw layout (data-formats.md §8; the real copy is ``<real data>/msr_action3d``)::
+Raw layout (docs/reference/data-formats.md §8; the real copy is ``<real data>/msr_action3d``)::
 
     skeletons/aXX_sYY_eZZ_skeleton3D.txt   20·T lines "x y z c": T frames × 20 joints, metres
     files_used.txt                          the 557 sequences normally used (one name per line)
@@ -41,7 +41,7 @@ from .text_tables import content_lines, read_float_table, read_text
 from .topology import MSR20
 
 NUM_JOINTS = 20
-# a01–a20 (data-formats.md §8); metadata.json, when present, must agree
+# a01–a20 (docs/reference/data-formats.md §8); metadata.json, when present, must agree
 ACTION_NAMES = (
     "high arm wave", "horizontal arm wave", "hammer", "hand catch", "forward punch", "high throw",
     "draw X", "draw tick", "draw circle", "hand clap", "two hand wave", "side boxing", "bend",
@@ -146,7 +146,7 @@ def build_splits(subjects: np.ndarray, actions: np.ndarray, meta: dict) -> dict[
 
 def prepare_msr(raw: str | Path, out: str | Path, *, overwrite: bool = False, normalize: bool = True) -> Path:
     """Write the 557 used sequences. ``normalize`` applies the standard skeleton normalisation that
-    NTU data gets (data-formats.md §4 steps a, b, d with the MSR20 joints): per-frame centring on the
+    NTU data gets (docs/reference/data-formats.md §4 steps a, b, d with the MSR20 joints): per-frame centring on the
     hip centre and a rotation taking the frame-0 shoulder vector onto +x. Raw camera coordinates put
     the subject's position (about 2.6 m deep, anywhere in the frame) into every joint."""
     folder = Path(raw)

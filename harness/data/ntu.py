@@ -2,7 +2,7 @@
 
 :func:`read_skeleton` (:mod:`harness.data.ntu_skeleton`, re-exported here) keeps x, y, z of the
 first 4 bodies of each frame of the file format described there. The kinds then follow the
-UmURL/USDRL pipeline (data-formats.md §4, see :mod:`harness.data.ntu_preprocess`): keep the 2 most
+UmURL/USDRL pipeline (docs/reference/data-formats.md §4, see :mod:`harness.data.ntu_preprocess`): keep the 2 most
 energetic bodies, store frames [0, T), ``pre_normalization`` (z-alignment only with ``--z-align``).
 
 Where this differs from the reference ``ntu_gendata.py``:
@@ -64,7 +64,7 @@ class NtuSample:
 
 
 def load_sample(path: str | Path, *, max_frames: int = 300, z_align: bool = False) -> NtuSample:
-    """One ``.skeleton`` file through the whole UmURL pipeline (data-formats.md §4)."""
+    """One ``.skeleton`` file through the whole UmURL pipeline (docs/reference/data-formats.md §4)."""
     sk = read_skeleton(path)
     if not sk.body_counts.any():
         raise DataError(path, "no body in any frame: this sample has no skeleton (list it in the "

@@ -1,4 +1,4 @@
-"""The 2s-AGCN / UmURL / USDRL preprocessing of NTU skeletons (data-formats.md §4), vectorised.
+"""The 2s-AGCN / UmURL / USDRL preprocessing of NTU skeletons (docs/reference/data-formats.md §4), vectorised.
 
 Steps, as the reference ``ntu_gendata.py`` + ``preprocess.py`` apply them:
 
@@ -149,7 +149,7 @@ def align(s: np.ndarray, joints: tuple[int, int], target: np.ndarray) -> np.ndar
 
 def pre_normalization(data: np.ndarray, *, z_align: bool = False, topology: Topology = NTU25,
                       pad_null: bool = True) -> np.ndarray:
-    """(N, C, T, V, M) → a new normalised array (steps a, b, [c], d of data-formats.md §4).
+    """(N, C, T, V, M) → a new normalised array (steps a, b, [c], d of docs/reference/data-formats.md §4).
 
     ``pad_null=False`` skips step (a) (for data whose frames past each clip's length must stay zero,
     such as generated clips with exact lengths).

@@ -1,4 +1,4 @@
-"""NTU RGB+D sample names, benchmark splits and the missing-skeleton lists (data-formats.md §1–2).
+"""NTU RGB+D sample names, benchmark splits and the missing-skeleton lists (docs/reference/data-formats.md §1–2).
 
 One function, :func:`training_mask`, decides train/test membership for every split from the
 performer, camera and setup numbers. ``harness data prepare ntu60|ntu120`` uses it on numbers parsed

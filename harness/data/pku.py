@@ -3,7 +3,7 @@
 File formats and video names: :mod:`harness.data.pku_files`; split files and the built-in
 splits: :mod:`harness.data.pku_splits` (their names stay importable from here).
 
-**Untrimmed** (detection, protocols.md §5): one sample per video (max_frames = the longest video),
+**Untrimmed** (detection, docs/reference/protocols.md §5): one sample per video (max_frames = the longest video),
 M = 2, label −1, and one row per action in intervals.csv with the 0-based class (label − 1) and the
 frames [start, end), 0-based and end-exclusive.
 
@@ -19,7 +19,7 @@ The same convention sets the untrimmed intervals, so a trimmed clip is always it
 video. Clips keep at most ``--max-frames`` (300) frames: the first ones as CMD/PCM3/MAMP do
 (``--crop first``), or the middle ones as AimCLR (``--crop center``, start (L − 300) // 2).
 **Deviation from the references:** CMD and PCM3 store the *unclamped* length as num_frame, which
-breaks feeders that do not clamp (usdrl.md §13 item 14); here the stored length is always the
+breaks feeders that do not clamp (docs/reference/usdrl.md §13 item 14); here the stored length is always the
 number of frames actually kept, and the raw length is only counted in meta.json (``source``).
 
 Trimmed clips belong to the split part of their video.

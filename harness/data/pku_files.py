@@ -1,6 +1,6 @@
 """PKU-MMD raw files: video names, skeleton files and label files (and the class-name list).
 
-Raw layout (data-formats.md §6)::
+Raw layout (docs/reference/data-formats.md §6)::
 
     ROOT/skeleton/<video>.txt   one line per frame: 150 floats, body 1 then body 2 (25 joints × xyz,
                                 Kinect v2 order as NTU); body 2 is all zeros when absent

@@ -4,7 +4,7 @@ built-in splits used without split files.
 ``--split-file [NAME=]FILE`` reads the 4-line split files ("Training videos: ", list,
 "Validataion videos: " (sic), list; the second list is the test part). NAME defaults to ``xsub``
 when the file name mentions "subject", ``xview`` for "view", else the file's stem. Without split
-files the built-in splits of data-formats.md §6 are used: Phase I ``xsub`` (test = videos
+files the built-in splits of docs/reference/data-formats.md §6 are used: Phase I ``xsub`` (test = videos
 0291–0334, train = 0002–0246, 0251–0290, 0335–0364), Phase II ``xsub`` (test subjects N02, N03,
 N07) and ``xview`` (test view L).
 """

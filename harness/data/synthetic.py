@@ -81,7 +81,7 @@ def _source(kind: str, seed: int, **sizes: int) -> dict:
 
 
 def normalize(clips: np.ndarray) -> np.ndarray:
-    """The normalisation prepared NTU data gets (data-formats.md §4 steps b and d, no z-alignment as in
+    """The normalisation prepared NTU data gets (docs/reference/data-formats.md §4 steps b and d, no z-alignment as in
     USDRL): every frame centred on person 0's spine middle, each clip rotated so its frame-0 shoulder
     vector lies on +x. Generated clips are camera-space like raw Kinect data; without this the subject's
     distance and facing (±60°) dominate every coordinate. Frames past a clip's length stay zero."""

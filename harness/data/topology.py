@@ -97,7 +97,7 @@ _NTU_NAMES = ("spine_base", "spine_mid", "neck", "head", "left_shoulder", "left_
               "left_knee", "left_ankle", "left_foot", "right_hip", "right_knee", "right_ankle",
               "right_foot", "spine_shoulder", "left_hand_tip", "left_thumb", "right_hand_tip",
               "right_thumb")
-# (child, parent), 1-based, as every SSL codebase uses them (data-formats.md §3)
+# (child, parent), 1-based, as every SSL codebase uses them (docs/reference/data-formats.md §3)
 _NTU_BONES_1 = ((1, 2), (2, 21), (3, 21), (4, 3), (5, 21), (6, 5), (7, 6), (8, 7), (9, 21), (10, 9),
                 (11, 10), (12, 11), (13, 1), (14, 13), (15, 14), (16, 15), (17, 1), (18, 17), (19, 18),
                 (20, 19), (21, 21), (22, 23), (23, 8), (24, 25), (25, 12))

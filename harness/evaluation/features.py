@@ -1,7 +1,7 @@
 """Frozen-backbone feature extraction shared by the linear, kNN and fusion code.
 
 Evaluation clips follow the USDRL/UmURL downstream feeder: no augmentation, the whole valid range
-[0, length) linearly resampled to the training frame count (usdrl.md §9).
+[0, length) linearly resampled to the training frame count (docs/reference/usdrl.md §9).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Frame posteriors → action intervals (protocols.md §5.1 and §5.2). Pure NumPy.
+"""Frame posteriors → action intervals (docs/reference/protocols.md §5.1 and §5.2). Pure NumPy.
 
 Every function takes per-frame posteriors ``(L, 1 + C)`` — column 0 is the background, column c the
 class c (1-based, the PKU-MMD label) — and returns intervals ``(label, start, end, score)`` with

@@ -83,7 +83,7 @@ def table_specs() -> dict[int, TableSpec]:
                             "separately trained streams; the harness fills 3s-USDRL (DSTE) from fused rows "
                             "(`harness fuse --record` or `harness reproduce --table 1`), whose value is the top-1 of "
                             "the summed per-stream softmax scores of the final-epoch linear heads (not best-of).",
-                            "UmURL's J+M+B row is one model on the fused multi-modal representation (methods.md §2): "
+                            "UmURL's J+M+B row is one model on the fused multi-modal representation (docs/reference/methods.md §2): "
                             "the harness `umurl` rows fill it.",
                             "Beside the paper's SGD probe: the whitened readout (a logistic regression on "
                             "PCA-whitened features, which needs no learning rate) and the effective rank of the "
@@ -110,7 +110,7 @@ def table_specs() -> dict[int, TableSpec]:
                      ("Row", "What the paper's text establishes", "Encoder"), t5_cols,
                      _attach_harness_rows(5, t5_rows, None),
                      notes=("The paper's VAC / XC / MG-FD check marks are lost in its text rendering; the rows "
-                            "are mapped as paper-tables.md establishes: rows 1 and 4 = negative-based pretraining "
+                            "are mapped as docs/reference/paper-tables.md establishes: rows 1 and 4 = negative-based pretraining "
                             "(harness `contrastive`, STTR / DSTE); rows 3 and 7 = the full model (`usdrl` default; "
                             "they equal Table 1 and Table 3); row 2 = `usdrl no_xc` with STTR.",
                             "Rows 5 and 6 are the two partial DSTE variants (without XC; single-grained). **Their "

@@ -1,4 +1,4 @@
-"""DSTE: USDRL's dense spatio-temporal encoder (usdrl.md §2–4, §6–7).
+"""DSTE: USDRL's dense spatio-temporal encoder (docs/reference/usdrl.md §2–4, §6–7).
 
 Two token streams from a clip (N, C, T, V, M):
 
@@ -47,7 +47,7 @@ __all__ = ["DSTE", "DSTEOptions", "DSTLayer", "ConvAttention", "DenseShiftAttent
 
 @dataclass
 class DSTEOptions:
-    """``encoder.options`` of DSTE; the defaults are the reference's (usdrl.md §1, §4)."""
+    """``encoder.options`` of DSTE; the defaults are the reference's (docs/reference/usdrl.md §1, §4)."""
 
     hidden: int = 1024  # token width d (C_e = C_r)
     heads: int = 1
@@ -78,7 +78,7 @@ def _ln(x: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
 
 
 class ConvAttention(nn.Module):
-    """CA (usdrl.md §4): c = x + ReLU(Conv1d(x)); a = x + DP(Attn(LN1(c))); CA = DP(MLP(LN2(a))).
+    """CA (docs/reference/usdrl.md §4): c = x + ReLU(Conv1d(x)); a = x + DP(Attn(LN1(c))); CA = DP(MLP(LN2(a))).
 
     There is no residual around the MLP: CA returns only the MLP branch.
     """
@@ -111,7 +111,7 @@ class ConvAttention(nn.Module):
 
 
 class DenseShiftAttention(nn.Module):
-    """DSA (usdrl.md §4): token mixing + DenseShift gives F_m; the mean of one shared pre-LN block
+    """DSA (docs/reference/usdrl.md §4): token mixing + DenseShift gives F_m; the mean of one shared pre-LN block
     applied to F_m and to x."""
 
     def __init__(self, seqlen: int, dim: int, gap: int, attn: nn.MultiheadAttention, mlp_hidden: int,
@@ -231,7 +231,7 @@ def check_dste_options(o: DSTEOptions) -> None:
 def frame_features_from_streams(y_t: torch.Tensor, y_s: torch.Tensor) -> torch.Tensor:
     """(N, T, 2d): y_t next to the spatial tokens average-pooled along the token axis to T positions.
 
-    The reference's detection branch (usdrl.md §10); the pooled "spatial" positions are groups of
+    The reference's detection branch (docs/reference/usdrl.md §10); the pooled "spatial" positions are groups of
     joint tokens, not frames. Output i averages tokens ⌊S·i/T⌋ … ⌈S·(i+1)/T⌉ − 1.
     """
     pooled = F.adaptive_avg_pool1d(y_s.transpose(1, 2), y_t.shape[1]).transpose(1, 2)
@@ -272,7 +272,7 @@ class _TwoStreamEncoder(Encoder):
         return frame_features_from_streams(y_t, y_s)
 
     def init_weights(self) -> None:
-        """The reference's pretraining initialisation (usdrl.md §6); see layers.init_weights."""
+        """The reference's pretraining initialisation (docs/reference/usdrl.md §6); see layers.init_weights."""
         self.apply(init_weights)
 
 

@@ -1,6 +1,6 @@
 """Building blocks shared by the DSTE and STTR encoders and the USDRL projectors.
 
-Module and parameter names follow the USDRL reference (wengwanjiang/USDRL @ 7e83bb6, usdrl.md §3–6)
+Module and parameter names follow the USDRL reference (wengwanjiang/USDRL @ 7e83bb6, docs/reference/usdrl.md §3–6)
 so that state dicts line up with the reference's (``ske_emb.t_embedding.0.weight``, ``tpe.pe``,
 ``spe``, ``t_proj.0.weight``, ...).
 """
@@ -21,13 +21,13 @@ __all__ = [
 
 
 def temporal_tokens(x: torch.Tensor) -> torch.Tensor:
-    """(N, C, T, V, M) → (N, T, M·V·C); feature index m·V·C + v·C + c (usdrl.md §2)."""
+    """(N, C, T, V, M) → (N, T, M·V·C); feature index m·V·C + v·C + c (docs/reference/usdrl.md §2)."""
     n, c, t, v, m = x.shape
     return x.permute(0, 2, 4, 3, 1).reshape(n, t, m * v * c)
 
 
 def spatial_tokens(x: torch.Tensor) -> torch.Tensor:
-    """(N, C, T, V, M) → (N, M·V, T·C); person-major tokens, feature index t·C + c (usdrl.md §2)."""
+    """(N, C, T, V, M) → (N, M·V, T·C); person-major tokens, feature index t·C + c (docs/reference/usdrl.md §2)."""
     n, c, t, v, m = x.shape
     return x.permute(0, 4, 3, 2, 1).reshape(n, m * v, t * c)
 
@@ -60,7 +60,7 @@ def _embedding(in_features: int, d: int) -> nn.Sequential:
 
 
 class SkeletonEmbedding(nn.Module):
-    """Per-stream token embedding Linear → LayerNorm → ReLU → Linear (usdrl.md §3)."""
+    """Per-stream token embedding Linear → LayerNorm → ReLU → Linear (docs/reference/usdrl.md §3)."""
 
     def __init__(self, t_input_size: int, s_input_size: int, hidden: int):
         super().__init__()
@@ -72,7 +72,7 @@ class SkeletonEmbedding(nn.Module):
 
 
 class Projector(nn.Sequential):
-    """USDRL projector: (Linear → BatchNorm1d → ReLU) × 2 → Linear (usdrl.md §6).
+    """USDRL projector: (Linear → BatchNorm1d → ReLU) × 2 → Linear (docs/reference/usdrl.md §6).
 
     ``Projector(1024, 2048, 2048)`` is t_proj / s_proj and ``Projector(2048, 2048, 4096)`` is i_proj
     at the paper configuration. Indices 0–6 match the reference's ``nn.Sequential`` keys.
@@ -103,7 +103,7 @@ class Projector(nn.Sequential):
 
 
 def init_weights(module: nn.Module) -> None:
-    """The reference's pretraining initialisation, for ``model.apply(init_weights)`` (usdrl.md §6).
+    """The reference's pretraining initialisation, for ``model.apply(init_weights)`` (docs/reference/usdrl.md §6).
 
     Every ``nn.Linear`` (this includes attention ``out_proj``, the DSA token-mixing layers, the
     embeddings, the projectors and STTR's feed-forward layers): weight ~ truncated normal(0, 0.02)

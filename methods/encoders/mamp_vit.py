@@ -34,7 +34,7 @@ PATCH = 4  # frames per patch (t_patch_size)
 
 @dataclass
 class MAMPViTOptions:
-    """``encoder.options`` of ``mamp-vit``; the defaults are MAMP's (methods.md §4)."""
+    """``encoder.options`` of ``mamp-vit``; the defaults are MAMP's (docs/reference/methods.md §4)."""
 
     hidden: int = 256  # width D
     heads: int = 8

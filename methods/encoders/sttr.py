@@ -1,4 +1,4 @@
-"""STTR: USDRL's plain spatio-temporal transformer encoder variant (usdrl.md §5).
+"""STTR: USDRL's plain spatio-temporal transformer encoder variant (docs/reference/usdrl.md §5).
 
 Same token streams, embeddings and PEs as DSTE, but each PE is added once, before the first layer,
 and each stream is a stack of ``layers`` standard post-LN ``nn.TransformerEncoderLayer``s
@@ -33,7 +33,7 @@ __all__ = ["STTR", "STTROptions", "post_ln_stack", "run_post_ln"]
 
 @dataclass
 class STTROptions:
-    """``encoder.options`` of STTR; the defaults are the reference's (usdrl.md §5)."""
+    """``encoder.options`` of STTR; the defaults are the reference's (docs/reference/usdrl.md §5)."""
 
     hidden: int = 1024
     heads: int = 1

@@ -37,7 +37,7 @@ from .sttr import post_ln_stack, run_post_ln
 
 @dataclass
 class UmURLEncoderOptions:
-    """``encoder.options`` of ``umurl``; the defaults are the reference's (methods.md §2)."""
+    """``encoder.options`` of ``umurl``; the defaults are the reference's (docs/reference/methods.md §2)."""
 
     hidden: int = 1024
     heads: int = 1
