@@ -242,6 +242,7 @@ class Kill(Exception):
     pass
 
 
+@pytest.mark.slow
 @pytest.mark.e2e
 def test_smoke_pretrain_exports_and_resumes_exactly(tmp_path):
     """Through the engine: a run killed after epoch 1 and resumed ends bit-identical (queue included)."""
