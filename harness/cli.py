@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "harness.commands.fuse_cmd",
     "harness.commands.bench_cmd",
     "harness.commands.tables_cmd",
+    "harness.commands.results_cmd",
     "harness.commands.reproduce_cmd",
     "harness.commands.tune_cmd",
 )

@@ -29,12 +29,14 @@ from .errors import HarnessError
 from .evaluation.diagnostics import collapsed, feature_statistics
 from .evaluation.features import extract_features
 from .registry import PROTOCOLS
-from .results import ResultRow, append_rows
+from .results import ResultRow, check_writable, record_rows
 
 
 def evaluate(cfg: RunConfig, *, progress: bool = True, record: bool = True) -> list[ResultRow]:
     """Pretrain or reuse ``cfg``'s run, evaluate it with ``cfg.protocol`` and record the rows."""
     resolved = cfg.resolved()  # names and options of every plugin, checked before any work
+    if record:
+        check_writable(cfg.results)  # before hours of work whose rows could not be stored
     protocol_cls = PROTOCOLS.get(cfg.protocol.name)
     protocol = protocol_cls(cfg)
     train_ds = resolve_dataset(cfg.data, cfg.workdir)
@@ -58,7 +60,7 @@ def evaluate(cfg: RunConfig, *, progress: bool = True, record: bool = True) -> l
     with torch_threads(cfg.train.num_threads):
         rows = protocol.run(ctx)
     if record and rows:
-        append_rows(cfg.results, rows)
+        record_rows(cfg.results, rows, side_dir=run_dir)  # a failed write prints the rows and saves them aside
     return rows
 
 
@@ -102,7 +104,7 @@ def collapse_warning(backbone: torch.nn.Module, ds: PreparedDataset, resolved: R
 
 def check_compatible(backbone_path: Path, ds: PreparedDataset) -> None:
     """The backbone's skeleton (joints × persons) must be the evaluation dataset's."""
-    meta = ck.load(backbone_path, ck.BACKBONE_FORMAT)["data_info"]
+    meta = ck.load_export(backbone_path)["data_info"]  # every key checked: a damaged file is a message
     joints = len(meta["topology"]["joint_names"])
     if joints != ds.num_joints or meta["persons"] != ds.num_persons:
         raise HarnessError(f"{ds.root}: the encoder was pretrained on {joints} joints × {meta['persons']} "

@@ -64,12 +64,15 @@ def render(results: str | Path, out: str | Path, *, dataset: str, preset: str, t
             have = store.groupby(["dataset", "preset"]).size()
             listing = ", ".join(f"--dataset {d} --preset {p or '(none)'} ({n} rows)" for (d, p), n in have.items())
             echo(f"no measurement for {dataset}/{preset}; the store has: {listing}")
+    for p in report.store_problems:
+        print(f"harness tables: warning: results.csv line {p['line']} is not read: {p['what']} "
+              "(see `harness results check`)", file=sys.stderr)
     for p in report.problems:
         print(f"harness tables: warning: results.csv line {p['line']}: {p['method']} {p['variant']} {p['encoder']} "
               f"{p['protocol']} {p['metric']} seed {p['seed']}: {p['what']} is "
               f"{'missing' if not p['raw'] else repr(p['raw'])} (table {p['table']}, kept out of the mean)",
               file=sys.stderr)
-    return len(report.problems)
+    return len(report.problems) + len(report.store_problems)
 
 
 def draw_figures(results: str | Path, out: str | Path, *, dataset: str, preset: str, workdir: str | Path,

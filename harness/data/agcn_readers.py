@@ -30,6 +30,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from ..errors import DataError
+from .limits import check_data_size, check_npy_file, read_npy_header
 from .ntu import NUM_JOINTS, NUM_PERSONS
 from .pickles import safe_load_pickle
 
@@ -79,6 +80,7 @@ def _load_npy(path: Path, mmap: bool) -> np.ndarray:
     if not path.exists():
         raise DataError(path, "missing (expected the AGCN/UmURL layout: {train,val}_data_joint.npy, "
                               "{train,val}_num_frame.npy, {train,val}_label.pkl or .npy)")
+    check_npy_file(path)  # the header's shape against the file's size, before numpy allocates it
     try:
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except (OSError, ValueError) as exc:
@@ -155,19 +157,13 @@ class NpzStream:
         if member not in self.zip.namelist():
             raise DataError(path, f"has no array {key!r} (holds {sorted(n[:-4] for n in self.zip.namelist())})")
         self.fh = self.zip.open(member)
-        try:
-            version = np.lib.format.read_magic(self.fh)
-            if version == (1, 0):
-                self.shape, fortran, self.dtype = np.lib.format.read_array_header_1_0(self.fh)
-            elif version == (2, 0):
-                self.shape, fortran, self.dtype = np.lib.format.read_array_header_2_0(self.fh)
-            else:
-                raise ValueError(f"unsupported .npy format version {version}")
-        except ValueError as exc:
-            raise DataError(path, f"array {key!r}: {exc}") from None
+        self.shape, self.dtype, fortran = read_npy_header(self.fh, f"{path} (array {key!r})")
         if fortran or self.dtype.hasobject:
             raise DataError(path, f"array {key!r} is {'Fortran-ordered' if fortran else 'an object array'}; "
                                   "re-save it with numpy.savez (C order, numeric)")
+        # the member's size as the zip records it, not the header's claim, bounds what is allocated
+        check_data_size(path, self.shape, self.dtype, self.zip.getinfo(member).file_size - self.fh.tell(),
+                        what=f"its member {member}")
         self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
         self.done = 0
 

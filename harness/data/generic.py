@@ -39,6 +39,7 @@ import numpy as np
 from ..errors import DataError, HarnessError, UnknownNameError
 from ..registry import DATASETS
 from .kinds import DatasetKind
+from .limits import check_float32, check_npy_file
 from .prepared import PreparedWriter
 from .text_tables import Row, content_lines, read_csv_table, read_float_table, read_text, sniff_delimiter, suggest
 from .topology import BUILTIN_TOPOLOGIES, Topology, get_topology
@@ -102,6 +103,8 @@ def read_sequence(seq: SequenceFile, joints: int) -> np.ndarray:
         if len(bad):
             t, m, v, _ = bad[0]
             raise DataError(seq.path, f"frame {t} (0-based), person {m}, joint {v} is NaN or Inf")
+        check_float32(arr, seq.path, lambda i: "frame {} (0-based), person {}, joint {}".format(
+            *np.unravel_index(i, arr.shape)[:3]))
         return arr.astype(np.float32)
     table = read_float_table(seq.path, None, delimiter=sniff_delimiter(seq.path), what="frame")
     persons = _persons_from_width(seq.path, None, table.shape[1], joints)
@@ -109,6 +112,7 @@ def read_sequence(seq: SequenceFile, joints: int) -> np.ndarray:
 
 
 def _npy(path: Path, mmap: bool) -> np.ndarray:
+    check_npy_file(path)  # the header's shape against the file's size, before numpy allocates it
     try:
         arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except (OSError, ValueError) as exc:

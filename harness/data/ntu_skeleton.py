@@ -13,18 +13,22 @@ Every malformed input raises DataError naming the file and the 1-based line.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 
 from ..errors import DataError
+from .limits import check_float32
 
 NUM_JOINTS = 25
 MAX_BODIES = 4  # bodies read per frame; further ones are dropped (data-formats.md §4 step 1)
 BODY_INFO_VALUES = 10
 JOINT_VALUES = 12
+BODY_LINES = 2 + NUM_JOINTS  # body-info line, joint count line, one line per joint
 
 
 @dataclass
@@ -80,13 +84,22 @@ def read_skeleton(path: str | Path, max_bodies: int = MAX_BODIES) -> SkeletonFil
     num_frames = cur.next_int("the frame count")
     if num_frames <= 0:
         raise cur.error(f"frame count is {num_frames}: the file holds no frames", 1)
-    body_counts = np.zeros(num_frames, dtype=np.int64)
+    # nothing is allocated from the claimed count: the loop below stops where the file does, so a
+    # corrupt count (10^12 frames) is an error at the file's end, not a multi-terabyte allocation
+    counts: list[int] = []
     blocks: list[tuple[int, int, int]] = []  # (frame, body, first joint line index), bodies < max_bodies
     for t in range(num_frames):
-        count = cur.next_int(f"the body count of frame {t + 1}")
+        claim = "" if num_frames <= len(cur.lines) else f" of the {num_frames} that line 1 claims"
+        count = cur.next_int(f"the body count of frame {t + 1}{claim}")
         if count < 0:
             raise cur.error(f"negative body count {count}", cur.pos)
-        body_counts[t] = count
+        left = len(cur.lines) - cur.pos
+        # a count the rest of the file cannot hold; up to MAX_BODIES it reads as a cut file ("ends early" below)
+        if count > max_bodies and count * BODY_LINES > left:
+            raise cur.error(f"frame {t + 1} claims {count} bodies, which would take {count * BODY_LINES} lines "
+                            f"({BODY_LINES} per body), but only {left} lines follow: the body count is corrupt",
+                            cur.pos)
+        counts.append(count)
         for b in range(count):
             info = cur.next(f"the body-info line of frame {t + 1}, body {b + 1}")
             if len(info.split()) != BODY_INFO_VALUES:
@@ -103,6 +116,7 @@ def read_skeleton(path: str | Path, max_bodies: int = MAX_BODIES) -> SkeletonFil
     for extra in range(cur.pos, len(cur.lines)):
         if cur.lines[extra].strip():
             raise cur.error(f"unexpected content after the last of the {num_frames} frames", extra + 1)
+    body_counts = np.array(counts, dtype=np.int64)
     values = _parse_joint_blocks(cur, [start for _, _, start in blocks])
     joints_out = np.zeros((max_bodies, num_frames, NUM_JOINTS, 3), dtype=np.float64)
     keep = [k for k, (_, b, _) in enumerate(blocks) if b < max_bodies]
@@ -116,8 +130,8 @@ def read_skeleton(path: str | Path, max_bodies: int = MAX_BODIES) -> SkeletonFil
 def _parse_joint_blocks(cur: _Lines, starts: Sequence[int]) -> np.ndarray:
     """x, y, z of every joint line of every body in one vectorised parse → (blocks, 25, 3).
 
-    Every line must hold 12 values; only x, y, z are converted (and must be finite numbers), which
-    is most of the parse time saved on files that are mostly unused columns.
+    Every line must hold 12 numbers (one C-level parse of the whole block); x, y, z must be finite
+    and within float32's range, which the prepared data uses.
     """
     if not starts:
         return np.zeros((0, NUM_JOINTS, 3))
@@ -129,22 +143,29 @@ def _parse_joint_blocks(cur: _Lines, starts: Sequence[int]) -> np.ndarray:
         k = int(wrong[0])
         raise cur.error(f"expected {JOINT_VALUES} joint values (x y z depthX depthY colorX colorY "
                         f"orientationWXYZ trackingState), got {counts[k]}", _line_of(starts, k))
-    tokens = " ".join(chunk).split()
-    columns = [tokens[c::JOINT_VALUES] for c in range(3)]
-    try:
-        xyz = np.array(columns, dtype=np.float64)  # (3, lines)
-    except ValueError:
-        for k, values in enumerate(zip(*columns)):
-            for v in values:
+    try:  # pandas' C tokenizer: every column checked, faster than converting x, y, z alone in Python
+        values = pd.read_csv(io.StringIO("\n".join(chunk)), sep=r"\s+", header=None, dtype=np.float64,
+                             engine="c").to_numpy().reshape(-1)
+    except ValueError:  # a token that is not a number: find it for the message
+        values = None
+    if values is None or len(values) != len(chunk) * JOINT_VALUES:
+        for k, line in enumerate(chunk):
+            for name, v in zip(COLUMN_NAMES, line.split()):
                 try:
                     float(v)
                 except ValueError:
-                    raise cur.error(f"{v[:30]!r} is not a number", _line_of(starts, k)) from None
-        raise  # pragma: no cover - numpy and float() agree on what a number is
-    bad = ~np.isfinite(xyz).all(axis=0)
+                    raise cur.error(f"{name} {v[:30]!r} is not a number", _line_of(starts, k)) from None
+        raise cur.error("joint lines could not be read as numbers", _line_of(starts, 0))  # pragma: no cover
+    xyz = values.reshape(len(chunk), JOINT_VALUES)[:, :3]
+    bad = ~np.isfinite(xyz).all(axis=1)
     if bad.any():
         raise cur.error("NaN or infinite coordinate (x y z)", _line_of(starts, int(np.argmax(bad))))
-    return xyz.T.reshape(len(starts), NUM_JOINTS, 3)
+    check_float32(xyz, cur.path, lambda i: f"{'xyz'[i % 3]} coordinate", lambda i: _line_of(starts, i // 3))
+    return np.ascontiguousarray(xyz).reshape(len(starts), NUM_JOINTS, 3)
+
+
+COLUMN_NAMES = ("x", "y", "z", "depthX", "depthY", "colorX", "colorY", "orientationW", "orientationX",
+                "orientationY", "orientationZ", "trackingState")
 
 
 def _line_of(starts: Sequence[int], k: int) -> int:

@@ -33,6 +33,7 @@ from ..config import DataConfig
 from ..errors import DataError, HarnessError
 from ..registry import DATASETS
 from .kinds import DatasetKind, real_data_dir
+from .limits import check_float32
 from .ntu_preprocess import pre_normalization
 from .prepared import PreparedWriter
 from .text_tables import read_text
@@ -120,6 +121,8 @@ def read_clip(path: str | Path) -> np.ndarray:
         frame, joint, axis = (int(i) for i in np.argwhere(bad)[0])
         raise DataError(path, f"non-finite value (NaN, Inf or null) at frame {frame}, joint {joint}, "
                               f"axis {'xyz'[axis]} ({bad.sum()} in all)")
+    check_float32(seq, path, lambda i: "frame {}, joint {}, axis {}".format(
+        *np.unravel_index(i, seq.shape)[:2], "xyz"[i % 3]))
     return seq.astype(np.float32)
 
 

@@ -26,6 +26,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from ..errors import DataError
+from .limits import check_float32
 
 
 def read_text(path: str | Path) -> str:
@@ -80,11 +81,20 @@ def read_float_table(path: str | Path, width: int | None = None, *, delimiter: s
     except (ValueError, UnicodeDecodeError):
         arr = None  # locate the problem below, line by line
     if arr is not None and arr.size and (width is None or arr.shape[1] == width) and np.isfinite(arr).all():
+        check_float32(arr, path, line_of=lambda i: _content_line(path, i // arr.shape[1]))  # 1e300 → Inf otherwise
         return arr.astype(np.float32)
     _raise_first_bad_line(path, width, delimiter, what)
     if arr is None or arr.size == 0:
         raise DataError(path, f"no {what}s: the file has no numbers")
     raise DataError(path, "could not be read as a table of numbers")  # pragma: no cover - defensive
+
+
+def _content_line(path: Path, k: int) -> int | None:
+    """The file line of the k-th content line (the k-th row numpy read)."""
+    for i, (number, _) in enumerate(content_lines(read_text(path))):
+        if i == k:
+            return number
+    return None
 
 
 def _raise_first_bad_line(path: Path, width: int | None, delimiter: str | None, what: str) -> None:

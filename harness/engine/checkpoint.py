@@ -106,20 +106,79 @@ def link_or_copy(src: Path, dst: Path) -> None:
             shutil.copyfile(src, tmp)
 
 
-def load(path: str | Path, expect_format: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+# what each file must hold (and of which type) to be used at all; anything less is a damaged file
+REQUIRED = {
+    CKPT_FORMAT: {"pretrain_hash": str, "config": dict, "epoch": int, "global_step": int, "model": dict,
+                  "optimizer": dict, "rng": list},
+    BACKBONE_FORMAT: {"pretrain_hash": str, "config": dict, "method": str, "state_dict": dict, "data_info": dict},
+}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:300] if text else ''}"
+
+
+def load(path: str | Path, expect_format: str, map_location: str | torch.device = "cpu", *,
+         complete: bool = False) -> dict[str, Any]:
+    """A checkpoint or backbone file, checked: readable with ``weights_only`` (no code runs), the
+    expected format and version, and with ``complete`` every key the harness reads present with its
+    type (:data:`REQUIRED`). Any failure is a HarnessError naming the file, what is wrong and what to do."""
     path = Path(path)
     if not path.is_file():
         raise HarnessError(f"{path}: no such checkpoint file")
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # truncated file, foreign pickle, ...
-        raise HarnessError(f"{path}: cannot read checkpoint ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # truncated file, foreign pickle (refused, never run), ...
+        raise HarnessError(f"{path}: cannot read checkpoint ({_first_line(exc)}){_recovery_hint(path)}") from None
     if not isinstance(obj, dict) or obj.get("format") != expect_format:
         got = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
-        raise HarnessError(f"{path}: not a {expect_format} file (format {got!r})")
+        raise HarnessError(f"{path}: not a {expect_format} file (format {got!r}){_recovery_hint(path)}")
     if obj.get("version") != VERSION:
         raise HarnessError(f"{path}: {expect_format} version {obj.get('version')} is not supported")
+    if not complete:
+        return obj
+    wrong = [f"{k} (missing)" if k not in obj else f"{k} ({type(obj[k]).__name__}, expected {t.__name__})"
+             for k, t in REQUIRED.get(expect_format, {}).items() if not isinstance(obj.get(k), t)]
+    if expect_format == BACKBONE_FORMAT and not wrong:
+        info = obj["data_info"]
+        joints = info.get("topology", {}).get("joint_names") if isinstance(info.get("topology"), dict) else None
+        if not isinstance(joints, (list, tuple)) or not isinstance(info.get("persons"), int):
+            wrong.append("data_info (no topology joint_names or persons)")
+    if wrong:
+        raise HarnessError(f"{path}: a damaged {expect_format} file: {', '.join(wrong)}{_recovery_hint(path)}")
     return obj
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """A training checkpoint with every key a resume reads (:func:`load` with ``complete``)."""
+    return load(path, CKPT_FORMAT, map_location, complete=True)
+
+
+def load_export(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """A backbone export with every key a protocol reads (:func:`load` with ``complete``)."""
+    return load(path, BACKBONE_FORMAT, map_location, complete=True)
+
+
+def _recovery_hint(path: Path) -> str:
+    """What to do about a damaged file of a run folder: resume from an intact numbered checkpoint,
+    or re-export a backbone from the run's last checkpoint."""
+    if path.name == "last.pt" and path.parent.name == "checkpoints":
+        for cand in sorted(path.parent.glob("epoch_*.pt"), reverse=True):
+            try:
+                load_checkpoint(cand)
+            except HarnessError:
+                continue
+            return (f". The intact {cand.name} can be resumed from: `harness pretrain` with the same settings "
+                    f"and --resume {cand} (or --resume never to start over)")
+        return ". No intact epoch_NNNN.pt is beside it: start over with `harness pretrain ... --resume never`"
+    if path.name == "backbone.pt":
+        last = path.parent / "checkpoints" / "last.pt"
+        if last.is_file():
+            return (f". `harness pretrain` with the same settings exports it again from {last} "
+                    f"(or move {path.parent} aside to pretrain afresh)")
+        return f". Move {path.parent} aside (or delete it) to pretrain it again"
+    return ""
 
 
 def config_diff(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
@@ -185,11 +244,17 @@ def load_backbone(path_or_run_dir: str | Path, device: str | torch.device = "cpu
     and the backbone weights are loaded strictly.
     """
     path = backbone_file(path_or_run_dir)
-    obj = load(path, BACKBONE_FORMAT)
-    cfg = from_dict(obj["config"])
-    info = DataInfo.from_dict(obj["data_info"], path)
-    with torch.random.fork_rng(devices=[]):
-        method = build_method(cfg, info)
+    obj = load_export(path)
+    try:
+        cfg = from_dict(obj["config"])
+        info = DataInfo.from_dict(obj["data_info"], path)
+        with torch.random.fork_rng(devices=[]):
+            method = build_method(cfg, info)
+    except HarnessError as exc:
+        raise HarnessError(f"{path}: the stored configuration cannot be rebuilt: {exc}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # hand-edited or damaged config/data_info
+        raise HarnessError(f"{path}: the stored configuration cannot be rebuilt ({_first_line(exc)})"
+                           f"{_recovery_hint(path)}") from None
     backbone = method.backbone()
     try:
         backbone.load_state_dict(obj["state_dict"], strict=True)

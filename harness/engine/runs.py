@@ -176,9 +176,43 @@ def retire_stale_run(run_dir: Path, dataset_fingerprint: str) -> Path | None:
     return dest
 
 
+# what a run folder holds before training has written anything of its own
+NOTHING_YET = frozenset({".lock", "config.yaml"})
+
+
+def _created_folders(run_dir: Path) -> list[Path]:
+    """``run_dir`` and those of its parents that do not exist yet (innermost first)."""
+    out, p = [], run_dir
+    while not p.exists() and p != p.parent:
+        out.append(p)
+        p = p.parent
+    return out
+
+
+def _remove_if_unused(created: list[Path]) -> None:
+    """Remove the folders a failed run created, if it left nothing in them but its lock and config:
+    a rejected configuration must not leave a run folder behind."""
+    run_dir = created[0]
+    try:
+        names = {p.name for p in run_dir.iterdir()}
+    except OSError:
+        return
+    if names - NOTHING_YET:
+        return  # checkpoints, logs or run.json: the record of a run that started, kept
+    for name in names:
+        with contextlib.suppress(OSError):
+            (run_dir / name).unlink()
+    for folder in created:
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only if empty: a parent may have gained other runs meanwhile
+
+
 @contextlib.contextmanager
 def run_lock(run_dir: Path, *, wait: bool = False, enabled: bool = True) -> Iterator[None]:
-    """Hold ``run_dir/.lock`` so two processes never train the same run at once (POSIX only)."""
+    """Hold ``run_dir/.lock`` so two processes never train the same run at once (POSIX only).
+
+    When the guarded block fails before it wrote anything but the config, the folders this call
+    created are removed again (a run that started keeps its folder, failed or not)."""
     if not enabled:
         yield
         return
@@ -187,8 +221,10 @@ def run_lock(run_dir: Path, *, wait: bool = False, enabled: bool = True) -> Iter
     except ImportError:  # Windows: no advisory locks; run unguarded
         yield
         return
+    created = _created_folders(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     fh = open(run_dir / ".lock", "a+", encoding="utf-8")
+    failed = False
     try:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
@@ -201,8 +237,14 @@ def run_lock(run_dir: Path, *, wait: bool = False, enabled: bool = True) -> Iter
         fh.truncate()
         fh.write(str(os.getpid()))
         fh.flush()
-        yield
+        try:
+            yield
+        except BaseException:
+            failed = True
+            raise
     finally:
+        if failed and created:
+            _remove_if_unused(created)  # still holding the lock: no other process is using the folder
         with contextlib.suppress(OSError):
             fcntl.flock(fh, fcntl.LOCK_UN)
         fh.close()

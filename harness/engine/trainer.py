@@ -222,7 +222,7 @@ class Trainer:
         if self.env.is_main:
             src = resume_source(resume, self.run_dir)
             if src is not None:
-                state = ck.load(src, ck.CKPT_FORMAT)
+                state = ck.load_checkpoint(src)  # every key a resume reads, checked
                 ck.check_same_run(state, self.cfg, src)
                 self.run.resumed_from = str(src)
             elif str(resume) == "never":

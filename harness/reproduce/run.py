@@ -23,7 +23,7 @@ from ..errors import HarnessError
 from ..evaluation.scores import fuse_scores
 from ..pipeline import evaluate
 from ..registry import METHODS, PROTOCOLS
-from ..results import ResultRow, append_rows, load_results
+from ..results import ResultRow, check_writable, load_results, record_rows
 from .plan import PlanItem, PlannedFuse, PlannedRun, Settings
 
 
@@ -88,7 +88,7 @@ def _run_one(run: PlannedRun, settings: Settings, progress: bool) -> Outcome:
         return Outcome(run, "recorded", "already in the results store", cfg.config_hash)
     rows = _annotate(evaluate(cfg, progress=progress, record=False), run)
     if rows:
-        append_rows(cfg.results, rows)
+        record_rows(cfg.results, rows, side_dir=run_dir_for(cfg))  # a failed write saves the rows aside
     return Outcome(run, "ran", f"{len(rows)} row(s) recorded", cfg.config_hash, rows)
 
 
@@ -121,7 +121,7 @@ def _fuse(item: PlannedFuse, settings: Settings) -> Outcome:
                            encoder=base.encoder.name, modality="jbm", split=split, seed=seed, preset=base.preset,
                            pretrain_seed=item.pretrain_seed, config_hash=h, extra=extra)
                  for metric, value in values.items()]
-    append_rows(cfgs[0].results, rows)
+    record_rows(cfgs[0].results, rows, side_dir=run_dir_for(cfgs[0]))
     return Outcome(item, "ran", f"fused {len(cfgs)} streams, {len(rows)} row(s) recorded", h, rows)
 
 
@@ -129,6 +129,8 @@ def execute(items: Iterable[PlanItem], settings: Settings, *, progress: bool = T
             log: Callable[[str], None] = print) -> list[Outcome]:
     """Run the plan in order; a missing method is skipped, a failing run is reported, the rest go on."""
     items = list(items)
+    if any(i.method in METHODS and (isinstance(i, PlannedFuse) or i.protocol) for i in items):
+        check_writable(settings.base().results)  # before the first run, not after hours of them
     outcomes: list[Outcome] = []
     for k, item in enumerate(items, 1):
         head = f"[{k}/{len(items)}] {item.target}: {describe(item)}"

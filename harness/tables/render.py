@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -60,7 +60,10 @@ LEGEND = (
 )
 
 
-def render_markdown(t: BuiltTable) -> str:
+def render_markdown(t: BuiltTable, store_problems: Iterable[dict[str, Any]] = ()) -> str:
+    """The table's markdown; ``store_problems`` are lines of the store that are not complete rows
+    (:func:`harness.tables.load_store`), listed under "Store problems" since no cell could use them."""
+    store_problems = list(store_problems)
     parts = _header_text(t)
     parts += ["", tabulate(t.frame, headers="keys", tablefmt="github", showindex=False, disable_numparse=True), ""]
     parts.append("**Legend**")
@@ -78,9 +81,12 @@ def render_markdown(t: BuiltTable) -> str:
     parts.append("")
     parts += [f"- {n}" for n in notes]
     parts.append("")
-    if t.problems:
+    if t.problems or store_problems:
         parts.append("**Store problems** (rows kept out of the means)")
         parts.append("")
+        for p in store_problems:
+            parts.append(f"- `{STORE_NAME}` line {p['line']}: not read, {p['what']} "
+                         "(`harness results check --repair` moves it aside)")
         for p in sorted(t.problems, key=lambda p: p["line"]):
             parts.append(f"- `{STORE_NAME}` line {p['line']}: {p['method']} {p['variant']} {p['encoder']} "
                          f"{p['modality']} {p['protocol']} {p['metric']} split {p['split']} seed {p['seed']!s} "
@@ -100,6 +106,7 @@ class WriteReport:
     paths: list[Path]
     problems: list[dict[str, Any]]
     tables: dict[int, BuiltTable]
+    store_problems: list[dict[str, Any]] = field(default_factory=list)  # lines that are not rows
 
 
 def write_tables(results_dir: str | Path, out_dir: str | Path, *, dataset: str, preset: str,
@@ -112,11 +119,11 @@ def write_tables(results_dir: str | Path, out_dir: str | Path, *, dataset: str, 
             raise ValueError(f"no table {n}: tables are {', '.join(map(str, TABLES))} (1-5 the paper's, 6 diagnostics)")
         t = build_table(n, df, dataset, preset, default_split)
         path = table_path(out_dir, n)
-        atomic.write_text(path, render_markdown(t))
+        atomic.write_text(path, render_markdown(t, df.attrs.get("store_problems", ())))
         paths.append(path)
         problems += [{**p, "table": n} for p in t.problems]
         built[n] = t
-    return WriteReport(paths, problems, built)
+    return WriteReport(paths, problems, built, list(df.attrs.get("store_problems", ())))
 
 
 def read_marker(path: str | Path) -> tuple[int, str, str] | None:

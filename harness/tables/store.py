@@ -1,5 +1,7 @@
 """The results store as the tables read it: parsed helper columns (value, seed, line, extra, fused,
-sweep)."""
+sweep), and the store's own problems: lines of ``results.csv`` that are not complete rows (torn, cut,
+glued, unparsable; :func:`harness.results.read_store`) never reach a cell and are listed in
+``df.attrs["store_problems"]`` for the tables' "Store problems" section."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..results import load_results
+from ..results import StoreProblem, read_store
 
 # --- the store ------------------------------------------------------------------------------------
 def _parse_extra(text: Any) -> dict[str, Any]:
@@ -43,9 +45,11 @@ def _split_from_files(files: Any) -> str:
     return found.pop() if len(found) == 1 else ""
 
 
-def prepare_store(df: pd.DataFrame) -> pd.DataFrame:
-    """The store with parsed helper columns: ``_value`` (float, NaN when bad), ``_seed``, ``_line``,
-    ``_extra`` (dict), ``_fused``, ``_sweep``."""
+def prepare_store(df: pd.DataFrame, lines: list[int] | None = None) -> pd.DataFrame:
+    """The store with parsed helper columns: ``_value`` (float, NaN when bad), ``_seed``, ``_line``
+    (``lines``: each row's line in results.csv; default: row order after the header), ``_extra``
+    (dict), ``_fused``, ``_sweep``, ``_checkpoint`` (the sha256 of a file ``harness run --checkpoint``
+    evaluated, else "")."""
     df = df.copy()
     for col in ("method", "dataset", "protocol", "metric", "variant", "encoder", "modality", "split", "preset",
                 "config_hash", "date", "extra"):
@@ -56,7 +60,8 @@ def prepare_store(df: pd.DataFrame) -> pd.DataFrame:
         df["value"] = ""
     if "seed" not in df.columns:
         df["seed"] = 0
-    df["_line"] = np.arange(len(df), dtype=np.int64) + 2  # line 1 is the CSV header
+    df["_line"] = (np.asarray(lines, dtype=np.int64) if lines is not None
+                   else np.arange(len(df), dtype=np.int64) + 2)  # line 1 is the CSV header
     df["_value"] = pd.to_numeric(df["value"], errors="coerce").astype(float)
     df["_seed"] = pd.to_numeric(df["seed"], errors="coerce")
     if "pretrain_seed" not in df.columns:
@@ -65,6 +70,7 @@ def prepare_store(df: pd.DataFrame) -> pd.DataFrame:
     df["_extra"] = [_parse_extra(e) for e in df["extra"]]
     df["_fused"] = [isinstance(e, dict) and "weights" in e for e in df["_extra"]]
     df["_sweep"] = [bool(e.get("overrides")) for e in df["_extra"]]
+    df["_checkpoint"] = [str(e.get("checkpoint_sha256", "")) for e in df["_extra"]]  # harness run --checkpoint
     # harness fuse --record leaves split empty; its score file names carry it
     split = df["split"].tolist()
     for i, (s, fused, extra) in enumerate(zip(split, df["_fused"], df["_extra"])):
@@ -75,6 +81,17 @@ def prepare_store(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_store(results_dir: str | Path) -> pd.DataFrame:
-    return prepare_store(load_results(results_dir))
+    """The trusted rows of ``results_dir/results.csv``, prepared; its broken lines (dicts: line,
+    what, text) in ``attrs["store_problems"]``."""
+    read = read_store(results_dir)
+    df = prepare_store(read.frame(), [x.number for x in read.rows])
+    problems = read.problems if read.header_error is None else [
+        _header_problem(read.header_line, read.header_error, sum(x.kind == "unread" for x in read.lines))]
+    df.attrs["store_problems"] = [p.as_dict() for p in problems]
+    return df
+
+
+def _header_problem(line: int, error: str, unread: int) -> StoreProblem:
+    return StoreProblem(line, f"{error}; the {unread} line(s) below it are not read", "")
 
 
