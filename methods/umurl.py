@@ -35,8 +35,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Sequence
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from harness.config import RunConfig
 from harness.contracts import FUSED_MODALITY, DataInfo, Method, ModalityBackbone, TableRow, build_encoder

@@ -45,7 +45,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Sequence
 
 import torch
-from torch import nn
 
 from harness.augment import DEFAULT_POOL, Compose, CropResize, HostBufferPool, USDRLSpatial
 from harness.config import RunConfig

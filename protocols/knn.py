@@ -11,16 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-
-from harness.registry import PROTOCOLS
-from harness.results import ResultRow
-
 from harness.contracts import Protocol, ProtocolContext
 from harness.evaluation.features import extract_features
 from harness.evaluation.knn import knn_predict
+from harness.registry import PROTOCOLS
+from harness.results import ResultRow
 from harness.evaluation.scores import save_scores
 
 
