@@ -12,6 +12,7 @@ from .errors import HarnessError
 # subcommand modules, in the order `harness --help` lists them; each defines add_parser(subparsers)
 COMMAND_MODULES = (
     "harness.commands.list_cmd",
+    "harness.commands.config_cmd",
     "harness.commands.data_cmd",
     "harness.commands.pretrain_cmd",
     "harness.commands.run_cmd",

@@ -32,8 +32,15 @@ from .registry import PROTOCOLS
 from .results import ResultRow, check_writable, record_rows
 
 
-def evaluate(cfg: RunConfig, *, progress: bool = True, record: bool = True) -> list[ResultRow]:
-    """Pretrain or reuse ``cfg``'s run, evaluate it with ``cfg.protocol`` and record the rows."""
+def evaluate(cfg: RunConfig, *, progress: bool = True, record: bool = True, checkpoint: Any = None) -> list[ResultRow]:
+    """Pretrain or reuse ``cfg``'s run, evaluate it with ``cfg.protocol`` and record the rows.
+
+    ``checkpoint`` (a path or a read :class:`harness.checkpoints.Checkpoint`): evaluate the backbone in
+    that file instead, without pretraining (:func:`harness.checkpoints.evaluate.evaluate_checkpoint`)."""
+    if checkpoint is not None:
+        from .checkpoints.evaluate import evaluate_checkpoint  # it imports this module's helpers
+
+        return evaluate_checkpoint(cfg, checkpoint, progress=progress, record=record)
     resolved = cfg.resolved()  # names and options of every plugin, checked before any work
     if record:
         check_writable(cfg.results)  # before hours of work whose rows could not be stored

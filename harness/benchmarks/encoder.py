@@ -11,6 +11,10 @@ For each encoder (DSTE, STTR by default) at a preset's size (``--config paper|cp
   multi-grained decorrelation loss, backward, Adam step (lr 5e-4, weight decay 1e-5). It uses
   the registered ``usdrl`` method when it is importable, else the encoder + projectors + the
   ``harness.methods.losses`` loss, else a stand-in loss (the output says which);
+- memory: ``peak_rss_mib`` (the process's peak resident set so far, ``getrusage``: it never goes
+  down, so with several encoders it covers the earlier ones too) and, on CUDA,
+  ``cuda_max_allocated_mib`` (``torch.cuda.max_memory_allocated`` since this encoder's benchmark
+  started), read after the training step (harness.engine.memory);
 - efficiency = achieved GFLOP/s ÷ fp32 GFLOP/s of a square ``--matmul-size`` matmul measured in
   the same process, interleaved with the model measurements (medians of both). Training FLOPs per
   sample = 3 × views × (encoder + projector forward FLOPs), the usual forward + 2× backward
@@ -34,6 +38,7 @@ import torch
 from ..config import resolve
 from ..contracts import DataInfo, build_encoder, build_method
 from ..data.topology import NTU25
+from ..engine.memory import peak_memory
 from .flops import count_flops, encoder_flops
 
 # training clips per step. The USDRL loss has a batch-independent cost (D×D matrices, D = 4096 for
@@ -113,6 +118,8 @@ class EncoderBench:
     threads: int = 0
     clock: str = "wall"
     malloc_tuned: bool = False
+    peak_rss_mib: float | None = None
+    cuda_max_allocated_mib: float | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -197,6 +204,8 @@ def bench_encoder(name: str, *, config: str = "paper", batch_size: int | None = 
     b = batch_size or DEFAULT_BATCH[config]
     bi = infer_batch_size or b * views
     info = DataInfo(topology=NTU25, num_classes=60, frames=cfg.data.frames, persons=2)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)  # this encoder's peak, not the previous one's
     mm = mm or _Matmul(matmul_size, dev)
     gen = torch.Generator(device="cpu").manual_seed(0)
 
@@ -221,7 +230,7 @@ def bench_encoder(name: str, *, config: str = "paper", batch_size: int | None = 
     res.matmul_gflops_per_s = mm_rate
     del encoder
     if not train:
-        return res
+        return _with_memory(res, dev)
 
     model, loss_fn, desc, projectors = _build_training(cfg, info, dev)
     res.loss = desc
@@ -253,6 +262,13 @@ def bench_encoder(name: str, *, config: str = "paper", batch_size: int | None = 
     res.train_gflops_per_s = res.train_gflops_per_sample * b / sec
     res.train_efficiency = res.train_gflops_per_s / mm_rate
     res.matmul_gflops_per_s = mm.gflops()
+    return _with_memory(res, dev)
+
+
+def _with_memory(res: EncoderBench, dev: torch.device) -> EncoderBench:
+    mem = peak_memory(dev)
+    res.peak_rss_mib = mem.get("peak_rss_mib")
+    res.cuda_max_allocated_mib = mem.get("cuda_max_allocated_mib")
     return res
 
 
@@ -300,8 +316,10 @@ def _print_row(r: EncoderBench, header: bool) -> None:
         print(f"config {r.config}, device {r.device}, training batch {r.batch_size} clips x {r.views} views, "
               f"inference batch {r.infer_batch_size}, {r.threads} threads, {r.clock} clock")
         print(f"{'encoder':8} {'params':>12} {'GFLOPs/smp':>10} {'infer smp/s':>11} {'infer eff':>9} "
-              f"{'train smp/s':>11} {'train eff':>9} {'matmul GF/s':>11}")
+              f"{'train smp/s':>11} {'train eff':>9} {'matmul GF/s':>11} {'peak RSS MiB':>12} {'CUDA peak MiB':>13}")
     ts = f"{r.train_samples_per_s:11.2f}" if r.train_samples_per_s is not None else f"{'-':>11}"
     te = f"{r.train_efficiency:9.1%}" if r.train_efficiency is not None else f"{'-':>9}"
+    rss = f"{r.peak_rss_mib:12.0f}" if r.peak_rss_mib is not None else f"{'-':>12}"
+    cuda = f"{r.cuda_max_allocated_mib:13.0f}" if r.cuda_max_allocated_mib is not None else f"{'-':>13}"
     print(f"{r.encoder:8} {r.params:12,d} {r.gflops_per_sample:10.3f} {r.infer_samples_per_s:11.2f} "
-          f"{r.infer_efficiency:9.1%} {ts} {te} {r.matmul_gflops_per_s:11.1f}", flush=True)
+          f"{r.infer_efficiency:9.1%} {ts} {te} {r.matmul_gflops_per_s:11.1f} {rss} {cuda}", flush=True)

@@ -39,6 +39,7 @@ from . import checkpoint as ck
 from . import distributed as dd
 from .amp import AmpSettings
 from .logging import MetricsLog, fmt_terms, progress_bar
+from .memory import peak_memory
 from .optim import build_optimizer
 from .runs import (RunInfo, checkpoint_dir, clear_run, now, numbered_checkpoint, numbered_checkpoints, resume_source,
                    write_run_json)
@@ -202,7 +203,7 @@ class Trainer:
                                               global_step=global_step)
             run.checkpoints = numbered_checkpoints(self.run_dir)
             run.status = "finished"
-            write_run_json(run, self.extra | {"finished_at": now()})
+            write_run_json(run, self.extra | {"finished_at": now(), **peak_memory(self.device)})
         dd.barrier()
         return run
 

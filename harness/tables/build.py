@@ -9,6 +9,7 @@ import pandas as pd
 
 from ..registry import METHODS
 from .cells import Cell, measured_cell
+from .checkpoint_rows import checkpoint_rows
 from .model import (FLOOR_HEADER, MEASURES, NOT_APPLICABLE, PAPER_DATASETS, PAPER_NA, MeasuredColumn, Selector,
                     TableSpec, pretty_dataset)
 from .specs import table_specs
@@ -125,7 +126,8 @@ def _fmt_paper(v: float | None) -> str:
 
 def _encoders_for(df: pd.DataFrame, sel: Selector, dataset: str, preset: str, protocols: set[str]) -> list[str]:
     rows = df[(df["method"] == sel.method) & (df["dataset"] == dataset) & (df["preset"] == preset)
-              & df["protocol"].isin(protocols) & (df["variant"] == sel.variant) & ~df["_sweep"].astype(bool)]
+              & df["protocol"].isin(protocols) & (df["variant"] == sel.variant) & ~df["_sweep"].astype(bool)
+              & (df["_checkpoint"] == sel.checkpoint)]
     return sorted({e for e in rows["encoder"]})
 
 
@@ -155,7 +157,7 @@ def build_table(number: int, df: pd.DataFrame, dataset: str, preset: str, defaul
     problems: list[dict[str, Any]] = []
     superseded = 0
     group = None
-    for row in spec.rows:
+    for row in spec.rows + checkpoint_rows(spec, df, protocols):  # evaluated files: rows of their own
         if row.group and row.group != group:
             group = row.group
             records.append([f"*{group}*"] + [""] * (len(headers) - 1))

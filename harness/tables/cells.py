@@ -56,6 +56,7 @@ def _row_mask(df: pd.DataFrame, sel: Selector, measure: Measure, col: MeasuredCo
     m = (df["dataset"] == dataset) & (df["protocol"] == measure.protocol) & (df["split"] == col.split)
     m &= df["method"] == sel.method
     m &= ~df["_sweep"].astype(bool)
+    m &= df["_checkpoint"] == sel.checkpoint  # evaluated files never mix with rows pretrained here
     if sel.fused:
         if measure.fused_metric is None:
             return m & False

@@ -98,6 +98,7 @@ class Selector:
     encoder: str | None = None  # None: any encoder
     modality: str | None = "joint"  # None: any modality
     fused: bool = False  # a 3-stream ensemble recorded by harness fuse (extra holds "weights")
+    checkpoint: str = ""  # rows evaluated from this file (sha256; harness run --checkpoint); "" = pretrained here
 
     def describe(self) -> str:
         parts = [self.method if self.variant == "default" else f"{self.method} {self.variant}"]
@@ -107,6 +108,8 @@ class Selector:
             parts.append("J+M+B fused")
         elif self.modality not in (None, "joint"):
             parts.append(self.modality)
+        if self.checkpoint:
+            parts.append(f"--checkpoint sha256 {self.checkpoint[:12]}")
         return " · ".join(parts)
 
 

@@ -1,0 +1,75 @@
+"""UmURL's pretraining checkpoints (``checkpoint_NNNN.pth.tar``; docs/reference/checkpoints.md §2).
+
+The same layout as USDRL's (``{'epoch', 'state_dict', 'optimizer'}``, DDP's ``module.`` prefix),
+with UmURL's backbone: ``backbone.{j,b,m}_emb.*`` embeddings, the fusion Linears
+``backbone.mm_fusion.{t,s}_fusion.0.weight`` (one-layer Sequentials there, plain Linears here) and
+the shared encoder ``backbone.ma_encoder.*``. The modality-aware projectors ``j_projector.*``,
+``b_projector.*``, ``m_projector.*`` (SyncBatchNorm statistics included) are expected and dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import torch
+
+from .base import Checkpoint, CheckpointFormat, Mapped, file_key, map_by_prefix
+from .usdrl import IN_CHANNELS, state_of
+
+RENAMES = (("backbone.mm_fusion.t_fusion.0.", "encoder.mm_fusion.t_fusion."),
+           ("backbone.mm_fusion.s_fusion.0.", "encoder.mm_fusion.s_fusion."),
+           ("backbone.", "encoder."))
+PROJECTORS = ("j_projector.", "b_projector.", "m_projector.")
+
+
+class UmURLFormat(CheckpointFormat):
+    name = "umurl"
+    label = "UmURL pretraining checkpoint (HuiGuanLab/UmURL pretrain.py)"
+    method = "umurl"
+    top_keys = ("epoch", "state_dict", "optimizer")
+    ignored_prefixes = PROJECTORS
+
+    def detect(self, obj: Any) -> str | None:
+        if not isinstance(obj, dict) or not isinstance(obj.get("state_dict"), dict):
+            return "no 'state_dict' dict"
+        state, _ = state_of(obj)
+        if not any(k.startswith("backbone.j_emb.") for k in state):
+            return "no backbone.j_emb.* keys (UmURL's joint embedding)"
+        return None
+
+    def encoder_of(self, obj: Any) -> str:
+        return "umurl"
+
+    def backbone_state(self, ckpt: Checkpoint, method: torch.nn.Module) -> Mapped:
+        state, prefix = state_of(ckpt.obj)
+        return map_by_prefix(state, RENAMES, self.ignored_prefixes, prefix)
+
+    def file_name(self, ckpt: Checkpoint, key: str) -> str:
+        return file_key(key, RENAMES, state_of(ckpt.obj)[1])
+
+    def shapes(self, ckpt: Checkpoint) -> dict[str, Any]:
+        s, _ = state_of(ckpt.obj)
+        out: dict[str, Any] = {}
+        emb = s.get("backbone.j_emb.s_embedding.0.weight")
+        if emb is not None:
+            out["encoder.options.hidden"] = int(emb.shape[0])
+            out["data.frames"] = int(emb.shape[1]) // IN_CHANNELS
+        layers = {m.group(1) for k in s if (m := re.match(r"backbone\.ma_encoder\.t_tr\.layers\.(\d+)\.", k))}
+        if layers:
+            out["encoder.options.layers"] = len(layers)
+        ff = s.get("backbone.ma_encoder.t_tr.layers.0.linear1.weight")
+        if ff is not None:
+            out["encoder.options.ffn"] = int(ff.shape[0])
+        return out
+
+    def check_config(self, ckpt: Checkpoint, resolved: Any) -> list[str]:
+        heads = resolved.encoder.options.get("heads")
+        if heads != 1:
+            return [f"the file does not record the attention heads; UmURL's reference trains 1 head, "
+                    f"this run builds {heads}"]
+        return []
+
+    def identity(self, ckpt: Checkpoint) -> dict[str, int]:
+        epoch = ckpt.obj.get("epoch")
+        return {"epochs": int(epoch) if isinstance(epoch, int) else 0, "steps": 0, "pretrain_seed": 0}
