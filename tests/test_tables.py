@@ -1,4 +1,5 @@
-"""harness tables: row selection, marks, mean ± std, headers, problems, and the committed tables."""
+"""harness tables: row selection, marks, mean ± std over pretraining seeds, untrained floors, headers,
+problems, the diagnostics table 6, older stores, and the committed tables."""
 
 import json
 import re
@@ -11,8 +12,14 @@ import torch
 from harness import paper, tables
 from harness.cli import main
 from harness.results import ResultRow, append_rows
+from harness.tables.build import floor_selector
+from harness.tables.specs import method_rows
+
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("one_thread")]
 
 REPO = Path(__file__).resolve().parents[1]
+OURS = "ours Recog. (synthetic xsub, cpu)"  # Table 1 has several measures: headers name the measure
+FLOOR = "untrained floor Recog. (xsub)"
 
 
 def row(method="usdrl", metric="top1_best", value=0.5, *, protocol="linear", dataset="synthetic", preset="cpu",
@@ -27,12 +34,20 @@ def render(store, tmp_path, *, dataset="synthetic", preset="cpu", numbers=tables
     return report, {n: (out / f"table{n}.md").read_text() for n in numbers}
 
 
-def md_row(text: str, first_cell: str) -> list[str]:
+def md_rows(text: str, first_cell: str) -> list[list[str]]:
+    out = []
     for line in text.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if line.startswith("|") and cells[0] == first_cell:
-            return cells
-    raise AssertionError(f"no row {first_cell!r}")
+            out.append(cells)
+    return out
+
+
+def md_row(text: str, first_cell: str) -> list[str]:
+    found = md_rows(text, first_cell)
+    if not found:
+        raise AssertionError(f"no row {first_cell!r}")
+    return found[0]
 
 
 def md_header(text: str) -> list[str]:
@@ -40,44 +55,165 @@ def md_header(text: str) -> list[str]:
     return [c.strip() for c in line.strip().strip("|").split("|")]
 
 
-def cell(text: str, first_cell: str, column: str) -> str:
-    return md_row(text, first_cell)[md_header(text).index(column)]
+def cell(text: str, first_cell: str, column: str, *, nth: int = 0) -> str:
+    return md_rows(text, first_cell)[nth][md_header(text).index(column)]
+
+
+def test_table_numbers():
+    assert tables.TABLES == (1, 2, 3, 4, 5, 6) and tables.PAPER_TABLES == (1, 2, 3, 4, 5)
+    specs = tables.table_specs()
+    assert sorted(specs) == list(tables.TABLES)
+    assert specs[6].columns == () and specs[6].measures == ["erank", "top1_share", "mean_cos", "mean_std"]
+    assert specs[1].measures == ["recog", "recog_white", "erank"]
 
 
 def test_measured_values_with_std_beside_paper_values(tmp_path):
     store = tmp_path / "res"
-    append_rows(store, [row(value=v, seed=s) for s, v in enumerate((0.60, 0.62, 0.64))]
+    append_rows(store, [row(value=v, pretrain_seed=s) for s, v in enumerate((0.60, 0.62, 0.64))]
                 + [row(encoder="sttr", value=0.5, config_hash="h2")]
                 + [row(protocol="knn", metric="knn1", value=0.41, config_hash="h3")])
     report, md = render(store, tmp_path)
     t1 = md[1]
-    col = "ours (synthetic xsub, cpu)"
-    assert md_header(t1).index(col) == md_header(t1).index("NTU-60 xsub (paper)") + 1  # beside the paper column
+    head = md_header(t1)
+    assert head.index(OURS) == head.index("NTU-60 xsub (paper)") + 1  # beside the paper column
+    assert head.index(FLOOR) == head.index(OURS) + 1  # and its untrained floor right after it
     assert cell(t1, "USDRL (DSTE)", "NTU-60 xsub (paper)") == "85.2"
-    assert cell(t1, "USDRL (DSTE)", col) == "62.0 ± 2.0 (n=3)"  # mean ± sample std over seeds, in %
-    assert cell(t1, "USDRL (STTR)", col) == "50.0 (n=1)"
-    assert cell(t1, "MAMP (2023)", col) == tables.NOT_RUN
+    assert cell(t1, "USDRL (DSTE)", OURS) == "62.0 ± 2.0 (n=3)"  # mean ± sample std over pretraining seeds, in %
+    assert cell(t1, "USDRL (STTR)", OURS) == "50.0 (n=1)"
+    assert cell(t1, "USDRL (DSTE)", FLOOR) == tables.NOT_RUN  # no random rows in this store
+    assert cell(t1, "MAMP (2023)", OURS) == tables.NOT_RUN
     assert cell(t1, "HYSP (2023)", "PKU-MMD II xsub (paper)") == tables.PAPER_NA  # the paper's "-"
-    assert cell(t1, "HYSP (2023)", col) == tables.NOT_APPLICABLE  # paper-only row
+    assert cell(t1, "HYSP (2023)", OURS) == tables.NOT_APPLICABLE  # paper-only row
+    assert cell(t1, "HYSP (2023)", FLOOR) == tables.NOT_APPLICABLE
     assert cell(t1, "MoCo-v2 (harness)", "NTU-60 xsub (paper)") == tables.NOT_APPLICABLE  # extra row
     assert "*Extra rows: harness runs, not in the paper*" in t1
-    # header: dataset and preset of the measured numbers, best-of, the not-NTU disclaimer, the legend
+    # header: dataset and preset of the measured numbers, best-of, pretraining seeds, floors, the not-NTU
+    # disclaimer, the legend
     assert "**Measured dataset: synthetic**" in t1 and "**preset: cpu**" in t1
     assert "**best-of**" in t1
+    assert "over pretraining seeds (n = number of pretraining seeds)" in t1
+    assert f"**{tables.FLOOR_HEADER}** column beside it" in t1
     assert "**These measured numbers are synthetic numbers, not NTU-60 / NTU-120 / PKU-MMD numbers.**" in t1
     for mark in ("`—`", "`not run`", "`·`", "`⚠`"):
         assert mark in t1
-    assert cell(md[3], "USDRL (DSTE)", "ours (synthetic xsub, cpu)") == "41.0 (n=1)"
+    assert cell(md[3], "USDRL (DSTE)", "ours (synthetic xsub, cpu)") == "41.0 (n=1)"  # one measure: no label
+    assert cell(md[3], "USDRL (DSTE)", "untrained floor (xsub)") == tables.NOT_RUN
     assert cell(md[5], "7", "ours Retrieval (synthetic xsub, cpu)") == "41.0 (n=1)"
     assert cell(md[5], "7", "ours Recog. (synthetic xsub, cpu)") == "62.0 ± 2.0 (n=3)"
     assert cell(md[5], "3", "Recog. (paper)") == "84.2"
-    assert report.tables[1].cell("USDRL (DSTE)", "recog").values == pytest.approx([0.60, 0.62, 0.64])
+    c = report.tables[1].cell("USDRL (DSTE)", "recog")
+    assert c.values == pytest.approx([0.60, 0.62, 0.64]) and c.seeds == [0, 1, 2] and c.probe_seeds == [1, 1, 1]
+
+
+def test_probe_seeds_are_averaged_within_a_pretraining_seed(tmp_path):
+    store = tmp_path / "res"
+    append_rows(store, [row(value=v + p / 10, seed=s, pretrain_seed=p)
+                        for p in (0, 1) for s, v in enumerate((0.60, 0.62, 0.64))])
+    report, md = render(store, tmp_path, numbers=(1,))
+    c = report.tables[1].cell("USDRL (DSTE)", "recog")
+    assert c.values == pytest.approx([0.62, 0.72]) and c.seeds == [0, 1] and c.probe_seeds == [3, 3]
+    # n counts pretraining seeds; the spread of the probe seeds is not the std shown
+    assert cell(md[1], "USDRL (DSTE)", OURS) == f"67.0 ± {100 * np.std([0.62, 0.72], ddof=1):.1f} (n=2)"
+    # three probe seeds of one pretraining seed are one value, not three
+    one = tmp_path / "one"
+    append_rows(one, [row(value=v, seed=s) for s, v in enumerate((0.60, 0.62, 0.64))])
+    _, md1 = render(one, tmp_path / "o", numbers=(1,))
+    assert cell(md1[1], "USDRL (DSTE)", OURS) == "62.0 (n=1)"
+
+
+def test_untrained_floor_columns_read_the_rows_backbone(tmp_path):
+    store = tmp_path / "res"
+    floors = [row("random", value=0.10, encoder="dste", config_hash="fd"),
+              row("random", value=0.20, encoder="dste", config_hash="fd", pretrain_seed=1),
+              row("random", value=0.30, encoder="sttr", config_hash="fs"),
+              row("random", value=0.05, encoder="dste", modality="bone", config_hash="fb"),
+              row("random", value=0.06, encoder="mamp-vit", config_hash="fm"),
+              row("random", value=0.07, encoder="umurl", modality="jbm", config_hash="fu"),
+              row("random", protocol="knn", metric="knn1", value=0.08, encoder="dste", config_hash="fk")]
+    methods = [row(value=0.5), row(encoder="sttr", value=0.6, config_hash="s"),
+               row(encoder="dste", modality="bone", value=0.4, config_hash="b"),
+               row("mamp", encoder="mamp-vit", value=0.3, config_hash="m"),
+               row("umurl", encoder="umurl", modality="jbm", value=0.45, config_hash="u"),
+               row("contrastive", encoder="sttr", value=0.35, config_hash="c")]
+    append_rows(store, floors + methods)
+    report, md = render(store, tmp_path, numbers=(1, 3, 5, 6))
+    t1 = md[1]
+    assert cell(t1, "USDRL (DSTE)", FLOOR) == f"15.0 ± {100 * np.std([0.1, 0.2], ddof=1):.1f} (n=2)"
+    assert cell(t1, "USDRL (STTR)", FLOOR) == "30.0 (n=1)"
+    assert cell(t1, "USDRL (DSTE), bone stream (harness)", OURS) == "40.0 (n=1)"
+    assert cell(t1, "USDRL (DSTE), bone stream (harness)", FLOOR) == "5.0 (n=1)"  # same modality
+    assert cell(t1, "MAMP (2023)", OURS) == "30.0 (n=1)" and cell(t1, "MAMP (2023)", FLOOR) == "6.0 (n=1)"
+    assert cell(t1, "UmURL (2023)", OURS, nth=1) == "45.0 (n=1)"  # the J+M+B row
+    assert cell(t1, "UmURL (2023)", FLOOR, nth=1) == "7.0 (n=1)"
+    assert cell(t1, "UmURL (2023)", OURS, nth=0) == tables.NOT_APPLICABLE  # the paper's J row
+    assert cell(t1, "MoCo-v2 (harness), STTR", FLOOR) == "30.0 (n=1)"  # the expanded encoder's floor
+    assert cell(t1, "VICReg (harness)", FLOOR) == f"15.0 ± {100 * np.std([0.1, 0.2], ddof=1):.1f} (n=2)"  # default dste
+    assert cell(t1, "3s-USDRL (DSTE)", FLOOR) == tables.NOT_APPLICABLE  # an ensemble has no one backbone
+    assert cell(t1, "Random init (harness reference), DSTE", OURS) == "15.0 ± 7.1 (n=2)"
+    assert cell(t1, "Random init (harness reference), DSTE", FLOOR) == tables.NOT_APPLICABLE  # the floor itself
+    floor = report.tables[1].floors[("USDRL (DSTE)", tables.MeasuredColumn("recog", "xsub"))]
+    assert floor.values == pytest.approx([0.1, 0.2])
+    assert cell(md[3], "USDRL (DSTE)", "untrained floor (xsub)") == "8.0 (n=1)"
+    assert cell(md[5], "7", "untrained floor Retrieval (xsub)") == "8.0 (n=1)"
+    assert cell(md[5], "1", "untrained floor Recog. (xsub)") == "30.0 (n=1)"  # contrastive · sttr
+    head6 = md_header(md[6])
+    assert head6.index("untrained floor eff. rank (xsub)") == head6.index("ours eff. rank (synthetic xsub, cpu)") + 1
+    # the selector of a floor: method random with the row's encoder and modality
+    sel = tables.Selector("usdrl", encoder="dste", modality="bone")
+    assert floor_selector(sel, None) == tables.Selector("random", "default", "dste", "bone")
+    assert floor_selector(tables.Selector("umurl", encoder="umurl", modality=None), None).modality == "jbm"
+    assert floor_selector(tables.Selector("contrastive", encoder=None), "sttr").encoder == "sttr"
+    assert floor_selector(tables.Selector("random", encoder="dste"), None) is None
+    assert floor_selector(tables.Selector("usdrl", encoder="dste", modality="jbm", fused=True), None) is None
+
+
+def test_table1_whitened_readout_and_effective_rank(tmp_path):
+    store = tmp_path / "res"
+    append_rows(store, [row(value=0.5, config_hash="l"), row(metric="top1_whitened", value=0.7, config_hash="l"),
+                        row(protocol="features", metric="eff_rank", value=5.31, config_hash="f"),
+                        row("random", protocol="features", metric="eff_rank", value=2.04, config_hash="r")])
+    _, md = render(store, tmp_path, numbers=(1,))
+    head = md_header(md[1])
+    white, rank = "ours Recog. whitened (synthetic xsub, cpu)", "ours eff. rank (synthetic xsub, cpu)"
+    assert head.index("untrained floor Recog. whitened (xsub)") == head.index(white) + 1
+    assert head.index("untrained floor eff. rank (xsub)") == head.index(rank) + 1
+    assert head.index(white) > head.index("PKU-MMD II xsub (paper)")  # no paper column: after the paper's
+    assert cell(md[1], "USDRL (DSTE)", OURS) == "50.0 (n=1)"
+    assert cell(md[1], "USDRL (DSTE)", white) == "70.0 (n=1)"
+    assert cell(md[1], "USDRL (DSTE)", rank) == "5.3 (n=1)"  # a count, not a fraction: not ×100
+    assert cell(md[1], "USDRL (DSTE)", "untrained floor eff. rank (xsub)") == "2.0 (n=1)"
+    assert cell(md[1], "USDRL (STTR)", white) == tables.NOT_RUN
+
+
+def test_table6_collapse_diagnostics(tmp_path):
+    store = tmp_path / "res"
+    diag = {"eff_rank": 12.34, "top1_share": 0.25, "mean_cos": 0.1, "mean_std": 0.125}
+    append_rows(store, [row(protocol="features", metric=m, value=v + p / 100, config_hash="f", pretrain_seed=p)
+                        for m, v in diag.items() for p in (0, 1)]
+                + [row("mamp", protocol="features", metric="eff_rank", value=1.5, encoder="mamp-vit", config_hash="m")])
+    report, md = render(store, tmp_path, numbers=(6,))
+    t6 = md[6]
+    assert "A harness table: the paper has no such table." in t6
+    assert not [h for h in md_header(t6) if h.endswith("(paper)")]
+    label = "USDRL (DSTE) (harness)"
+    assert cell(t6, label, "ours eff. rank (synthetic xsub, cpu)") == "12.3 ± 0.0 (n=2)"
+    assert cell(t6, label, "ours top direction % (synthetic xsub, cpu)") == "25.5 ± 0.7 (n=2)"
+    assert cell(t6, label, "ours mean cosine ×100 (synthetic xsub, cpu)") == "10.5 ± 0.7 (n=2)"
+    assert cell(t6, label, "ours std ×100 (synthetic xsub, cpu)") == "13.0 ± 0.7 (n=2)"
+    assert cell(t6, "MAMP (harness)", "ours eff. rank (synthetic xsub, cpu)") == "1.5 (n=1)"
+    assert cell(t6, "USDRL (STTR) (harness)", "ours eff. rank (synthetic xsub, cpu)") == tables.NOT_RUN
+    # every method that declares a Table 6 row has one
+    want = {r.label for _, r in method_rows() if 6 in r.tables}
+    assert {"MAMP (harness)", "UmURL (harness)", "VICReg (harness)", label} <= want
+    for name in want:
+        md_row(t6, name)
+    assert report.tables[6].cell(label, "erank").scale == 1.0
 
 
 def test_every_paper_value_is_in_the_markdown(tmp_path):
     _, md = render(tmp_path / "empty", tmp_path)
-    t1_rows = [md_row(md[1], name) for _, name, _, _, _ in paper.TABLE1 if name != "UmURL (2023)"]
-    for (_, name, _, _, values), cells in zip([r for r in paper.TABLE1 if r[1] != "UmURL (2023)"], t1_rows):
+    for (_, name, _, modality, values) in paper.TABLE1:
+        cells = next(c for c in md_rows(md[1], name) if c[2] == modality)
         papers = [c for h, c in zip(md_header(md[1]), cells) if h.endswith("(paper)")]
         assert papers == [tables.PAPER_NA if v is None else f"{v:.1f}" for v in values], name
     for n, data in ((2, paper.TABLE2), (3, paper.TABLE3), (4, paper.TABLE4)):
@@ -92,29 +228,85 @@ def test_every_paper_value_is_in_the_markdown(tmp_path):
     assert all(tables.read_marker(tmp_path / "tables" / f"table{n}.md") == (n, "synthetic", "cpu") for n in md)
 
 
+def test_paper_rows_are_filled_by_the_methods_table_rows(tmp_path):
+    """Every TableRow that names a paper row fills it (its selector), the others are extra rows."""
+    specs = tables.table_specs()
+    for cls, trow in method_rows():
+        for number in trow.tables:
+            label = trow.paper_label(number)
+            if label is None:
+                extra = [r for r in specs[number].rows if r.label == trow.label]
+                assert extra and extra[0].paper is None and extra[0].group == "Extra rows: harness runs, not in the paper"
+                continue
+            filled = [r for r in specs[number].rows if r.label == label and r.selector is not None
+                      and r.selector.method == cls.name]
+            assert filled and filled[0].paper is not None, (cls.name, number, label)
+    t5 = {r.label: r.selector for r in specs[5].rows if r.paper is not None}
+    assert {k: (s.method, s.variant, s.encoder) for k, s in t5.items()} == {
+        "1": ("contrastive", "default", "sttr"), "2": ("usdrl", "no_xc", "sttr"), "3": ("usdrl", "default", "sttr"),
+        "4": ("contrastive", "default", "dste"), "5": ("usdrl", "no_xc", "dste"),
+        "6": ("usdrl", "single_grained", "dste"), "7": ("usdrl", "default", "dste")}
+    t1 = {(r.label, r.info[1]): r.selector for r in specs[1].rows if r.selector is not None and r.paper is not None}
+    assert (t1[("MAMP (2023)", "J")].method, t1[("MAMP (2023)", "J")].encoder) == ("mamp", "mamp-vit")
+    assert (t1[("UmURL (2023)", "J+M+B")].method, t1[("UmURL (2023)", "J+M+B")].encoder) == ("umurl", "umurl")
+    assert ("UmURL (2023)", "J") not in t1
+    assert t1[("3s-USDRL (DSTE)", "J+M+B")].fused
+
+
+def test_mamp_and_umurl_rows_read_only_their_own_backbone(tmp_path):
+    store = tmp_path / "res"
+    # a MAMP row recorded under another encoder name (today's store keeps what was written)
+    append_rows(store, [row("mamp", encoder="dste", value=0.3, config_hash="m")])
+    _, md = render(store, tmp_path, numbers=(1,))
+    assert cell(md[1], "MAMP (2023)", OURS) == tables.NOT_RUN
+    assert "mamp · mamp-vit" in md_row(md[1], "MAMP (2023)")
+    # a store written before pretrain_seed/steps existed recorded the unused encoder.name ("dste") for methods
+    # that train their own backbone: read, those rows are relabelled to it
+    old = tmp_path / "old"
+    old.mkdir()
+    header = "method,dataset,protocol,metric,value,variant,encoder,modality,split,seed,preset,epochs,config_hash," \
+             "code_version,hardware,date,extra"
+    lines = [header] + [f"{m},synthetic,linear,top1_best,{v},default,dste,{mod},xsub,{s},cpu,60,{h},0.1.0,cpu,"
+                        f"2026-01-01T00:00:00Z," for m, v, mod, s, h in (
+                            ("mamp", 0.30, "joint", 0, "m"), ("mamp", 0.32, "joint", 1, "m"),
+                            ("umurl", 0.45, "jbm", 0, "u"), ("usdrl", 0.5, "joint", 0, "d"))]
+    (old / "results.csv").write_text("\n".join(lines) + "\n")
+    store_df = tables.load_store(old)
+    assert set(store_df[store_df["method"] == "mamp"]["encoder"]) == {"mamp-vit"}
+    assert set(store_df[store_df["method"] == "umurl"]["encoder"]) == {"umurl"}
+    assert set(store_df[store_df["method"] == "usdrl"]["encoder"]) == {"dste"}  # a method with a choice keeps it
+    assert set(store_df["pretrain_seed"].astype(int)) == {0}
+    _, md_old = render(old, tmp_path / "o", numbers=(1,))
+    assert cell(md_old[1], "MAMP (2023)", OURS) == "31.0 (n=1)"  # probe seeds 0 and 1 of pretraining seed 0
+    assert cell(md_old[1], "UmURL (2023)", OURS, nth=1) == "45.0 (n=1)"
+    assert cell(md_old[1], "USDRL (DSTE)", OURS) == "50.0 (n=1)"
+
+
 def test_latest_config_hash_wins_and_other_presets_datasets_stay_out(tmp_path):
     store = tmp_path / "res"
     append_rows(store, [
-        row(value=0.9, config_hash="old", date="2025-01-01T00:00:00Z", seed=0),
-        row(value=0.9, config_hash="old", date="2025-01-01T00:00:00Z", seed=1),
-        row(value=0.30, config_hash="new", date="2026-02-01T00:00:00Z", seed=0),
-        row(value=0.10, config_hash="new", date="2026-02-01T00:00:00Z", seed=1),
-        row(value=0.20, config_hash="new", date="2026-02-02T00:00:00Z", seed=1),  # a later row of the same seed
+        row(value=0.9, config_hash="old", date="2025-01-01T00:00:00Z", pretrain_seed=0),
+        row(value=0.9, config_hash="old", date="2025-01-01T00:00:00Z", pretrain_seed=1),
+        row(value=0.30, config_hash="new", date="2026-02-01T00:00:00Z", pretrain_seed=0),
+        row(value=0.10, config_hash="new", date="2026-02-01T00:00:00Z", pretrain_seed=1),
+        row(value=0.20, config_hash="new", date="2026-02-02T00:00:00Z", pretrain_seed=1),  # a later row, same seeds
         row(value=0.77, preset="smoke", config_hash="s"),
         row(value=0.66, dataset="msr-action3d", config_hash="m"),
     ])
     report, md = render(store, tmp_path, numbers=(1,))
     c = report.tables[1].cell("USDRL (DSTE)", "recog")
     assert c.config_hash == "new" and c.superseded == 1
-    assert cell(md[1], "USDRL (DSTE)", "ours (synthetic xsub, cpu)") == "25.0 ± 7.1 (n=2)"
+    assert c.values == pytest.approx([0.30, 0.20])
+    assert cell(md[1], "USDRL (DSTE)", OURS) == "25.0 ± 7.1 (n=2)"
     assert "1 older configuration(s) were superseded" in md[1]
     _, smoke = render(store, tmp_path / "s", preset="smoke", numbers=(1,))
-    assert cell(smoke[1], "USDRL (DSTE)", "ours (synthetic xsub, smoke)") == "77.0 (n=1)"
+    assert cell(smoke[1], "USDRL (DSTE)", "ours Recog. (synthetic xsub, smoke)") == "77.0 (n=1)"
     _, msr = render(store, tmp_path / "m", dataset="msr-action3d", numbers=(1,))
-    assert cell(msr[1], "USDRL (DSTE)", "ours (MSR Action3D xsub, cpu)") == "66.0 (n=1)"
+    assert cell(msr[1], "USDRL (DSTE)", "ours Recog. (MSR Action3D xsub, cpu)") == "66.0 (n=1)"
     assert "MSR Action3D numbers, not NTU-60 / NTU-120 / PKU-MMD numbers" in msr[1]
 
 
+@pytest.mark.e2e
 def test_nan_and_missing_values_are_reported_not_dropped(tmp_path, capsys):
     store = tmp_path / "res"
     append_rows(store, [row(value=0.5, seed=0), row(value=float("nan"), seed=1),
@@ -128,8 +320,9 @@ def test_nan_and_missing_values_are_reported_not_dropped(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "line 3" in err and "line 5" in err and "missing" in err and "'nan'" in err
     t1 = (tmp_path / "t" / "table1.md").read_text()
-    assert cell(t1, "USDRL (DSTE)", "ours (synthetic xsub, cpu)") == "50.0 (n=1) ⚠"
+    assert cell(t1, "USDRL (DSTE)", OURS) == "50.0 (n=1) ⚠"
     assert "**Store problems**" in t1 and "line 3" in t1 and "line 5" in t1
+    assert f'column "{OURS}"' in t1
     t3 = (tmp_path / "t" / "table3.md").read_text()
     assert cell(t3, "USDRL (DSTE)", "ours (synthetic xsub, cpu)") == "NaN ⚠"
 
@@ -137,11 +330,16 @@ def test_nan_and_missing_values_are_reported_not_dropped(tmp_path, capsys):
 def test_paper_dataset_columns_and_splits(tmp_path):
     store = tmp_path / "res"
     append_rows(store, [row(dataset="ntu60", split="xsub", value=0.8, preset="paper"),
-                        row(dataset="ntu60", split="xview", value=0.9, preset="paper", config_hash="v")])
+                        row(dataset="ntu60", split="xview", value=0.9, preset="paper", config_hash="v"),
+                        row("random", dataset="ntu60", split="xview", value=0.2, preset="paper", config_hash="r")])
     _, md = render(store, tmp_path, dataset="ntu60", preset="paper", numbers=(1,))
     head = md_header(md[1])
-    assert head.index("ours (NTU-60 xview, paper)") == head.index("NTU-60 xview (paper)") + 1
-    assert cell(md[1], "USDRL (DSTE)", "ours (NTU-60 xview, paper)") == "90.0 (n=1)"
+    col = "ours Recog. (NTU-60 xview, paper)"
+    assert head.index(col) == head.index("NTU-60 xview (paper)") + 1
+    assert head.index("untrained floor Recog. (xview)") == head.index(col) + 1
+    assert cell(md[1], "USDRL (DSTE)", col) == "90.0 (n=1)"
+    assert cell(md[1], "USDRL (DSTE)", "untrained floor Recog. (xview)") == "20.0 (n=1)"
+    assert cell(md[1], "USDRL (DSTE)", "ours Recog. (NTU-60 xsub, paper)") == "80.0 (n=1)"
     assert "These measured numbers are" not in md[1]  # the paper's own dataset: no disclaimer
 
 
@@ -149,30 +347,42 @@ def test_sweep_rows_stay_out_of_tables(tmp_path):
     store = tmp_path / "res"
     append_rows(store, [row(value=0.5, config_hash="a"),
                         row(value=0.1, config_hash="z", date="2027-01-01T00:00:00Z",
+                            extra=json.dumps({"overrides": {"encoder.options.alpha": 0.0}})),
+                        row(value=0.2, config_hash="y", date="2027-01-01T00:00:00Z",  # an older store's key
                             extra=json.dumps({"overrides": {"encoder.alpha": 0.0}}))])
     _, md = render(store, tmp_path, numbers=(1,))
-    assert cell(md[1], "USDRL (DSTE)", "ours (synthetic xsub, cpu)") == "50.0 (n=1)"
+    assert cell(md[1], "USDRL (DSTE)", OURS) == "50.0 (n=1)"
 
 
 def test_semi_and_detection_columns(tmp_path):
     store = tmp_path / "res"
-    semi = [row(protocol="semi", metric=f"top1_best@{f:g}", value=v + s / 100, seed=s, config_hash="s",
-                extra=json.dumps({"fraction": f})) for f, v in ((0.01, 0.2), (0.1, 0.4)) for s in range(3)]
+    semi = [row(protocol="semi", metric=f"top1_best@{f:g}", value=v + p / 100, pretrain_seed=p, config_hash="s",
+                extra=json.dumps({"fraction": f})) for f, v in ((0.01, 0.2), (0.1, 0.4)) for p in range(3)]
+    # subset seeds (the protocol's own) of one pretraining seed are averaged first
+    subsets = [row("contrastive", protocol="semi", metric="top1_best@0.01", value=v, seed=s, config_hash="c",
+                   extra=json.dumps({"fraction": 0.01})) for s, v in enumerate((0.1, 0.2, 0.3))]
     det = [row(protocol="detection", metric=m, value=v, config_hash=h,
                extra=json.dumps({"variant": var, "theta": 0.5, "scorer": "official"}))
            for m, v, var, h in (("mAP_a", 0.31, "finetune", "d1"), ("mAP_v", 0.32, "finetune", "d1"),
                                 ("mAP_a", 0.11, "linear", "d2"), ("mAP_v", 0.12, "linear", "d2"))]
-    append_rows(store, semi + det)
+    det_floor = [row("random", protocol="detection", metric="mAP_a", value=0.05, config_hash="f",
+                     extra=json.dumps({"variant": "finetune", "theta": 0.5}))]
+    append_rows(store, semi + subsets + det + det_floor)
     _, md = render(store, tmp_path, numbers=(2, 4))
     assert cell(md[2], "USDRL (DSTE)", "ours 1 % (synthetic xsub, cpu)") == "21.0 ± 1.0 (n=3)"
     assert cell(md[2], "USDRL (DSTE)", "ours 10 % (synthetic xsub, cpu)") == "41.0 ± 1.0 (n=3)"
+    assert cell(md[2], "MoCo-v2 (harness), DSTE", "ours 1 % (synthetic xsub, cpu)") == "20.0 (n=1)"
     head = md_header(md[2])
     assert head.index("ours 10 % (synthetic xsub, cpu)") == head.index("x-sub 10 % (paper)") + 1
+    assert head.index("untrained floor 10 % (xsub)") == head.index("ours 10 % (synthetic xsub, cpu)") + 1
     assert cell(md[4], "USDRL (DSTE)", "ours mAP_a (synthetic xsub, finetune, cpu)") == "31.0 (n=1)"
     assert cell(md[4], "USDRL (DSTE)", "ours mAP_v (synthetic xsub, linear, cpu)") == "12.0 (n=1)"
+    assert cell(md[4], "USDRL (DSTE)", "untrained floor mAP_a (xsub, finetune)") == "5.0 (n=1)"
+    assert cell(md[4], "USDRL (DSTE)", "untrained floor mAP_a (xsub, linear)") == tables.NOT_RUN
     assert cell(md[4], "USDRL (STTR)", "ours mAP_a (synthetic xsub, finetune, cpu)") == tables.NOT_RUN
 
 
+@pytest.mark.e2e
 def test_fused_rows_fill_the_three_stream_row(tmp_path, capsys):
     rng = np.random.default_rng(0)
     labels = torch.tensor(rng.integers(0, 4, size=40))
@@ -188,8 +398,9 @@ def test_fused_rows_fill_the_three_stream_row(tmp_path, capsys):
     assert main(["fuse", *files, "--record", "usdrl", "synthetic", "linear", "--results", str(store), "--json"]) == 0
     top1 = json.loads(capsys.readouterr().out)["top1"]
     _, md = render(store, tmp_path, numbers=(1,))
-    assert cell(md[1], "3s-USDRL (DSTE)", "ours (synthetic xsub, cpu)") == f"{100 * top1:.1f} (n=1) ‡"
-    assert cell(md[1], "USDRL (DSTE)", "ours (synthetic xsub, cpu)") == tables.NOT_RUN  # a fused top1 is not best-of
+    assert cell(md[1], "3s-USDRL (DSTE)", OURS) == f"{100 * top1:.1f} (n=1) ‡"
+    assert cell(md[1], "3s-USDRL (DSTE)", FLOOR) == tables.NOT_APPLICABLE
+    assert cell(md[1], "USDRL (DSTE)", OURS) == tables.NOT_RUN  # a fused top1 is not best-of
 
 
 def test_contrastive_extra_rows_split_by_encoder(tmp_path):
@@ -197,16 +408,21 @@ def test_contrastive_extra_rows_split_by_encoder(tmp_path):
     append_rows(store, [row("contrastive", value=0.3, encoder="dste", config_hash="c1"),
                         row("contrastive", value=0.2, encoder="sttr", config_hash="c2")])
     _, md = render(store, tmp_path, numbers=(1, 5))
-    assert cell(md[1], "MoCo-v2 (harness), DSTE", "ours (synthetic xsub, cpu)") == "30.0 (n=1)"
-    assert cell(md[1], "MoCo-v2 (harness), STTR", "ours (synthetic xsub, cpu)") == "20.0 (n=1)"
+    assert cell(md[1], "MoCo-v2 (harness), DSTE", OURS) == "30.0 (n=1)"
+    assert cell(md[1], "MoCo-v2 (harness), STTR", OURS) == "20.0 (n=1)"
+    assert "contrastive · sttr" in md_row(md[1], "MoCo-v2 (harness), STTR")
     assert cell(md[5], "1", "ours Recog. (synthetic xsub, cpu)") == "20.0 (n=1)"
     assert cell(md[5], "4", "ours Recog. (synthetic xsub, cpu)") == "30.0 (n=1)"
+    assert not md_rows(md[5], "MoCo-v2 (harness), DSTE")  # in Table 5 they are the paper's rows 1 and 4
 
 
 def test_committed_tables_match_the_committed_store(tmp_path):
     committed = sorted((REPO / "results" / "tables").rglob("table*.md"))
     if not committed:
         pytest.skip("no committed tables in results/tables yet")
+    folders = {p.parent for p in committed}
+    for folder in folders:  # every table the harness renders is committed, Table 6 included
+        assert sorted(p.name for p in folder.glob("table*.md")) == [f"table{n}.md" for n in tables.TABLES], folder
     for path in committed:
         marker = tables.read_marker(path)
         assert marker is not None, f"{path} has no `harness tables` marker line: not rendered by the harness"
@@ -219,13 +435,15 @@ def test_committed_tables_match_the_committed_store(tmp_path):
             f"--preset {preset}`")
 
 
+@pytest.mark.e2e
 def test_cli_writes_all_tables_atomically(tmp_path, capsys):
     store = tmp_path / "res"
     append_rows(store, [row(value=0.5)])
     assert main(["tables", "--results", str(store)]) == 0
     out = capsys.readouterr().out
     assert re.search(r"table 1: .*table1\.md \(1 of \d+ harness cells measured on synthetic/cpu\)", out)
+    assert re.search(r"table 6: .*table6\.md \(0 of \d+ harness cells measured on synthetic/cpu\)", out)
     written = sorted(p.name for p in (store / "tables" / "synthetic-cpu").iterdir())  # one folder per dataset/preset
-    assert written == [f"table{n}.md" for n in tables.TABLES]  # no temporary files left behind
+    assert written == [f"table{n}.md" for n in tables.TABLES]  # table6.md too; no temporary files left behind
     assert main(["tables", "--results", str(store), "--preset", "smok"]) == 2
     assert "unknown preset 'smok'. Did you mean 'smoke'?" in capsys.readouterr().err
