@@ -190,7 +190,8 @@ def plan(*, table: int | None = None, figure: int | None = None, methods: Sequen
         raise HarnessError("choose one of --table N or --figure N")
     wanted = set(methods) if methods else set(METHODS.names())
     unknown = wanted - set(METHODS.names())
-    items: list[PlanItem] = [PlannedRun(f"{m} (not installed)", m, "") for m in sorted(unknown)]
+    missing: list[PlanItem] = [PlannedRun(f"{m} (not installed)", m, "") for m in sorted(unknown)]
+    items: list[PlanItem] = []
     wanted -= unknown
     if table is not None:
         if table not in table_specs():
@@ -212,4 +213,4 @@ def plan(*, table: int | None = None, figure: int | None = None, methods: Sequen
         raise HarnessError(f"no figure {figure} to reproduce: Figure 4 (α sweep) and Figure 5 (t-SNE) have runs")
     if floors:
         items = with_floors(items)
-    return per_pretrain_seed(items, pretrain_seeds)
+    return missing + per_pretrain_seed(items, pretrain_seeds)  # a missing method is reported once, not per seed
