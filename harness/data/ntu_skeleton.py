@@ -1,6 +1,6 @@
 """The NTU RGB+D ``.skeleton`` parser: one file → x, y, z of the first 4 bodies of each frame.
 
-File layout (data-formats.md §1), CRLF text::
+File layout (docs/reference/data-formats.md §1), CRLF text::
 
     frameCount
     per frame:  bodyCount
@@ -25,7 +25,7 @@ from ..errors import DataError
 from .limits import check_float32
 
 NUM_JOINTS = 25
-MAX_BODIES = 4  # bodies read per frame; further ones are dropped (data-formats.md §4 step 1)
+MAX_BODIES = 4  # bodies read per frame; further ones are dropped (docs/reference/data-formats.md §4 step 1)
 BODY_INFO_VALUES = 10
 JOINT_VALUES = 12
 BODY_LINES = 2 + NUM_JOINTS  # body-info line, joint count line, one line per joint

@@ -45,10 +45,10 @@ class Measure:
 MEASURES = {
     "recog": Measure("recog", "linear", "top1_best", "Recog.",
                      "linear-evaluation top-1 accuracy, **best-of** (the maximum test top-1 over the probe's "
-                     "evaluations, which is what the papers report; protocols.md §1)", fused_metric="top1"),
+                     "evaluations, which is what the papers report; docs/reference/protocols.md §1)", fused_metric="top1"),
     "retrieval": Measure("retrieval", "knn", "knn1", "Retrieval",
                          "kNN retrieval top-1 (k = 1, cosine on L2-normalised features; gallery = train split, "
-                         "queries = test split; protocols.md §2)"),
+                         "queries = test split; docs/reference/protocols.md §2)"),
     "recog_white": Measure("recog_white", "linear", "top1_whitened", "Recog. whitened",
                            "a second linear readout, **whitened**: a full-batch logistic regression on "
                            "PCA-whitened features (no learning rate; tells no information from badly scaled "
@@ -64,11 +64,11 @@ MEASURES = {
                         "mean per-dimension std of the L2-normalised features (1/√D when isotropic)"),
     "semi@0.01": Measure("semi@0.01", "semi", "top1_best@0.01", "1 %",
                          "semi-supervised top-1, best-of, after fine-tuning the whole model on 1 % / 10 % of the "
-                         "training labels (class-stratified subsets; protocols.md §3)"),
+                         "training labels (class-stratified subsets; docs/reference/protocols.md §3)"),
     "semi@0.1": Measure("semi@0.1", "semi", "top1_best@0.1", "10 %", ""),
     "mAP_a": Measure("mAP_a", "detection", "mAP_a", "mAP_a",
                      "action-detection mAP_a / mAP_v at θ = 0.5 from the official PKU-MMD scorer "
-                     "(protocols.md §5–6), frame-wise head on the pretrained encoder",
+                     "(docs/reference/protocols.md §5–6), frame-wise head on the pretrained encoder",
                      sub_key="variant", sub_default="finetune", extra_equals=(("theta", 0.5),)),
     "mAP_v": Measure("mAP_v", "detection", "mAP_v", "mAP_v", "", sub_key="variant", sub_default="finetune",
                      extra_equals=(("theta", 0.5),)),
