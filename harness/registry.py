@@ -10,13 +10,14 @@ point may name a module (importing it runs its decorators) or the plugin object 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import pkgutil
 import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from .errors import UnknownNameError
 
@@ -93,6 +94,21 @@ class Registry:
             self._loaded = True
         finally:
             self._loading = False
+
+    @contextlib.contextmanager
+    def temporarily(self, name: str, obj: Any) -> Iterator[None]:
+        """Register ``obj`` under ``name`` for the block only (tests' toy plugins must not leak into
+        other code that lists every plugin)."""
+        self._load()
+        before = self._entries.get(name)
+        self.add(name, obj, source="test")
+        try:
+            yield
+        finally:
+            if before is None:
+                self._entries.pop(name, None)
+            else:
+                self._entries[name] = before
 
     def get(self, name: str) -> Any:
         return self.entry(name).obj

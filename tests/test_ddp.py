@@ -21,7 +21,7 @@ import torch.multiprocessing as mp
 
 from harness.engine import gather_with_grad, pretrain
 
-from test_engine import TOY, make_dataset, toy_cfg  # noqa: E402  (registers the toy method)
+from test_engine import TOY, _toy_methods, make_dataset, toy_cfg, toy_methods  # noqa: E402,F401  (the toy methods)
 
 pytestmark = pytest.mark.e2e
 
@@ -77,7 +77,8 @@ def _worker(rank: int, port: int, tmp: str, dataset: str) -> None:
         torch.save({"loss": loss.detach(), "weight": lin.weight.grad, "bias": lin.bias.grad,
                     "a": a.grad, "b": b.grad}, Path(tmp) / f"grad{rank}.pt")
         # 2. the engine under two ranks (uses the existing process group)
-        info = pretrain(toy_cfg(Path(dataset), Path(tmp) / "ddp", **ENGINE_SETS), progress=False)
+        with toy_methods():  # a spawned process: the module fixture did not run here
+            info = pretrain(toy_cfg(Path(dataset), Path(tmp) / "ddp", **ENGINE_SETS), progress=False)
         torch.save({"steps": info.global_step, "rank": rank}, Path(tmp) / f"engine{rank}.pt")
     finally:
         dist.destroy_process_group()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import random
@@ -108,8 +109,18 @@ class FloorMethod(ToyMethod):
     pretrains = False
 
 
-METHODS.add(TOY, ToyMethod)
-METHODS.add(FloorMethod.name, FloorMethod)
+@contextlib.contextmanager
+def toy_methods():
+    """The toy methods registered for the block only (nothing else sees them in the registry)."""
+    with METHODS.temporarily(TOY, ToyMethod), METHODS.temporarily(FloorMethod.name, FloorMethod):
+        yield
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _toy_methods():
+    """Autouse in every module that imports it: its tests see the toy methods."""
+    with toy_methods():
+        yield
 
 
 def make_dataset(root: Path, n: int = 40, t_max: int = 20, seed: int = 0, overwrite: bool = False) -> Path:

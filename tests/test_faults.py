@@ -33,7 +33,7 @@ from harness.registry import METHODS
 from harness.results import (COLUMNS, STORE_NAME, ResultRow, StoreError, append_rows, check_store, load_results,
                              read_store, repair_store)
 
-from test_engine import TOY, FloorMethod, ToyMethod, make_dataset, toy_cfg  # noqa: E402  (registers the toy methods)
+from test_engine import TOY, FloorMethod, ToyMethod, _toy_methods, make_dataset, toy_cfg  # noqa: E402,F401  (the toy methods)
 from test_ntu import _lines, random_body  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -442,7 +442,10 @@ class _Unbuildable(ToyMethod):
         raise HarnessError("this method cannot be built on this data")
 
 
-METHODS.add(_Unbuildable.name, _Unbuildable)
+@pytest.fixture(autouse=True, scope="module")
+def _unbuildable_method():
+    with METHODS.temporarily(_Unbuildable.name, _Unbuildable):
+        yield
 
 
 @pytest.mark.e2e

@@ -11,7 +11,7 @@ import torch
 from harness.cli import main
 from harness.engine import load_backbone
 
-from test_engine import TOY, make_dataset  # noqa: E402  (registers the toy method)
+from test_engine import TOY, _toy_methods, make_dataset  # noqa: E402,F401  (the toy methods)
 
 pytestmark = pytest.mark.e2e
 

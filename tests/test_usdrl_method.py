@@ -66,8 +66,10 @@ class TinyEncoder(Encoder):
         return self._streams(x)[0]
 
 
-if "usdrl_test_tiny" not in ENCODERS:
-    ENCODERS.add("usdrl_test_tiny", TinyEncoder)
+@pytest.fixture(autouse=True, scope="module")
+def _tiny_encoder():
+    with ENCODERS.temporarily("usdrl_test_tiny", TinyEncoder):
+        yield
 
 
 def make_cfg(variant="default", modality="joint", encoder="usdrl_test_tiny", **options):
