@@ -60,7 +60,7 @@ from harness.errors import HarnessError, UnknownNameError
 from harness.registry import METHODS
 
 from .moco import (REFERENCE_TRAIN_CLIPS, KeyQueue, check_moco_options, derive_queue_and_momentum, info_nce,
-                   key_copy, momentum_update_)
+                   key_copy, momentum_update_, projection_head)
 from .usdrl import usdrl_views
 
 AUGMENTS = ("usdrl", "aimclr")
@@ -77,6 +77,7 @@ class ContrastiveOptions:
     momentum_rule: str = "budget"  # budget: m^(paper steps / this run's steps) | constant: m as given
     proj_dim: int = 128  # output of the head
     proj_hidden: int = 0  # head hidden width; 0 = the encoder's feature_dim
+    head_bn: bool = True  # BatchNorm after the head's first layer (moco.projection_head; the reference has none)
     augment: str = "usdrl"  # usdrl | aimclr
     shear: float = 0.5  # aimclr: shear amplitude
     padding_ratio: int = 6  # aimclr: T // padding_ratio mirrored frames on each side
@@ -106,10 +107,6 @@ def aimclr_normal_view(x: torch.Tensor, lengths: torch.Tensor, frames: int, shea
     src = torch.where(j < pad, pad - 1 - j, torch.where(j < pad + frames, j - pad, 2 * frames + pad - 1 - j))
     idx = src[:, None, :, None, None].expand(b, x.shape[1], frames, x.shape[3], x.shape[4])
     return torch.gather(x, 2, idx)
-
-
-def _mlp_head(in_features: int, hidden: int, out_features: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out_features))
 
 
 @METHODS.register("contrastive")
@@ -145,7 +142,7 @@ class Contrastive(Method):
         encoder = build_encoder(cfg, info, reference_init=True)
         self.net = ModalityBackbone(encoder, self.modality_name(cfg), info.topology)
         f = encoder.feature_dim
-        self.head = _mlp_head(f, o.proj_hidden or f, o.proj_dim)
+        self.head = projection_head(f, o.proj_hidden or f, o.proj_dim, o.head_bn)
         self.key_net = key_copy(self.net)
         self.key_head = key_copy(self.head)
         self.queue = KeyQueue(o.proj_dim, self.queue_size)

@@ -38,8 +38,23 @@ from torch import nn
 from harness.engine.distributed import gather_with_grad  # the identity in one process
 from harness.errors import HarnessError, UnknownNameError
 
-__all__ = ["key_copy", "momentum_update_", "KeyQueue", "info_nce", "check_queue_size", "queue_rule",
+__all__ = ["projection_head", "key_copy", "momentum_update_", "KeyQueue", "info_nce", "check_queue_size", "queue_rule",
            "momentum_rule", "derive_queue_and_momentum"]
+
+
+def projection_head(in_features: int, hidden: int, out_features: int, batch_norm: bool = True) -> nn.Sequential:
+    """The MoCo / SCD-Net head Linear → [BatchNorm1d] → ReLU → Linear (the references: no BatchNorm).
+
+    The references' encoders (ST-GCN, CTR-GCN) end in BatchNorm; DSTE's and STTR's max-pooled
+    LayerNorm tokens share a large common direction instead (untrained DSTE: mean cosine 0.999
+    between clips), and without a normalisation the head maps every clip to nearly the same key, so
+    InfoNCE sat at ln(K + 1) and the features collapsed (docs/reference-differences.md). The BatchNorm
+    after the first layer is the one of MoCo v3's head for transformer encoders."""
+    layers: list[nn.Module] = [nn.Linear(in_features, hidden)]
+    if batch_norm:
+        layers.append(nn.BatchNorm1d(hidden))
+    layers += [nn.ReLU(inplace=True), nn.Linear(hidden, out_features)]
+    return nn.Sequential(*layers)
 
 
 def key_copy(module: nn.Module) -> nn.Module:

@@ -57,7 +57,7 @@ from harness.errors import HarnessError
 from harness.registry import METHODS
 
 from .moco import (REFERENCE_TRAIN_CLIPS, KeyQueue, check_moco_options, derive_queue_and_momentum, info_nce,
-                   key_copy, momentum_update_)
+                   key_copy, momentum_update_, projection_head)
 from .usdrl import token_width
 
 
@@ -72,6 +72,7 @@ class SCDNetOptions:
     momentum_rule: str = "budget"  # budget | constant
     proj_dim: int = 128
     proj_hidden: int = 0  # 0 = the encoder's token width d
+    head_bn: bool = True  # BatchNorm after each projector's first layer (moco.projection_head; the reference has none)
     crop_min: float = 0.1  # crop-resize scale U(crop_min, 1)
     p_rotate: float = 0.5
     p_flip: float = 0.5
@@ -93,8 +94,8 @@ def scd_loss(q: dict[str, torch.Tensor], k: dict[str, torch.Tensor], queues: dic
             "acc": (acc_ti + acc_si + acc_it + acc_is) / 4}
 
 
-def _head(in_features: int, hidden: int, out_features: int) -> nn.Sequential:
-    head = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out_features))
+def _head(in_features: int, hidden: int, out_features: int, batch_norm: bool) -> nn.Sequential:
+    head = projection_head(in_features, hidden, out_features, batch_norm)
     with torch.no_grad():  # SCD-Net's weights_init: Xavier-uniform on every 2-D parameter
         for p in head.parameters():
             if p.dim() == 2:
@@ -105,12 +106,12 @@ def _head(in_features: int, hidden: int, out_features: int) -> nn.Sequential:
 class _Clues(nn.Module):
     """Encoder (inside a modality backbone) + the three projectors: one query or key branch."""
 
-    def __init__(self, net: ModalityBackbone, d: int, hidden: int, out: int):
+    def __init__(self, net: ModalityBackbone, d: int, hidden: int, out: int, batch_norm: bool):
         super().__init__()
         self.net = net
-        self.t_proj = _head(d, hidden, out)
-        self.s_proj = _head(d, hidden, out)
-        self.i_proj = _head(2 * d, hidden, out)
+        self.t_proj = _head(d, hidden, out, batch_norm)
+        self.s_proj = _head(d, hidden, out, batch_norm)
+        self.i_proj = _head(2 * d, hidden, out, batch_norm)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Clips already in the method's modality → normalised projections {"t", "s", "i"}."""
@@ -154,7 +155,7 @@ class SCDNet(Method):
             raise HarnessError(f"scdnet needs an encoder whose pooled feature is [max temporal; max spatial] "
                                f"(2·{d}), got feature_dim {encoder.feature_dim}")
         net = ModalityBackbone(encoder, self.modality_name(cfg), info.topology)
-        self.q = _Clues(net, d, o.proj_hidden or d, o.proj_dim)
+        self.q = _Clues(net, d, o.proj_hidden or d, o.proj_dim, o.head_bn)
         self.k = key_copy(self.q)
         self.queues = nn.ModuleDict({c: KeyQueue(o.proj_dim, self.queue_size) for c in ("t", "s", "i")})
         self._augment = self._pipeline()

@@ -137,8 +137,14 @@ def test_registered_with_defaults():
         make(augment="extreme")
 
 
+def test_head_normalises_its_first_layer_by_default():
+    assert any(isinstance(l, torch.nn.BatchNorm1d) for l in make().head)
+    assert not any(isinstance(l, torch.nn.BatchNorm1d) for l in make(head_bn=False).head)  # the reference's head
+
+
 def test_forward_order_ema_before_keys_then_enqueue():
-    m = make(momentum=0.9)
+    # the reference's head (no BatchNorm): keys and logits are then reproduced to float rounding
+    m = make(momentum=0.9, head_bn=False)
     m.train()
     v1, v2 = clips()
     k0 = [p.clone() for p in list(m.key_net.parameters()) + list(m.key_head.parameters())]

@@ -101,8 +101,14 @@ def test_clues_are_max_pooled_tokens():
         assert torch.allclose(m.backbone()(x).pooled, torch.cat([v_t, v_s], 1))  # downstream feature = v_i
 
 
+def test_projectors_normalise_their_first_layer_by_default():
+    assert all(any(isinstance(l, torch.nn.BatchNorm1d) for l in h) for h in (make().q.t_proj, make().q.i_proj))
+    assert not any(isinstance(l, torch.nn.BatchNorm1d) for l in make(head_bn=False).q.s_proj)  # the reference's
+
+
 def test_forward_order_and_enqueue():
-    m = make(momentum=0.9)
+    # the reference's projectors (no BatchNorm): keys and logits are then reproduced to float rounding
+    m = make(momentum=0.9, head_bn=False)
     m.train()
     v1, v2 = clips(seed=1)
     queues0 = {c: m.queues[c].snapshot() for c in "tsi"}
