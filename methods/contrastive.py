@@ -38,9 +38,14 @@ Departures:
   before the enqueue, as in the reference.
 - The AimCLR extras (extreme views, DDM, nearest-neighbour mining) and CMD's cross-modal
   distillation are not implemented.
-- Optimisation is the run's ``train`` section (the ``paper`` preset is USDRL's Adam, batch 356).
-  SkeletonCLR's own: ``--set train.optimizer=sgd --set train.lr=0.1 --set train.weight_decay=1e-4
-  --set train.batch_size=128 --set train.epochs=300 --set train.milestones=[0.8333]``.
+- **Head.** BatchNorm after the head's first layer (``head_bn``; the reference has none): DSTE/STTR's
+  pooled features share one large direction, and without it InfoNCE never left ln(K + 1).
+- **Optimisation.** MoCo v3's recipe for transformer encoders (``train_defaults``,
+  :func:`harness.methods.moco.transformer_recipe`: AdamW, lr 1.5e-4 × batch / 256, weight decay 0.1,
+  warm-up over 40/300 of the budget, cosine), since the encoders are transformers; ``--set train.*``
+  overrides it. SkeletonCLR's own (for an ST-GCN): ``--set train.optimizer=sgd --set train.lr=0.1
+  --set train.weight_decay=1e-4 --set train.batch_size=128 --set train.epochs=300
+  --set train.milestones=[0.8333] --set train.schedule=step --set train.warmup=0``.
 """
 
 from __future__ import annotations
@@ -60,7 +65,7 @@ from harness.errors import HarnessError, UnknownNameError
 from harness.registry import METHODS
 
 from .moco import (REFERENCE_TRAIN_CLIPS, KeyQueue, check_moco_options, derive_queue_and_momentum, info_nce,
-                   key_copy, momentum_update_, projection_head)
+                   TRANSFORMER_TRAIN_DEFAULTS, key_copy, momentum_update_, projection_head)
 from .usdrl import usdrl_views
 
 AUGMENTS = ("usdrl", "aimclr")
@@ -126,6 +131,7 @@ class Contrastive(Method):
         TableRow("MoCo-v2 (harness), STTR", encoder="sttr", tables=(5,), paper=((5, "1", "MoCo-v2 style"),)),
         TableRow("MoCo-v2 (harness), DSTE", encoder="dste", tables=(5,), paper=((5, "4", "MoCo-v2 style"),)),
     )
+    train_defaults: ClassVar[dict[str, dict[str, Any]]] = TRANSFORMER_TRAIN_DEFAULTS
     table_order: ClassVar[float] = 40
     num_views: ClassVar[int] = 2
 

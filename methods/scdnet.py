@@ -35,9 +35,11 @@ Departures:
   the backbone downstream. A topology without left/right pairs skips the flip.
 - State changes (EMA, enqueue) happen only in training mode; the logits are float32; the short
   last batch of an epoch is written to the queue ring modulo K (:mod:`harness.methods.moco`).
-- Optimisation is the run's ``train`` section; SCD-Net's own is ``--set train.optimizer=sgd
+- BatchNorm after each projector's first layer (``head_bn``; the reference has none) and MoCo v3's
+  optimiser for transformer encoders (``train_defaults``), as ``contrastive`` (:mod:`harness.methods.contrastive`).
+  SCD-Net's own optimiser is ``--set train.optimizer=sgd
   --set train.lr=0.01 --set train.weight_decay=1e-4 --set train.batch_size=64 --set train.epochs=451
-  --set train.milestones=[351]``.
+  --set train.milestones=[0.7783] --set train.schedule=step --set train.warmup=0``.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ from harness.errors import HarnessError
 from harness.registry import METHODS
 
 from .moco import (REFERENCE_TRAIN_CLIPS, KeyQueue, check_moco_options, derive_queue_and_momentum, info_nce,
-                   key_copy, momentum_update_, projection_head)
+                   TRANSFORMER_TRAIN_DEFAULTS, key_copy, momentum_update_, projection_head)
 from .usdrl import token_width
 
 
@@ -138,6 +140,7 @@ class SCDNet(Method):
         "no_masks": {"p_spatial_mask": 0.0, "p_temporal_mask": 0.0},  # extra ablation
     }
     table_rows = (TableRow("SCD-Net (harness)", tables=(1, 2, 3, 4, 6)),)
+    train_defaults: ClassVar[dict[str, dict[str, Any]]] = TRANSFORMER_TRAIN_DEFAULTS
     table_order: ClassVar[float] = 50
     num_views: ClassVar[int] = 2
 

@@ -81,3 +81,13 @@ def test_paper_step_decay_happens_at_the_references_epoch_351():
         sched.step_update(update)
         lr.append(opt.param_groups[0]["lr"])
     assert lr == [pytest.approx(5e-4), pytest.approx(5e-5)]
+
+
+@pytest.mark.parametrize("method", ["contrastive", "scdnet"])
+@pytest.mark.parametrize("preset, batch", [("paper", 356), ("cpu", 64)])
+def test_queue_methods_train_with_moco_v3s_transformer_recipe(method, preset, batch):
+    t = resolve(preset, overrides=[f"method.name={method}"]).resolved().train
+    assert (t.optimizer, t.weight_decay, t.schedule, t.warmup, t.milestones) == ("adamw", 0.1, "cosine", 40 / 300, [])
+    assert t.batch_size == batch and t.lr == pytest.approx(1.5e-4 * batch / 256)
+    user = resolve(preset, overrides=[f"method.name={method}", "train.lr=0.01"]).resolved().train
+    assert user.lr == 0.01 and user.optimizer == "adamw"  # --set still wins over the method's recipe
