@@ -1,0 +1,103 @@
+"""The protocol and dataset-kind seams (harness.contracts)."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+import torch
+
+from ..config import DataConfig, RunConfig, plugin_options, stable_hash
+from ..errors import HarnessError
+
+@dataclass
+class ProtocolContext:
+    cfg: RunConfig
+    dataset: Any  # the evaluation PreparedDataset (for detection: an untrimmed one), opened once
+    make_backbone: Callable[[], Any]  # a fresh Backbone with the pretrained weights loaded
+    device: torch.device
+    run_dir: Path  # where the protocol may keep files (per-sample scores, subsets)
+    base_row: dict[str, Any] = field(default_factory=dict)  # method, variant, encoder, ... for rows
+
+    @property
+    def split(self) -> str:
+        return self.cfg.protocol.split or self.cfg.data.split
+
+    def row(self, metric: str, value: float, **fields: Any):
+        """A result row with this run's identity (method, dataset, preset, hashes...) filled in."""
+        from .results import ResultRow
+
+        merged = {**self.base_row, "split": self.split, **fields}
+        return ResultRow(metric=metric, value=float(value), **merged)
+
+
+class Protocol:
+    name: ClassVar[str] = ""
+    Options: ClassVar[type | None] = None
+    variants: ClassVar[tuple[str, ...]] = ()
+    untrimmed: ClassVar[bool] = False  # True: evaluates on untrimmed videos (detection)
+    preset_defaults: ClassVar[dict[str, dict[str, Any]]] = {}  # preset → option defaults
+    moved_options: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, cfg: RunConfig):
+        self.cfg = cfg
+        self.options = self.resolve_options(cfg)
+
+    @classmethod
+    def resolve_options(cls, cfg: RunConfig) -> Any:
+        for old, new in cls.moved_options.items():
+            if old in cfg.protocol.options:
+                raise HarnessError(f"protocol.options.{old} ({cls.name}) moved: set {new} instead")
+        if cls.Options is None:
+            return None
+        return plugin_options(cls.Options, cfg.preset, cls.preset_defaults, cfg.protocol.options,
+                              where=f"protocol.options ({cls.name})")
+
+    def eval_data(self, data: DataConfig) -> DataConfig:
+        """The data config the evaluation dataset is resolved from (e.g. detection asks a generated
+        untrimmed set for more videos); the default is ``data`` itself."""
+        return data
+
+    def run(self, ctx: ProtocolContext) -> list:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+# --- dataset kinds -------------------------------------------------------------------------------
+class DatasetKind:
+    """``harness data prepare KIND``: ``add_arguments`` + ``prepare(args)``; kinds that can build
+    themselves without user files (synthetic; real sets found in the real-data folder) also
+    implement :meth:`auto_prepare`, which ``--dataset NAME`` uses (cached under
+    ``<workdir>/datasets``)."""
+
+    name: ClassVar[str] = ""
+    variants: ClassVar[tuple[str, ...]] = ()
+    untrimmed_variant: ClassVar[str | None] = None  # the variant to use for detection, if any
+    format_version: ClassVar[int] = 1  # bump when prepare's output changes, to refresh cached copies
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Add KIND-specific options (``--raw``, ``--out`` and ``--overwrite`` are always there)."""
+
+    @classmethod
+    def prepare(cls, args: argparse.Namespace) -> list[Path]:  # pragma: no cover - abstract
+        """Write prepared folder(s) under ``args.out``; return their paths."""
+        raise NotImplementedError
+
+    @classmethod
+    def auto_prepare(cls, data: DataConfig, out: Path, *, untrimmed: bool = False) -> None:
+        raise HarnessError(f"dataset {cls.name!r} needs your raw files: run `harness data prepare "
+                           f"{cls.name} --raw SRC --out DIR` and pass --dataset DIR")
+
+    @classmethod
+    def cache_key(cls, data: DataConfig, untrimmed: bool) -> dict[str, Any]:
+        key = {"kind": cls.name, "untrimmed": untrimmed, "num_samples": data.num_samples,
+               "seed": data.seed, "options": data.options}
+        if cls.format_version != 1:
+            key["format_version"] = cls.format_version
+        return key
+
+    @classmethod
+    def cache_name(cls, data: DataConfig, untrimmed: bool) -> str:
+        return f"{cls.name}{'-untrimmed' if untrimmed else ''}-{stable_hash(cls.cache_key(data, untrimmed))}"
