@@ -1,8 +1,8 @@
 """The paper's Figures 4 and 5 as PNG files (matplotlib, Agg backend).
 
-* **Figure 4** — linear top-1 (best-of) of USDRL (DSTE) against the CA/DSA weight ``encoder.alpha``
+* **Figure 4** — linear top-1 (best-of) of USDRL (DSTE) against the CA/DSA weight ``encoder.options.alpha``
   (Eq. 5; α = 1 is CA only, α = 0 DSA only). Read from the results store: the α of a row is its
-  ``extra.overrides["encoder.alpha"]`` (rows recorded by ``harness reproduce --figure 4``), or the
+  ``extra.overrides["encoder.options.alpha"]`` (or ``"encoder.alpha"`` in older stores; rows recorded by ``harness reproduce --figure 4``), or the
   preset's default α for rows without overrides (the Table 1 run). Per α, the cell rule of
   :mod:`harness.tables` applies (latest configuration, mean ± sample std over seeds).
 * **Figure 5** — t-SNE (``sklearn.manifold.TSNE``) of the pooled instance features y_i of four

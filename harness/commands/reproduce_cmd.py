@@ -10,7 +10,7 @@ Methods that are not installed are reported and skipped; a run that fails is rep
 go on (exit status 1 at the end). Then the table is written to ``<results>/tables/tableN.md`` (or the
 figure to ``<results>/figures``). ``--dry-run`` prints the plan with each run's status and runs nothing.
 
-``--set KEY=VALUE`` applies to every run (e.g. ``--set train.epochs=5``); the plan's own settings
+``--set KEY=VALUE`` applies to every run (e.g. ``--set train.steps=640``); the plan's own settings
 (method, variant, encoder, modality, protocol, seeds) win over it. Table 4 fine-tunes the whole model
 for detection on the untrimmed version of ``--dataset`` (synthetic by default); ``--eval-dataset`` points
 the protocols at another prepared folder (e.g. PKU-MMD Phase I, untrimmed).
@@ -40,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", default="cpu", help=f"one of {', '.join(PRESETS)} (default: cpu)")
     p.add_argument("--config", metavar="YAML", help="a YAML file of config values for every run")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value in every run, e.g. --set train.epochs=5")
+                   help="override a config value in every run, e.g. --set train.steps=640")
     p.add_argument("--dataset", help="pretraining/evaluation dataset (name or prepared folder; default: preset's)")
     p.add_argument("--eval-dataset", help="evaluate on this dataset instead (e.g. an untrimmed PKU-MMD folder)")
     p.add_argument("--methods", help="comma-separated methods to include (default: all the table has)")

@@ -6,7 +6,7 @@ Writes ``<out>/table1.md … table5.md`` (default ``<results>/tables``): the pap
 the measured numbers of ``--dataset`` at ``--preset`` beside them (mean ± std over seeds), marks for
 cells the paper leaves empty ("—"), cells not measured ("not run") and rows that do not apply ("·"),
 and a legend. Only ``<results>/results.csv`` is read; rows with a NaN or missing value are listed.
-``--figures`` also draws Figure 4 (linear accuracy vs encoder.alpha, from the store) and Figure 5
+``--figures`` also draws Figure 4 (linear accuracy vs encoder.options.alpha, from the store) and Figure 5
 (t-SNE of the four pretrained backbones found under ``--workdir``) into ``<results>/figures/<dataset>-<preset>``.
 """
 

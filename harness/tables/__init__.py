@@ -1,4 +1,5 @@
-"""The paper's Tables 1–5 from the results store: row selection → pandas frames → markdown (tabulate).
+"""The paper's Tables 1–5 and the diagnostics Table 6 from the results store: row selection → pandas
+frames → markdown (tabulate).
 
 Every measured number in a table comes from ``results.csv`` (:func:`harness.results.load_results`);
 the paper's numbers come from :mod:`harness.paper`. Nothing else is read.
@@ -10,10 +11,15 @@ one of the paper's (NTU-60, NTU-120, PKU-MMD), else the first paper column with 
 (synthetic ``xsub`` → beside "NTU-60 xsub"). That placement is for reading only: synthetic and MSR
 Action3D numbers are never NTU/PKU numbers, and the header and the column names say so.
 
-**Cells.** A measured cell is the mean ± sample standard deviation (ddof 1) over the seeds found in
-the store (the rows' ``seed`` column: linear-probe / detection seeds, the subset seeds for the
-semi-supervised protocol), in %, with the number of seeds: ``61.3 ± 0.8 (n=3)``. Which rows form a
-cell:
+**Rows.** The harness rows come from each registered method's ``TableRow``s (``Method.rows()``,
+:mod:`.specs`): the paper rows a method fills and its extra rows. Beside every measured column is an
+**untrained floor** column: the ``random`` method with the row's encoder and modality (:mod:`.build`).
+
+**Cells.** A measured cell is the mean ± sample standard deviation (ddof 1) over the **pretraining
+seeds** found in the store (the rows' ``pretrain_seed``), each pretraining seed's value first averaged
+over the protocol's own seeds (``seed``: linear-probe / detection-head seeds, the subset seeds of the
+semi-supervised protocol), in % (counts such as the effective rank as they are), with the number of
+pretraining seeds: ``61.3 ± 0.8 (n=3)``. Which rows form a cell:
 
 * filter by dataset kind, preset, protocol, metric, split, and the row's method / variant / encoder /
   modality (:class:`Selector`); rows recorded by a sweep (``extra.overrides``, e.g. the Figure 4 α
@@ -22,7 +28,7 @@ cell:
   the latest wins and the older ones are ignored (a re-run after a code or config change supersedes
   the earlier one); rows without a config hash (``harness fuse --record``) count one configuration per
   recording date;
-* within that configuration, the latest row per seed is taken;
+* within that configuration, the latest row per (pretraining seed, protocol seed) is taken;
 * a row whose value is NaN or missing is not dropped silently: the cell gets ⚠ and the row is listed
   under "Store problems" with its line in ``results.csv``; the mean is over the remaining seeds.
 
