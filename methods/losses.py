@@ -21,6 +21,14 @@ Terms (reference constants as defaults):
   spatial domains: LOSS = 5·SIM + 1·VAC + 1e-3·XC with per-domain weights 1 / 0.5 / 0.5.
 
 The reference asserts K = 4 views; here any K ≥ 2 is accepted (K = 4 reproduces it exactly).
+
+**Gram form.** With fewer samples than features (B < D, the usual case: the paper has B = 356 on one
+GPU and D = 2048/4096) the D×D sums are computed from B×B Gram matrices, which is the same sum in a
+different order: Σ_ij (XᵀY)_ij² = Σ_ab (XXᵀ)_ab·(YYᵀ)_ab and (XᵀY)_ii = Σ_b X_bi·Y_bi. It costs
+O(B²·D) instead of O(B·D²) FLOPs and B×B instead of D×D memory; in :func:`multi_grained_loss` each
+view's Gram is made once and shared by its K − 1 cross-correlation pairs. The values agree with the
+D×D form up to float rounding (tests/test_speed_paths.py pins 1e-5 relative in float32); with
+B ≥ D the D×D form is used as before.
 """
 
 from __future__ import annotations
@@ -92,6 +100,10 @@ def covariance_term(z: torch.Tensor) -> torch.Tensor:
         z = _up(z)
         b, d = z.shape
         zc = z - z.mean(dim=0)
+        if _use_gram(b, d):  # Σ_ij C_ij² = ‖zc·zcᵀ‖² / (B − 1)², C_ii = Σ_b zc_bi² / (B − 1)
+            total = (zc @ zc.T).pow(2).sum()
+            diag = zc.pow(2).sum(dim=0).pow(2).sum()
+            return (total - diag) / ((b - 1) ** 2 * d)
         cov = zc.T @ zc / (b - 1)
         return _offdiag_sq_sum(cov) / d
 
@@ -106,12 +118,46 @@ def cross_correlation(a: torch.Tensor, b: torch.Tensor, offdiag_weight: float = 
     """XC(a, b) = Σ_i (c_ii − 1)² + offdiag_weight·Σ_{i≠j} c_ij², c = âᵀb̂/B (unbiased std, no eps)."""
     with _full_precision(a):
         a, b = _up(a), _up(b)
-        n = a.shape[0]
-        an = (a - a.mean(dim=0)) / a.std(dim=0, unbiased=True)
-        bn = (b - b.mean(dim=0)) / b.std(dim=0, unbiased=True)
+        n, d = a.shape
+        an, bn = _standardise(a), _standardise(b)
+        if _use_gram(n, d):
+            return _xc_gram(an, bn, an @ an.T, bn @ bn.T, offdiag_weight)
         c = an.T @ bn / n
         on = (torch.diagonal(c) - 1).pow(2).sum()
         return on + offdiag_weight * _offdiag_sq_sum(c)
+
+
+def _use_gram(b: int, d: int) -> bool:
+    """The B×B (Gram) form of the D×D sums: fewer FLOPs and less memory when B < D."""
+    return b < d
+
+
+def _standardise(a: torch.Tensor) -> torch.Tensor:
+    """(a − mean) / unbiased std per column, no epsilon."""
+    return (a - a.mean(dim=0)) / a.std(dim=0, unbiased=True)
+
+
+def _xc_gram(an: torch.Tensor, bn: torch.Tensor, ga: torch.Tensor, gb: torch.Tensor,
+             offdiag_weight: float) -> torch.Tensor:
+    """XC from standardised views and their Grams ga = ân·ânᵀ, gb = b̂n·b̂nᵀ (B×B):
+    Σ_ij c_ij² = Σ_ab ga_ab·gb_ab / B², c_ii = Σ_b ân_bi·b̂n_bi / B."""
+    n = an.shape[0]
+    diag = (an * bn).sum(dim=0) / n
+    on = (diag - 1).pow(2).sum()
+    off = (ga * gb).sum() / n ** 2 - diag.pow(2).sum()
+    return on + offdiag_weight * off
+
+
+def _xc_pairs(zs: Sequence[torch.Tensor], pairs: Sequence[tuple[int, int]],
+              offdiag_weight: float) -> torch.Tensor:
+    """Σ over view pairs of XC; in the Gram form each view is standardised and its Gram made once."""
+    n, d = zs[0].shape
+    if not _use_gram(n, d):
+        return sum(cross_correlation(zs[p], zs[q], offdiag_weight) for p, q in pairs)
+    with _full_precision(zs[0]):
+        std = [_standardise(_up(z)) for z in zs]
+        grams = [s @ s.T for s in std]
+        return sum(_xc_gram(std[p], std[q], grams[p], grams[q], offdiag_weight) for p, q in pairs)
 
 
 def multi_grained_loss(z_i: Sequence[torch.Tensor], z_t: Sequence[torch.Tensor] | None = None,
@@ -162,7 +208,7 @@ def multi_grained_loss(z_i: Sequence[torch.Tensor], z_t: Sequence[torch.Tensor] 
                 parts["vac"] = sum(vac(z, variance_weight, covariance_weight, variance_target, variance_eps)
                                    for z in zs)
             if use_xc:
-                parts["xc"] = sum(cross_correlation(zs[p], zs[q], offdiag_weight) for p, q in pairs)
+                parts["xc"] = _xc_pairs(zs, pairs, offdiag_weight)
             for name in totals:
                 totals[name] = totals[name] + w * parts[name]
         for name, value in parts.items():

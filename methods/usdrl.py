@@ -169,8 +169,10 @@ class USDRL(Method):
     def project(self, views: Sequence[torch.Tensor] | torch.Tensor) -> dict[str, list[torch.Tensor] | None]:
         """Views → per-domain projector outputs {"i": [z^0..z^{K−1}], "t": [...] | None, "s": ...}.
 
-        The encoder runs once on all views concatenated along the batch; each projector runs once
-        per view, so its BatchNorm statistics are per view, exactly as encoding the views apart.
+        The encoder runs once on all views concatenated along the batch; each projector's Linear
+        layers run once on all views too, while its BatchNorm statistics (and running-stat updates,
+        in view order) stay per view (``Projector.forward_views``), exactly as projecting the views
+        apart.
         """
         if isinstance(views, torch.Tensor) and views.dim() == 6:  # (K, B, C, T, V, M)
             views = list(views.unbind(0))
@@ -179,17 +181,16 @@ class USDRL(Method):
             raise HarnessError(f"USDRL needs at least 2 views, got {k}")
         b = views[0].shape[0]
         out = self.net(torch.cat(list(views), 0))
-        y_i = out.pooled.reshape(k, b, -1)
-        z = {"i": [self.i_proj(y_i[v]) for v in range(k)], "t": None, "s": None}
+        z = {"i": list(self.i_proj.forward_views(out.pooled, k).split(b)), "t": None, "s": None}
         if self.multi_grained:
             if out.temporal is None or out.spatial is None:
                 raise HarnessError(f"encoder {self.cfg.encoder.name!r} has no dense temporal/spatial "
                                    "tokens; use --set method.variant=single_grained "
                                    "(or method.options.domain_weight=0)")
-            y_t = out.temporal.amax(dim=1).reshape(k, b, -1)  # ȳ_t, as the encoder pools
-            y_s = out.spatial.amax(dim=1).reshape(k, b, -1)
-            z["t"] = [self.t_proj(y_t[v]) for v in range(k)]
-            z["s"] = [self.s_proj(y_s[v]) for v in range(k)]
+            y_t = out.temporal.amax(dim=1)  # ȳ_t (K·B, d), as the encoder pools
+            y_s = out.spatial.amax(dim=1)
+            z["t"] = list(self.t_proj.forward_views(y_t, k).split(b))
+            z["s"] = list(self.s_proj.forward_views(y_s, k).split(b))
         return z
 
     def loss(self, z: dict[str, list[torch.Tensor] | None]) -> dict[str, torch.Tensor]:

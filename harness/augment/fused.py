@@ -19,6 +19,7 @@ from ..errors import HarnessError
 from .buffers import HostBufferPool, _empty
 from .joint_maps import JointMaps, apply_joint_maps
 from .random import _rand, _randint
+from .sync import sync_free
 
 __all__ = ["crop_windows", "crop_resize", "crop_resize_map"]
 
@@ -87,6 +88,8 @@ def crop_resize_map(x: torch.Tensor, crop_lengths: torch.Tensor, starts: torch.T
     lohi = torch.stack([lo, hi], 1).to(idx_dtype)  # (N, 2, frames)
     pair = torch.stack([1 - lam, lam], 1).to(dtype)  # (N, 2, frames)
     g = maps.G.to(device=device, dtype=dtype)
+    if sync_free(x):  # no host reads (GPU): every clip through the 6-entry gathers, in one call
+        return _crop_resize_map_sync_free(dst, src, chan, lohi, pair, g, maps, out)
     eye = torch.eye(3, device=device, dtype=torch.bool)
     diagonal = (g.masked_fill(eye, 0) == 0).all(dim=2).all(dim=1)
     kind = torch.zeros(n, dtype=torch.long, device=device)  # 0: G only, 1: G + zeroed joints, 2: G + L joints
@@ -108,6 +111,29 @@ def crop_resize_map(x: torch.Tensor, crop_lengths: torch.Tensor, starts: torch.T
     order = torch.argsort(segment, stable=True)
     counts = torch.bincount(segment, minlength=6).tolist()
 
+    bag6, bag2 = _bags(src, chan, lohi, pair, c, frames, vm)
+    pos = 0
+    for seg, count in enumerate(counts):
+        if count == 0:
+            continue
+        q = order[pos:pos + count]
+        pos += count
+        grp = seg % 6
+        gq = g.index_select(0, q)
+        res = bag2(q, gq.diagonal(dim1=1, dim2=2)) if grp % 2 else bag6(q, gq)
+        if grp >= 2:  # selected joints: zeroed, or given L's rows
+            res.mul_(keep.index_select(0, q))
+            if grp >= 4:
+                res.addcmul_(bag6(q, lmat.index_select(0, q)), sel_m.index_select(0, q))
+        dst.index_copy_(0, q, res)
+    return out
+
+
+def _bags(src: torch.Tensor, chan: torch.Tensor, lohi: torch.Tensor, pair: torch.Tensor, c: int, frames: int,
+          vm: int):
+    """The two gathers of :func:`crop_resize_map` for output clips ``q``: bag6 applies a 3×3 matrix
+    per clip (6 source rows per output row), bag2 a diagonal one (2 rows)."""
+
     def bag6(q: torch.Tensor, mat: torch.Tensor) -> torch.Tensor:
         k = q.shape[0]
         rows = (chan.index_select(0, q)[:, :, None, None] + lohi.index_select(0, q)[:, None])  # (k, j, 2, F)
@@ -124,18 +150,24 @@ def crop_resize_map(x: torch.Tensor, crop_lengths: torch.Tensor, starts: torch.T
         return F.embedding_bag(rows.transpose(2, 3).reshape(-1, 2), src, mode="sum",
                                per_sample_weights=wts.transpose(2, 3).reshape(-1, 2)).view(k, c, frames, vm)
 
-    pos = 0
-    for seg, count in enumerate(counts):
-        if count == 0:
-            continue
-        q = order[pos:pos + count]
-        pos += count
-        grp = seg % 6
-        gq = g.index_select(0, q)
-        res = bag2(q, gq.diagonal(dim1=1, dim2=2)) if grp % 2 else bag6(q, gq)
-        if grp >= 2:  # selected joints: zeroed, or given L's rows
-            res.mul_(keep.index_select(0, q))
-            if grp >= 4:
-                res.addcmul_(bag6(q, lmat.index_select(0, q)), sel_m.index_select(0, q))
-        dst.index_copy_(0, q, res)
+    return bag6, bag2
+
+
+def _crop_resize_map_sync_free(dst: torch.Tensor, src: torch.Tensor, chan: torch.Tensor, lohi: torch.Tensor,
+                               pair: torch.Tensor, g: torch.Tensor, maps: JointMaps, out: torch.Tensor) -> torch.Tensor:
+    """:func:`crop_resize_map` without host reads: one bag6 for every clip, then, when the maps have
+    selected joints, keep·res + sel·bag6(L) for every clip. For a diagonal G or an unselected clip the
+    extra terms are exact zeros (x + 0 = x), so the result equals the grouped path's."""
+    n, c, frames, vm = dst.shape
+    bag6, _ = _bags(src, chan, lohi, pair, c, frames, vm)
+    q = torch.arange(n, device=dst.device)
+    res = bag6(q, g)
+    if maps.selected is not None:
+        sel = maps.selected.to(dst.device)
+        v = sel.shape[1]
+        sel_m = sel[:, :, None].expand(n, v, vm // v).reshape(n, 1, 1, vm).to(dst.dtype)
+        res.mul_(1 - sel_m)
+        if maps.L is not None:
+            res.addcmul_(bag6(q, maps.L.to(device=dst.device, dtype=dst.dtype)), sel_m)
+    dst.copy_(res)
     return out

@@ -14,6 +14,7 @@ import torch
 
 from ..errors import HarnessError
 from .random import _randint, _uniform
+from .sync import sync_free
 
 __all__ = ["JointMaps", "apply_joint_maps", "shear_matrices", "rotation_matrices", "aimclr_angles",
            "euler_angles"]
@@ -93,7 +94,7 @@ def apply_joint_maps(x: torch.Tensor, maps: JointMaps) -> torch.Tensor:
     if maps.selected is None:
         return out
     sel = maps.selected[:, None, None, :, None]
-    if not bool(sel.any()):
+    if not sync_free(x) and not bool(sel.any()):  # a host read: only where it is free
         return out
     return torch.where(sel, _apply_global(x, maps.L), out)
 

@@ -15,11 +15,18 @@ For each encoder (DSTE, STTR by default) at a preset's size (``--config paper|cp
   down, so with several encoders it covers the earlier ones too) and, on CUDA,
   ``cuda_max_allocated_mib`` (``torch.cuda.max_memory_allocated`` since this encoder's benchmark
   started), read after the training step (harness.engine.memory);
-- efficiency = achieved GFLOP/s ÷ fp32 GFLOP/s of a square ``--matmul-size`` matmul measured in
-  the same process, interleaved with the model measurements (medians of both). Training FLOPs per
-  sample = 3 × views × (encoder + projector forward FLOPs), the usual forward + 2× backward
-  convention; the loss's D×D products are not counted, so the train efficiency is slightly
-  understated.
+- efficiency = achieved GFLOP/s ÷ GFLOP/s of a square ``--matmul-size`` matmul measured in
+  the same process, interleaved with the model measurements (medians of both), in the precision
+  the model computes in: fp32, or bf16 / fp16 under ``--amp`` (then ``efficiency`` is the
+  model-FLOPs utilisation, also reported as ``mfu``). Training FLOPs per sample = 3 × views ×
+  (encoder + projector forward FLOPs), the usual forward + 2× backward convention; the loss's D×D
+  products are not counted, so the train efficiency is slightly understated;
+- the step is built as the Trainer runs it (``harness.benchmarks.train_step``): ``--amp``
+  (``train.amp``: auto = bf16 on CUDA, fp32 on the CPU; fp16 adds the GradScaler), ``--compile``
+  (``train.compile``: torch.compile of the method; the compiling first call is timed apart as
+  ``compile_s``), ``--augment`` (the method's own view making on raw clips inside the step);
+- on CUDA a batch that runs out of memory is halved until one fits: ``batch_size`` is what was
+  measured, ``oom_batch_sizes`` the ones that did not fit (``requested_batch_size`` the first).
 """
 
 from __future__ import annotations
@@ -36,10 +43,12 @@ from typing import Any, Callable
 import torch
 
 from ..config import resolve
-from ..contracts import DataInfo, build_encoder, build_method
+from ..contracts import DataInfo, build_encoder
 from ..data.topology import NTU25
+from ..engine.amp import resolve_amp
 from ..engine.memory import peak_memory
 from .flops import count_flops, encoder_flops
+from .train_step import free_cuda, is_oom, make_train_step
 
 # training clips per step. The USDRL loss has a batch-independent cost (D×D matrices, D = 4096 for
 # the instance domain) that the reference amortises over 178 clips per GPU; 16 is the smallest
@@ -63,7 +72,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--views", type=int, default=4, help="views per clip in the training step")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
-    p.add_argument("--matmul-size", type=int, default=2048, help="side of the reference fp32 matmul")
+    p.add_argument("--matmul-size", type=int, default=None,
+                   help="side of the reference square matmul (default: 2048 on the CPU, 8192 on CUDA)")
+    p.add_argument("--amp", choices=["auto", "off", "bf16", "fp16"], default="auto",
+                   help="autocast as train.amp (auto: bf16 on CUDA, fp32 on the CPU; fp16 adds a GradScaler)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the method as train.compile=true does (compile time reported apart)")
+    p.add_argument("--augment", action="store_true",
+                   help="make the views inside the training step from raw clips (method.make_views)")
+    p.add_argument("--attention", choices=["auto", "sdpa", "matmul"], default=None,
+                   help="attention kernel (methods/encoders/layers.py ATTENTION_IMPL; default: "
+                        "HARNESS_ATTENTION or auto = fused SDPA on CUDA, matmuls on the CPU)")
     p.add_argument("--skip-train", action="store_true", help="measure inference only")
     p.add_argument("--clock", choices=["wall", "process"], default="wall",
                    help="time with the wall clock (default) or this process's CPU time (steadier on a "
@@ -120,6 +139,16 @@ class EncoderBench:
     malloc_tuned: bool = False
     peak_rss_mib: float | None = None
     cuda_max_allocated_mib: float | None = None
+    amp: str = "off"
+    matmul_dtype: str = "float32"
+    mfu: float | None = None  # = train_efficiency: against the matmul rate in the compute precision
+    train_tflops_per_s: float | None = None
+    compiled: bool = False
+    compile_s: float | None = None
+    augment: bool = False
+    attention: str = ""
+    requested_batch_size: int = 0
+    oom_batch_sizes: list[int] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -132,14 +161,15 @@ _CLOCKS = {"wall": time.perf_counter, "process": time.process_time}
 
 
 class _Matmul:
-    """fp32 square matmul rate, sampled between model measurements."""
+    """Square matmul rate (fp32 unless ``dtype``), sampled between model measurements."""
 
-    def __init__(self, n: int, device: torch.device, clock: str = "wall"):
+    def __init__(self, n: int, device: torch.device, clock: str = "wall", dtype: torch.dtype = torch.float32):
         self.clock = _CLOCKS[clock]
+        self.dtype = dtype
         g = torch.Generator(device="cpu").manual_seed(0)
-        self.a = torch.randn(n, n, generator=g).to(device)
-        self.b = torch.randn(n, n, generator=g).to(device)
-        self.out = torch.empty(n, n, device=device)
+        self.a = torch.randn(n, n, generator=g).to(device, dtype)
+        self.b = torch.randn(n, n, generator=g).to(device, dtype)
+        self.out = torch.empty(n, n, device=device, dtype=dtype)
         self.flops = 2.0 * n ** 3
         self.device = device
         self.samples: list[float] = []
@@ -178,27 +208,46 @@ def _measure(step: Callable[[], Any], seconds: float, device: torch.device, mm: 
     return statistics.median(times), mm.gflops(first)
 
 
+def attention_impl(value: str | None = None) -> str:
+    """The DSTE/STTR attention switch (``ATTENTION_IMPL`` of the encoders' shared layers), set first
+    when ``value`` is given. The bench times those encoders, so it reaches into their module."""
+    import importlib
+
+    layers = importlib.import_module("harness.methods.encoders.layers")
+    if value is not None:
+        layers.ATTENTION_IMPL = value
+    return layers.ATTENTION_IMPL
+
+
 def _resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
 
 
-def _build_training(cfg: Any, info: Any, device: torch.device):
-    """(the registered USDRL method, step inputs → loss, description, its projectors)."""
-    method = build_method(cfg, info).to(device)
+_AMP_DTYPES = {"off": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
-    def loss_fn(views: list[torch.Tensor]) -> torch.Tensor:
-        return method(views)["loss"]
 
-    projectors = [p for p in (method.t_proj, method.s_proj, method.i_proj) if p is not None]
-    return method, loss_fn, "usdrl method (harness.methods.usdrl, multi-grained loss)", projectors
+def _projector_flops(method: Any, dev: torch.device) -> float:
+    total = 0.0
+    for proj in (method.t_proj, method.s_proj, method.i_proj):
+        if proj is None:
+            continue
+        was = proj.training
+        proj.eval()
+        with torch.no_grad():
+            total += count_flops(proj, torch.zeros(2, proj[0].in_features, device=dev)) / 2
+        proj.train(was)
+    return total
 
 
 def bench_encoder(name: str, *, config: str = "paper", batch_size: int | None = None,
-                  infer_batch_size: int | None = None, seconds: float = 5.0, views: int = 4, device: str | torch.device = "auto", matmul_size: int = 2048,
-                  train: bool = True, mm: _Matmul | None = None) -> EncoderBench:
+                  infer_batch_size: int | None = None, seconds: float = 5.0, views: int = 4,
+                  device: str | torch.device = "auto", matmul_size: int | None = None, train: bool = True,
+                  mm: _Matmul | None = None, amp: str = "auto", compile: bool = False,
+                  augment: bool = False) -> EncoderBench:
     dev = _resolve_device(device) if isinstance(device, str) else device
+    settings = resolve_amp(amp, dev)
     cfg = resolve(config, overrides={"encoder.name": name, "method.name": "usdrl",
                                      "method.options": {"num_views": views}}).resolved()
     b = batch_size or DEFAULT_BATCH[config]
@@ -206,7 +255,8 @@ def bench_encoder(name: str, *, config: str = "paper", batch_size: int | None = 
     info = DataInfo(topology=NTU25, num_classes=60, frames=cfg.data.frames, persons=2)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)  # this encoder's peak, not the previous one's
-    mm = mm or _Matmul(matmul_size, dev)
+    mm = mm or _Matmul(matmul_size or (8192 if dev.type == "cuda" else 2048), dev,
+                       dtype=_AMP_DTYPES[settings.mode])
     gen = torch.Generator(device="cpu").manual_seed(0)
 
     encoder = build_encoder(cfg, info, reference_init=True).to(dev)
@@ -214,53 +264,64 @@ def bench_encoder(name: str, *, config: str = "paper", batch_size: int | None = 
     res = EncoderBench(encoder=name, config=config, device=str(dev), batch_size=b, infer_batch_size=bi,
                        params=sum(p.numel() for p in encoder.parameters()), gflops_per_sample=flops / 1e9,
                        views=views, threads=torch.get_num_threads(),
-                       clock="process" if mm.clock is time.process_time else "wall")
+                       clock="process" if mm.clock is time.process_time else "wall", amp=settings.mode,
+                       matmul_dtype=str(mm.dtype).replace("torch.", ""), compiled=compile, augment=augment,
+                       attention=attention_impl(), requested_batch_size=b)
 
-    x = torch.randn(bi, 3, info.frames, info.joints, info.persons, generator=gen).to(dev)
     encoder.eval()
+    while True:  # on CUDA, halve an inference batch that does not fit
+        try:
+            x = torch.randn(bi, 3, info.frames, info.joints, info.persons, generator=gen).to(dev)
 
-    def infer() -> None:
-        with torch.inference_mode():
-            encoder(x)
+            def infer() -> None:
+                with torch.inference_mode(), settings.autocast():
+                    encoder(x)
 
-    sec, mm_rate = _measure(infer, seconds, dev, mm)
+            sec, mm_rate = _measure(infer, seconds, dev, mm)
+            break
+        except Exception as exc:  # noqa: BLE001 - only CUDA OOM is handled
+            if not is_oom(exc) or bi < 2:
+                raise
+            x = None
+            free_cuda(dev)
+            res.notes.append(f"inference batch {bi} ran out of memory")
+            bi //= 2
+    res.infer_batch_size = bi
     res.infer_samples_per_s = bi / sec
     res.infer_gflops_per_s = flops * bi / sec / 1e9
     res.infer_efficiency = res.infer_gflops_per_s / mm_rate
     res.matmul_gflops_per_s = mm_rate
-    del encoder
+    del encoder, x
     if not train:
         return _with_memory(res, dev)
 
-    model, loss_fn, desc, projectors = _build_training(cfg, info, dev)
-    res.loss = desc
-    res.train_params = sum(p.numel() for p in model.parameters())  # parameters() skips shared ones
-    proj_flops = 0.0
-    for proj in projectors:
-        was = proj.training
-        proj.eval()
-        with torch.no_grad():
-            proj_flops += count_flops(proj, torch.zeros(2, proj[0].in_features, device=dev)) / 2
-        proj.train(was)
-    res.train_gflops_per_sample = 3 * views * (flops + proj_flops) / 1e9
-    model.train()
-    opt_kw: dict[str, Any] = {"lr": 5e-4, "weight_decay": 1e-5}
-    try:
-        opt = torch.optim.Adam(model.parameters(), fused=True, **opt_kw)
-    except (RuntimeError, TypeError):
-        opt = torch.optim.Adam(model.parameters(), **opt_kw)
-    vs = [torch.randn(b, 3, info.frames, info.joints, info.persons, generator=gen).to(dev) for _ in range(views)]
-
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(vs)
-        loss.backward()
-        opt.step()
-
-    sec, mm_rate = _measure(step, seconds, dev, mm)
+    while True:  # on CUDA, halve a training batch that does not fit and say so
+        ts = None
+        try:
+            ts = make_train_step(cfg, info, dev, batch=b, views=views, amp=settings, compile=compile,
+                                 augment=augment)
+            sec, mm_rate = _measure(ts.step, seconds, dev, mm)
+            break
+        except Exception as exc:  # noqa: BLE001 - only CUDA OOM is handled
+            if not is_oom(exc) or b < 4:
+                raise
+            del ts
+            free_cuda(dev)
+            res.oom_batch_sizes.append(b)
+            b //= 2
+    if res.oom_batch_sizes:
+        res.notes.append(f"training batch {res.oom_batch_sizes[0]} does not fit on {dev} "
+                         f"({', '.join(map(str, res.oom_batch_sizes))} ran out of memory); measured {b}")
+    method = ts.method
+    res.batch_size = b
+    res.loss = ts.description
+    res.compile_s = ts.compile_s
+    res.train_params = sum(p.numel() for p in method.parameters())  # parameters() skips shared ones
+    res.train_gflops_per_sample = 3 * views * (flops + _projector_flops(method, dev)) / 1e9
     res.train_samples_per_s = b / sec
     res.train_gflops_per_s = res.train_gflops_per_sample * b / sec
-    res.train_efficiency = res.train_gflops_per_s / mm_rate
+    res.train_tflops_per_s = res.train_gflops_per_s / 1e3
+    res.train_efficiency = res.mfu = res.train_gflops_per_s / mm_rate
     res.matmul_gflops_per_s = mm.gflops()
     return _with_memory(res, dev)
 
@@ -289,25 +350,37 @@ def run(args: argparse.Namespace) -> int:
     if args.views < 2:
         raise HarnessError("--views must be at least 2")
     dev = _resolve_device(args.device)
-    mm = _Matmul(args.matmul_size, dev, args.clock)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise HarnessError(f"--device {args.device}: CUDA is not available on this machine")
+    settings = resolve_amp(args.amp, dev)
+    if args.attention is not None:
+        attention_impl(args.attention)
+    size = args.matmul_size or (8192 if dev.type == "cuda" else 2048)
+    mm = _Matmul(size, dev, args.clock, dtype=_AMP_DTYPES[settings.mode])
     results = []
     for n in names:
         results.append(bench_encoder(n, config=args.config, batch_size=args.batch_size,
                                      infer_batch_size=args.infer_batch_size, seconds=args.seconds,
-                                     views=args.views, device=dev, matmul_size=args.matmul_size,
-                                     train=not args.skip_train, mm=mm))
+                                     views=args.views, device=dev, matmul_size=size,
+                                     train=not args.skip_train, mm=mm, amp=args.amp, compile=args.compile,
+                                     augment=args.augment))
         results[-1].malloc_tuned = tuned
         if not args.json:
             _print_row(results[-1], header=len(results) == 1)
     if args.json:
         print(json.dumps([asdict(r) for r in results], indent=2))
     else:
-        print(f"\nefficiency = achieved GFLOP/s / fp32 {args.matmul_size}^2 matmul GFLOP/s in this process "
+        print(f"\nefficiency = achieved GFLOP/s / {mm.dtype} {size}^2 matmul GFLOP/s in this process "
               f"({args.clock} clock, medians); training FLOPs = {TRAIN_FLOPS_CONVENTION}; "
               f"glibc malloc tuning {'on' if tuned else 'off'}")
         losses = {r.loss for r in results if r.loss}
         for desc in losses:
-            print(f"training step loss: {desc}")
+            print(f"training step: {desc}")
+        for r in results:
+            if r.compile_s is not None:
+                print(f"{r.encoder}: compiling (first step) took {r.compile_s:.1f} s, not in the timing")
+            for note in r.notes:
+                print(f"{r.encoder}: {note}")
     return 0
 
 

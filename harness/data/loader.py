@@ -2,6 +2,12 @@
 
 Each batch holds only the frames it needs (up to the longest valid length in the batch), so the
 whole split is never loaded. A background thread reads the next batch while the current one trains.
+
+On a CUDA device the memory map is read straight into pinned (page-locked) host memory and copied
+to the device on a side stream, asynchronously, while the current step runs; the consumer's stream
+waits for that copy (an event, no host synchronisation) and the tensors are recorded on it so the
+caching allocator never reuses them early. Augmentation then runs on the device (one batched call),
+so no worker processes are needed.
 """
 
 from __future__ import annotations
@@ -9,7 +15,7 @@ from __future__ import annotations
 import queue
 import threading
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -23,17 +29,23 @@ class Batch:
     lengths: torch.Tensor  # (B,) long
     labels: torch.Tensor  # (B,) long
     index: torch.Tensor  # (B,) long: positions in the dataset
+    ready: Any = None  # CUDA: the event of the side-stream copy (ClipBatches waits on it before yielding)
 
 
-def read_clips(ds: PreparedDataset, idx: np.ndarray, max_frames: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Read samples `idx` (any order) → (clips (B, 3, T_b, V, M), lengths). One sorted memmap pass."""
+def read_clips(ds: PreparedDataset, idx: np.ndarray, max_frames: int | None = None, *,
+               empty: Callable[[tuple[int, ...]], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Read samples `idx` (any order) → (clips (B, 3, T_b, V, M), lengths). One sorted memmap pass.
+
+    ``empty(shape)`` allocates the float32 clip array (default ``np.empty``; pinned memory on CUDA).
+    """
     idx = np.asarray(idx, dtype=np.int64)
     lengths = ds.lengths[idx]
     if max_frames is not None:
         lengths = np.minimum(lengths, max_frames)
     t_b = int(max(lengths.max(initial=1), 1))
     order = np.argsort(idx, kind="stable")
-    clips = np.empty((len(idx), 3, t_b) + ds.data.shape[3:], dtype=np.float32)
+    shape = (len(idx), 3, t_b) + tuple(ds.data.shape[3:])
+    clips = np.empty(shape, dtype=np.float32) if empty is None else empty(shape)
     clips[order] = ds.data[idx[order], :, :t_b]
     return clips, lengths
 
@@ -71,19 +83,52 @@ class ClipBatches:
                 yield chunk
 
     def _load(self, chunk: np.ndarray) -> Batch:
+        if self.device.type == "cuda":
+            return self._load_cuda(chunk)
         clips, lengths = read_clips(self.ds, chunk, self.max_frames)
         labels = self.ds.labels[chunk]
-        pin = self.device.type == "cuda"
-        x = torch.from_numpy(clips)
-        if pin:
-            x = x.pin_memory()
-        return Batch(x.to(self.device, non_blocking=pin), torch.from_numpy(lengths).to(self.device),
+        return Batch(torch.from_numpy(clips).to(self.device), torch.from_numpy(lengths).to(self.device),
                      torch.from_numpy(labels).to(self.device), torch.from_numpy(chunk).to(self.device))
+
+    def _load_cuda(self, chunk: np.ndarray) -> Batch:
+        """Read into pinned memory, copy on a side stream; the event marks the copies' end."""
+        pinned: list[torch.Tensor] = []
+
+        def empty(shape: tuple[int, ...]) -> np.ndarray:
+            # page-locked, from torch's caching host allocator (reused across batches once the copy
+            # that reads it is done: the copy below must read this tensor, not a from_numpy alias)
+            pinned.append(torch.empty(shape, dtype=torch.float32, pin_memory=True))
+            return pinned[-1].numpy()
+
+        _, lengths = read_clips(self.ds, chunk, self.max_frames, empty=empty)
+        host = [pinned[0]]
+        for arr in (lengths, self.ds.labels[chunk], chunk):
+            small = torch.empty(len(arr), dtype=torch.long, pin_memory=True)
+            small.numpy()[:] = arr
+            host.append(small)
+        stream = getattr(self, "_copy_stream", None)
+        if stream is None:
+            stream = self._copy_stream = torch.cuda.Stream(self.device)
+        with torch.cuda.stream(stream):
+            x, lengths_d, labels_d, index_d = (t.to(self.device, non_blocking=True) for t in host)
+            ready = torch.cuda.Event()
+            ready.record(stream)
+        return Batch(x, lengths_d, labels_d, index_d, ready=ready)
+
+    def _handover(self, batch: Batch) -> Batch:
+        """Make the consumer's stream wait for a side-stream copy (no host sync) and own its tensors."""
+        if batch.ready is not None:
+            current = torch.cuda.current_stream(self.device)
+            current.wait_event(batch.ready)
+            for t in (batch.x, batch.lengths, batch.labels, batch.index):
+                t.record_stream(current)
+            batch.ready = None
+        return batch
 
     def __iter__(self) -> Iterator[Batch]:
         if self.prefetch <= 0:
             for chunk in self._chunks():
-                yield self._load(chunk)
+                yield self._handover(self._load(chunk))
             return
         q: queue.Queue = queue.Queue(maxsize=self.prefetch)
         stop = threading.Event()
@@ -107,7 +152,7 @@ class ClipBatches:
                     return
                 if isinstance(item, BaseException):
                     raise item
-                yield item
+                yield self._handover(item)
         finally:
             stop.set()
             while thread.is_alive():

@@ -8,11 +8,14 @@ so that state dicts line up with the reference's (``ske_emb.t_embedding.0.weight
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 import torch.nn.functional as F
 from timm.layers import trunc_normal_
 from torch import nn
+
+from harness.errors import HarnessError
 
 __all__ = [
     "SinusoidalPE", "SkeletonEmbedding", "Projector", "init_weights", "self_attention",
@@ -120,19 +123,40 @@ def init_weights(module: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
+# How softmax(q kᵀ / sqrt(d_head)) v is computed: "auto" = PyTorch's fused
+# scaled_dot_product_attention on CUDA (flash / memory-efficient kernels: no L×L score tensor kept
+# for backward) and explicit batched matmuls elsewhere; "sdpa" or "matmul" force one everywhere
+# (tests force "sdpa" on CPU to check it against the matmuls). Same maths, float rounding apart.
+ATTENTION_IMPLS = ("auto", "sdpa", "matmul")
+ATTENTION_IMPL = os.environ.get("HARNESS_ATTENTION", "auto")
+
+
+def _use_sdpa(x: torch.Tensor) -> bool:
+    impl = ATTENTION_IMPL
+    if impl not in ATTENTION_IMPLS:
+        raise HarnessError(f"HARNESS_ATTENTION / layers.ATTENTION_IMPL must be one of {', '.join(ATTENTION_IMPLS)}, "
+                           f"got {impl!r}")
+    return impl == "sdpa" or (impl == "auto" and x.is_cuda)
+
+
 def self_attention(x: torch.Tensor, attn: nn.MultiheadAttention) -> torch.Tensor:
     """``attn(x, x, x)[0]`` for a batch-first ``nn.MultiheadAttention`` without masks or dropout.
 
     Uses the module's own parameters (packed ``in_proj_weight``, ``out_proj``), so the parameter
     layout and state dict stay those of ``nn.MultiheadAttention``: one packed qkv GEMM, then
-    softmax(q kᵀ / sqrt(d_head)) v as two batched matmuls, then the output projection. Equal to the
-    module's result up to float rounding. On CPU the explicit batched matmuls are faster than the
-    fused SDPA kernel for these long heads (d_head = 1024, L ≤ 64), notably in backward.
+    softmax(q kᵀ / sqrt(d_head)) v, then the output projection. Equal to the module's result up to
+    float rounding. The middle step follows ``ATTENTION_IMPL``: on CPU the explicit batched matmuls
+    are faster than the fused SDPA kernel for these long heads (d_head = 1024, L ≤ 64), notably in
+    backward; on CUDA the fused kernel is used.
     """
     b, length, d = x.shape
     h = attn.num_heads
     dh = d // h
     qkv = F.linear(x, attn.in_proj_weight, attn.in_proj_bias)
+    if _use_sdpa(x):  # (B, L, 3, h, dh) → three (B, h, L, dh); the default scale is 1/sqrt(dh)
+        q, k, v = qkv.view(b, length, 3, h, dh).permute(2, 0, 3, 1, 4).unbind(0)
+        o = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, length, d)
+        return F.linear(o, attn.out_proj.weight, attn.out_proj.bias)
     if h == 1:
         q, k, v = qkv.split(d, dim=-1)
     else:  # (B, L, 3, h, dh) → three (B·h, L, dh)
