@@ -109,14 +109,13 @@ def time_reference(mods, encoder: str, hidden: int, batch: int, frames: int, dev
             return {"samples_per_s": batch / sec, "batch_size": batch, "oom_batch_sizes": oom,
                     "peak_memory_gb": _peak_gb(device)}
         except Exception as exc:  # noqa: BLE001 - only CUDA OOM is handled
-            from harness.benchmarks.train_step import free_cuda, is_oom
+            from harness.benchmarks.train_step import is_oom
 
             if not is_oom(exc) or batch < 4:
                 raise
-            model = opt = views = None  # noqa: F841
-            free_cuda(device)
-            oom.append(batch)
-            batch //= 2
+        model = opt = views = step = None  # noqa: F841 - freed before the next attempt (_fresh_peak)
+        oom.append(batch)
+        batch //= 2
 
 
 def _median_step(step, seconds: float, device: torch.device, warmup: int = 2, min_iters: int = 3) -> float:

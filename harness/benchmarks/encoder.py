@@ -282,10 +282,10 @@ def bench_encoder(name: str, *, config: str = "paper", batch_size: int | None = 
         except Exception as exc:  # noqa: BLE001 - only CUDA OOM is handled
             if not is_oom(exc) or bi < 2:
                 raise
-            x = None
-            free_cuda(dev)
-            res.notes.append(f"inference batch {bi} ran out of memory")
-            bi //= 2
+        x = None
+        free_cuda(dev)  # after the except block: the error's frames no longer hold the tensors
+        res.notes.append(f"inference batch {bi} ran out of memory")
+        bi //= 2
     res.infer_batch_size = bi
     res.infer_samples_per_s = bi / sec
     res.infer_gflops_per_s = flops * bi / sec / 1e9
@@ -305,10 +305,10 @@ def bench_encoder(name: str, *, config: str = "paper", batch_size: int | None = 
         except Exception as exc:  # noqa: BLE001 - only CUDA OOM is handled
             if not is_oom(exc) or b < 4:
                 raise
-            del ts
-            free_cuda(dev)
-            res.oom_batch_sizes.append(b)
-            b //= 2
+        del ts
+        free_cuda(dev)
+        res.oom_batch_sizes.append(b)
+        b //= 2
     if res.oom_batch_sizes:
         res.notes.append(f"training batch {res.oom_batch_sizes[0]} does not fit on {dev} "
                          f"({', '.join(map(str, res.oom_batch_sizes))} ran out of memory); measured {b}")
