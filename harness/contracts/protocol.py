@@ -11,6 +11,7 @@ import torch
 
 from ..config import DataConfig, RunConfig, plugin_options, stable_hash
 from ..errors import HarnessError
+from ..results import ResultRow
 
 @dataclass
 class ProtocolContext:
@@ -27,8 +28,6 @@ class ProtocolContext:
 
     def row(self, metric: str, value: float, **fields: Any):
         """A result row with this run's identity (method, dataset, preset, hashes...) filled in."""
-        from .results import ResultRow
-
         merged = {**self.base_row, "split": self.split, **fields}
         return ResultRow(metric=metric, value=float(value), **merged)
 
