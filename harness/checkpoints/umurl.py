@@ -12,10 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import torch
-
-from .base import Checkpoint, CheckpointFormat, Mapped, file_key, map_by_prefix
-from .usdrl import IN_CHANNELS, state_of
+from .base import Checkpoint
+from .usdrl import IN_CHANNELS, DataParallelFormat, state_of
 
 RENAMES = (("backbone.mm_fusion.t_fusion.0.", "encoder.mm_fusion.t_fusion."),
            ("backbone.mm_fusion.s_fusion.0.", "encoder.mm_fusion.s_fusion."),
@@ -23,30 +21,16 @@ RENAMES = (("backbone.mm_fusion.t_fusion.0.", "encoder.mm_fusion.t_fusion."),
 PROJECTORS = ("j_projector.", "b_projector.", "m_projector.")
 
 
-class UmURLFormat(CheckpointFormat):
+class UmURLFormat(DataParallelFormat):
     name = "umurl"
     label = "UmURL pretraining checkpoint (HuiGuanLab/UmURL pretrain.py)"
     method = "umurl"
-    top_keys = ("epoch", "state_dict", "optimizer")
     ignored_prefixes = PROJECTORS
-
-    def detect(self, obj: Any) -> str | None:
-        if not isinstance(obj, dict) or not isinstance(obj.get("state_dict"), dict):
-            return "no 'state_dict' dict"
-        state, _ = state_of(obj)
-        if not any(k.startswith("backbone.j_emb.") for k in state):
-            return "no backbone.j_emb.* keys (UmURL's joint embedding)"
-        return None
+    renames = RENAMES
+    marker, marker_what = "backbone.j_emb.", "UmURL's joint embedding"
 
     def encoder_of(self, obj: Any) -> str:
         return "umurl"
-
-    def backbone_state(self, ckpt: Checkpoint, method: torch.nn.Module) -> Mapped:
-        state, prefix = state_of(ckpt.obj)
-        return map_by_prefix(state, RENAMES, self.ignored_prefixes, prefix)
-
-    def file_name(self, ckpt: Checkpoint, key: str) -> str:
-        return file_key(key, RENAMES, state_of(ckpt.obj)[1])
 
     def shapes(self, ckpt: Checkpoint) -> dict[str, Any]:
         s, _ = state_of(ckpt.obj)
@@ -69,7 +53,3 @@ class UmURLFormat(CheckpointFormat):
             return [f"the file does not record the attention heads; UmURL's reference trains 1 head, "
                     f"this run builds {heads}"]
         return []
-
-    def identity(self, ckpt: Checkpoint) -> dict[str, int]:
-        epoch = ckpt.obj.get("epoch")
-        return {"epochs": int(epoch) if isinstance(epoch, int) else 0, "steps": 0, "pretrain_seed": 0}

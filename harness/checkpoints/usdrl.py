@@ -29,31 +29,46 @@ def state_of(obj: Any) -> tuple[dict[str, Any], str]:
     return strip_prefix(state if isinstance(state, dict) else {})
 
 
-class USDRLFormat(CheckpointFormat):
-    name = "usdrl"
-    label = "USDRL pretraining checkpoint (wengwanjiang/USDRL pretrain.py)"
-    method = "usdrl"
+class DataParallelFormat(CheckpointFormat):
+    """``{'epoch', 'state_dict', 'optimizer'}`` of a (Distributed)DataParallel model whose backbone is
+    ``backbone.*``: USDRL's and UmURL's ``pretrain.py``. Subclasses name the key prefix that tells
+    them apart (``marker``) and how the backbone's keys map to the harness's (``renames``)."""
+
     top_keys = ("epoch", "state_dict", "optimizer")
-    ignored_prefixes = PROJECTORS
+    renames: tuple[tuple[str, str], ...] = RENAMES
+    marker = ""  # a state-dict key prefix only this format's backbone has
+    marker_what = ""
 
     def detect(self, obj: Any) -> str | None:
         if not isinstance(obj, dict) or not isinstance(obj.get("state_dict"), dict):
             return "no 'state_dict' dict"
         state, _ = state_of(obj)
-        if not any(k.startswith("backbone.ske_emb.") for k in state):
-            return "no backbone.ske_emb.* keys (DSTE/STTR embeddings)"
+        if not any(k.startswith(self.marker) for k in state):
+            return f"no {self.marker}* keys ({self.marker_what})"
         return None
+
+    def backbone_state(self, ckpt: Checkpoint, method: torch.nn.Module) -> Mapped:
+        state, prefix = state_of(ckpt.obj)
+        return map_by_prefix(state, self.renames, self.ignored_prefixes, prefix)
+
+    def file_name(self, ckpt: Checkpoint, key: str) -> str:
+        return file_key(key, self.renames, state_of(ckpt.obj)[1])
+
+    def identity(self, ckpt: Checkpoint) -> dict[str, int]:
+        epoch = ckpt.obj.get("epoch")  # saved as the completed epochs (epoch index + 1)
+        return {"epochs": int(epoch) if isinstance(epoch, int) else 0, "steps": 0, "pretrain_seed": 0}
+
+
+class USDRLFormat(DataParallelFormat):
+    name = "usdrl"
+    label = "USDRL pretraining checkpoint (wengwanjiang/USDRL pretrain.py)"
+    method = "usdrl"
+    ignored_prefixes = PROJECTORS
+    marker, marker_what = "backbone.ske_emb.", "DSTE/STTR embeddings"
 
     def encoder_of(self, obj: Any) -> str:
         state, _ = state_of(obj)
         return "dste" if DSTE_KEY in state else "sttr" if STTR_KEY in state else ""
-
-    def backbone_state(self, ckpt: Checkpoint, method: torch.nn.Module) -> Mapped:
-        state, prefix = state_of(ckpt.obj)
-        return map_by_prefix(state, RENAMES, self.ignored_prefixes, prefix)
-
-    def file_name(self, ckpt: Checkpoint, key: str) -> str:
-        return file_key(key, RENAMES, state_of(ckpt.obj)[1])
 
     def shapes(self, ckpt: Checkpoint) -> dict[str, Any]:
         s, _ = state_of(ckpt.obj)
@@ -83,7 +98,3 @@ class USDRLFormat(CheckpointFormat):
             return [f"the file does not record the attention heads; the reference trains 1 head "
                     f"(options/options_pretraining.py), this run builds {heads}"]
         return []
-
-    def identity(self, ckpt: Checkpoint) -> dict[str, int]:
-        epoch = ckpt.obj.get("epoch")  # saved as the completed epochs (epoch index + 1)
-        return {"epochs": int(epoch) if isinstance(epoch, int) else 0, "steps": 0, "pretrain_seed": 0}
