@@ -64,7 +64,7 @@ from harness.data.resample import resample
 from harness.errors import HarnessError, UnknownNameError
 from harness.registry import METHODS
 
-from .moco import (REFERENCE_TRAIN_CLIPS, KeyQueue, check_moco_options, derive_queue_and_momentum, info_nce,
+from .moco import (REFERENCE_TRAIN_CLIPS, KeyQueue, derive_for, info_nce,
                    TRANSFORMER_TRAIN_DEFAULTS, key_copy, momentum_update_, projection_head)
 from .usdrl import usdrl_views
 
@@ -140,11 +140,7 @@ class Contrastive(Method):
         o: ContrastiveOptions = self.options
         if o.augment not in AUGMENTS:
             raise UnknownNameError("contrastive augment", o.augment, list(AUGMENTS))
-        check_moco_options("contrastive", o.momentum, o.temperature, max(o.queue_size, 1), 1)
-        self.queue_size, self.momentum = derive_queue_and_momentum(
-            "contrastive", queue_size=o.queue_size, queue_ratio=o.queue_ratio, momentum=o.momentum,
-            rule=o.momentum_rule, train_samples=info.train_samples, batch_size=info.batch_size or cfg.train.batch_size,
-            total_steps=info.total_steps)
+        self.queue_size, self.momentum = derive_for("contrastive", o, info, cfg.train.batch_size)
         encoder = build_encoder(cfg, info, reference_init=True)
         self.net = ModalityBackbone(encoder, self.modality_name(cfg), info.topology)
         f = encoder.feature_dim

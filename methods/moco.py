@@ -29,7 +29,7 @@ computed in float32 with autocast off (the references run them in fp16 under AMP
 from __future__ import annotations
 
 import copy
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -131,6 +131,16 @@ def derive_queue_and_momentum(where: str, *, queue_size: int, queue_ratio: float
     m = momentum if rule == "constant" else momentum_rule(momentum, total_steps)
     check_moco_options(where, m, 1.0, size, batch_size)
     return size, m
+
+
+def derive_for(where: str, options: Any, info: Any, batch_size: int) -> tuple[int, float]:
+    """(K, m) of a queue-based method from its options (queue_size, queue_ratio, momentum,
+    momentum_rule, temperature) and its DataInfo; every value checked."""
+    check_moco_options(where, options.momentum, options.temperature, max(options.queue_size, 1), 1)
+    return derive_queue_and_momentum(where, queue_size=options.queue_size, queue_ratio=options.queue_ratio,
+                                     momentum=options.momentum, rule=options.momentum_rule,
+                                     train_samples=info.train_samples, batch_size=info.batch_size or batch_size,
+                                     total_steps=info.total_steps)
 
 
 def check_moco_options(where: str, momentum: float, temperature: float, queue_size: int, batch_size: int) -> None:

@@ -58,7 +58,7 @@ from harness.data.modality import to_modality
 from harness.errors import HarnessError
 from harness.registry import METHODS
 
-from .moco import (REFERENCE_TRAIN_CLIPS, KeyQueue, check_moco_options, derive_queue_and_momentum, info_nce,
+from .moco import (REFERENCE_TRAIN_CLIPS, KeyQueue, derive_for, info_nce,
                    TRANSFORMER_TRAIN_DEFAULTS, key_copy, momentum_update_, projection_head)
 from .usdrl import token_width
 
@@ -147,11 +147,7 @@ class SCDNet(Method):
     def __init__(self, cfg: RunConfig, info: DataInfo):
         super().__init__(cfg, info)
         o: SCDNetOptions = self.options
-        check_moco_options("scdnet", o.momentum, o.temperature, max(o.queue_size, 1), 1)
-        self.queue_size, self.momentum = derive_queue_and_momentum(
-            "scdnet", queue_size=o.queue_size, queue_ratio=o.queue_ratio, momentum=o.momentum,
-            rule=o.momentum_rule, train_samples=info.train_samples, batch_size=info.batch_size or cfg.train.batch_size,
-            total_steps=info.total_steps)
+        self.queue_size, self.momentum = derive_for("scdnet", o, info, cfg.train.batch_size)
         encoder = build_encoder(cfg, info, reference_init=True)
         d = token_width(encoder)
         if encoder.feature_dim != 2 * d:

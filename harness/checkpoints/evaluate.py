@@ -15,7 +15,6 @@ rows in a table cell; the tables show them as rows of their own.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -75,16 +74,7 @@ def backbone_factory(ckpt: Checkpoint, cfg: RunConfig, ds: Any, device: torch.de
 
 def tag_rows(rows: list[ResultRow], ckpt: Checkpoint) -> list[ResultRow]:
     """Add the file's identity to each row's ``extra`` (a JSON object)."""
-    for r in rows:
-        try:
-            extra = json.loads(r.extra) if r.extra else {}
-        except json.JSONDecodeError:
-            extra = {"_raw": r.extra}
-        if not isinstance(extra, dict):
-            extra = {"_raw": extra}
-        extra.update(checkpoint_sha256=ckpt.sha256, checkpoint_format=ckpt.format.name)
-        r.extra = json.dumps(extra, sort_keys=True)
-    return rows
+    return [r.add_extra(checkpoint_sha256=ckpt.sha256, checkpoint_format=ckpt.format.name) for r in rows]
 
 
 def evaluate_checkpoint(cfg: RunConfig, checkpoint: Checkpoint | str | Path, *, progress: bool = True,

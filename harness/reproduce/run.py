@@ -66,16 +66,7 @@ def _annotate(rows: list[ResultRow], run: PlannedRun) -> list[ResultRow]:
     """Record a figure's swept settings in each row's ``extra`` (JSON) so tables keep them apart."""
     if not run.sweep:
         return rows
-    for r in rows:
-        try:
-            extra = json.loads(r.extra) if r.extra else {}
-        except json.JSONDecodeError:
-            extra = {"protocol_extra": r.extra}
-        if not isinstance(extra, dict):
-            extra = {"protocol_extra": extra}
-        extra["overrides"] = dict(run.sweep)
-        r.extra = json.dumps(extra, sort_keys=True)
-    return rows
+    return [r.add_extra(overrides=dict(run.sweep)) for r in rows]
 
 
 def _run_one(run: PlannedRun, settings: Settings, progress: bool) -> Outcome:

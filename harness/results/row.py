@@ -38,6 +38,19 @@ class ResultRow:
     date: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
     extra: str = ""  # free-form JSON for protocol specifics (e.g. label fraction, theta)
 
+    def add_extra(self, **fields: Any) -> "ResultRow":
+        """Merge ``fields`` into the row's ``extra`` JSON object (a non-object ``extra`` is kept under
+        ``_raw``); returns the row."""
+        try:
+            extra = json.loads(self.extra) if self.extra else {}
+        except json.JSONDecodeError:
+            extra = {"_raw": self.extra}
+        if not isinstance(extra, dict):
+            extra = {"_raw": extra}
+        extra.update(fields)
+        self.extra = json.dumps(extra, sort_keys=True)
+        return self
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
