@@ -23,7 +23,6 @@ unchanged; the fourth value ``c`` (a tracking flag/confidence) is dropped.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from dataclasses import dataclass
@@ -31,10 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import DataConfig
-from ..errors import DataError, HarnessError
+from ..errors import DataError
 from ..registry import DATASETS
-from .kinds import DatasetKind, real_data_dir
+from .kinds import RealSetKind
 from .ntu_preprocess import pre_normalization
 from .prepared import PreparedWriter
 from .text_tables import content_lines, read_float_table, read_text
@@ -188,37 +186,20 @@ def prepare_msr(raw: str | Path, out: str | Path, *, overwrite: bool = False, no
 
 
 @DATASETS.register("msr-action3d")
-class MsrAction3D(DatasetKind):
+class MsrAction3D(RealSetKind):
     """MSR Action3D: 557 sequences, 20 joints, 20 actions, cross-subject 284 / 273."""
 
     name = "msr-action3d"
     format_version = 2  # 2: hip-centred and shoulder-aligned by default
+    folder = "msr_action3d"
+    title = "MSR Action3D"
+    raw_help = ("Convert MSR Action3D skeletons. --raw is the folder with skeletons/, files_used.txt and "
+                "metadata.json (default: the real data folder's msr_action3d).")
 
     @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.description = ("Convert MSR Action3D skeletons. --raw is the folder with skeletons/, "
-                              "files_used.txt and metadata.json (default: the real data folder's "
-                              "msr_action3d).")
-        parser.add_argument("--raw-coordinates", action="store_true",
-                            help="keep raw camera coordinates (default: hip-centred, shoulders on +x)")
-
-    @classmethod
-    def prepare(cls, args: argparse.Namespace) -> list[Path]:
-        raw = Path(args.raw) if args.raw else default_raw()
-        return [prepare_msr(raw, args.out, overwrite=args.overwrite, normalize=not args.raw_coordinates)]
-
-    @classmethod
-    def auto_prepare(cls, data: DataConfig, out: Path, *, untrimmed: bool = False) -> None:
-        if untrimmed:
-            raise HarnessError("msr-action3d has trimmed clips only: it cannot serve an untrimmed "
-                               "(detection) protocol")
-        raw = Path(data.options["raw"]) if data.options.get("raw") else default_raw()
-        prepare_msr(raw, out, overwrite=True, normalize=not data.options.get("raw_coordinates", False))
+    def convert(cls, raw: Path, out: str | Path, *, overwrite: bool, normalize: bool) -> Path:
+        return prepare_msr(raw, out, overwrite=overwrite, normalize=normalize)
 
 
 def default_raw() -> Path:
-    folder = real_data_dir() / "msr_action3d"
-    if not folder.is_dir():
-        raise HarnessError(f"MSR Action3D not found at {folder}: set HARNESS_REAL_DATA, pass --raw "
-                           "FOLDER, or set data.options.raw=FOLDER")
-    return folder
+    return MsrAction3D.default_raw()

@@ -21,7 +21,6 @@ Single-frame clips are kept: temporal resampling repeats their one frame.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from dataclasses import dataclass
@@ -29,10 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import DataConfig
-from ..errors import DataError, HarnessError
+from ..errors import DataError
 from ..registry import DATASETS
-from .kinds import DatasetKind, real_data_dir
+from .kinds import RealSetKind
 from .limits import check_float32
 from .ntu_preprocess import pre_normalization
 from .prepared import PreparedWriter
@@ -175,37 +173,19 @@ def prepare_nw_ucla(raw: str | Path, out: str | Path, *, overwrite: bool = False
 
 
 @DATASETS.register("nw-ucla")
-class NwUcla(DatasetKind):
+class NwUcla(RealSetKind):
     """Northwestern-UCLA Multiview Action3D: 1,484 clips, 20 joints, 10 actions, 3 views."""
 
     name = "nw-ucla"
+    folder = f"nw_ucla/{SUBFOLDER}"
+    title = "NW-UCLA"
+    raw_help = ("Convert NW-UCLA Multiview Action3D skeletons. --raw is the folder of aAA_sSS_eEE_vVV.json "
+                "clips or the one above it with all_sqe/ (default: the real data folder's nw_ucla).")
 
     @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.description = ("Convert NW-UCLA Multiview Action3D skeletons. --raw is the folder of "
-                              "aAA_sSS_eEE_vVV.json clips or the one above it with all_sqe/ "
-                              "(default: the real data folder's nw_ucla).")
-        parser.add_argument("--raw-coordinates", action="store_true",
-                            help="keep raw camera coordinates (default: hip-centred, shoulders on +x)")
-
-    @classmethod
-    def prepare(cls, args: argparse.Namespace) -> list[Path]:
-        raw = Path(args.raw) if args.raw else default_raw()
-        return [prepare_nw_ucla(raw, args.out, overwrite=args.overwrite,
-                                normalize=not args.raw_coordinates)]
-
-    @classmethod
-    def auto_prepare(cls, data: DataConfig, out: Path, *, untrimmed: bool = False) -> None:
-        if untrimmed:
-            raise HarnessError("nw-ucla has trimmed clips only: it cannot serve an untrimmed "
-                               "(detection) protocol")
-        raw = Path(data.options["raw"]) if data.options.get("raw") else default_raw()
-        prepare_nw_ucla(raw, out, overwrite=True, normalize=not data.options.get("raw_coordinates", False))
+    def convert(cls, raw: Path, out: str | Path, *, overwrite: bool, normalize: bool) -> Path:
+        return prepare_nw_ucla(raw, out, overwrite=overwrite, normalize=normalize)
 
 
 def default_raw() -> Path:
-    folder = real_data_dir() / "nw_ucla" / SUBFOLDER
-    if not folder.is_dir():
-        raise HarnessError(f"NW-UCLA not found at {folder}: set HARNESS_REAL_DATA, pass --raw "
-                           "FOLDER, or set data.options.raw=FOLDER")
-    return folder
+    return NwUcla.default_raw()
