@@ -102,7 +102,7 @@ class RandomInit(Method):
     name: ClassVar[str] = "random"
     label: ClassVar[str] = "Random init"
     paradigm: ClassVar[str] = "reference"
-    table_rows = (TableRow("Random init (harness reference)", tables=(1, 2, 3, 4, 6)),)
+    table_rows = (TableRow("Random init (harness reference)", modality=None, tables=(1, 2, 3, 4, 6)),)
     table_order: ClassVar[float] = 100
     modalities: ClassVar[tuple[str, ...]] = MODALITIES + (FUSED_MODALITY,)
     is_floor: ClassVar[bool] = True

@@ -23,9 +23,9 @@ FLOOR = "untrained floor Recog. (xsub)"
 
 
 def row(method="usdrl", metric="top1_best", value=0.5, *, protocol="linear", dataset="synthetic", preset="cpu",
-        encoder="dste", split="xsub", seed=0, config_hash="h1", date="2026-01-01T00:00:00Z", **kw):
+        encoder="dste", split="xsub", seed=0, config_hash="h1", date="2026-01-01T00:00:00Z", steps=320, **kw):
     return ResultRow(method, dataset, protocol, metric, value, encoder=encoder, split=split, seed=seed, preset=preset,
-                     config_hash=config_hash, date=date, **kw)
+                     config_hash=config_hash, date=date, steps=steps, **kw)
 
 
 def render(store, tmp_path, *, dataset="synthetic", preset="cpu", numbers=tables.TABLES):
@@ -277,9 +277,10 @@ def test_mamp_and_umurl_rows_read_only_their_own_backbone(tmp_path):
     assert set(store_df[store_df["method"] == "usdrl"]["encoder"]) == {"dste"}  # a method with a choice keeps it
     assert set(store_df["pretrain_seed"].astype(int)) == {0}
     _, md_old = render(old, tmp_path / "o", numbers=(1,))
-    assert cell(md_old[1], "MAMP (2023)", OURS) == "31.0 (n=1)"  # probe seeds 0 and 1 of pretraining seed 0
-    assert cell(md_old[1], "UmURL (2023)", OURS, nth=1) == "45.0 (n=1)"
-    assert cell(md_old[1], "USDRL (DSTE)", OURS) == "50.0 (n=1)"
+    # probe seeds 0 and 1 of pretraining seed 0; † as these old rows record no pretraining budget
+    assert cell(md_old[1], "MAMP (2023)", OURS) == f"31.0 (n=1) {tables.OLD}"
+    assert cell(md_old[1], "UmURL (2023)", OURS, nth=1) == f"45.0 (n=1) {tables.OLD}"
+    assert cell(md_old[1], "USDRL (DSTE)", OURS) == f"50.0 (n=1) {tables.OLD}"
 
 
 def test_latest_config_hash_wins_and_other_presets_datasets_stay_out(tmp_path):
@@ -447,3 +448,27 @@ def test_cli_writes_all_tables_atomically(tmp_path, capsys):
     assert written == [f"table{n}.md" for n in tables.TABLES]  # table6.md too; no temporary files left behind
     assert main(["tables", "--results", str(store), "--preset", "smok"]) == 2
     assert "unknown preset 'smok'. Did you mean 'smoke'?" in capsys.readouterr().err
+
+
+def test_cells_of_rows_without_a_recorded_budget_are_marked(tmp_path):
+    store = tmp_path / "res"
+    append_rows(store, [row(value=0.6, steps=0), row(encoder="sttr", value=0.5, config_hash="h2")])
+    _, md = render(store, tmp_path, numbers=(1,))
+    col = "ours Recog. (synthetic xsub, cpu)"
+    assert cell(md[1], "USDRL (DSTE)", col) == f"60.0 (n=1) {tables.OLD}"  # an older configuration, not re-run
+    assert cell(md[1], "USDRL (STTR)", col) == "50.0 (n=1)"
+    assert f"`{tables.OLD}`" in md[1]  # explained in the legend
+
+
+def test_floor_rows_show_every_encoder_and_modality_they_were_measured_with(tmp_path):
+    store = tmp_path / "res"
+    append_rows(store, [row("random", value=0.6, config_hash="r1"),
+                        row("random", value=0.4, modality="bone", config_hash="r2"),
+                        row("random", value=0.3, encoder="umurl", modality="jbm", config_hash="r3")])
+    _, md = render(store, tmp_path, numbers=(1,))
+    col = "ours Recog. (synthetic xsub, cpu)"
+    assert cell(md[1], "Random init (harness reference), DSTE", col) == "60.0 (n=1)"
+    assert cell(md[1], "Random init (harness reference), DSTE (B)", col) == "40.0 (n=1)"
+    assert cell(md[1], "Random init (harness reference), UMURL (J+M+B)", col) == "30.0 (n=1)"
+    # and a method's floor reads the floor row of its own modality
+    assert cell(md[1], "USDRL (DSTE), bone stream (harness)", "untrained floor Recog. (xsub)") == "40.0 (n=1)"

@@ -110,6 +110,7 @@ def _fuse(item: PlannedFuse, settings: Settings) -> Outcome:
                             "streams": [c.config_hash for c in cfgs]}, sort_keys=True)
         rows += [ResultRow(base.method.name, kind, "linear", metric, value, variant=base.method.variant,
                            encoder=base.encoder.name, modality="jbm", split=split, seed=seed, preset=base.preset,
+                           epochs=int(first["epochs"].iloc[0]), steps=int(first["steps"].iloc[0]),
                            pretrain_seed=item.pretrain_seed, config_hash=h, extra=extra)
                  for metric, value in values.items()]
     record_rows(cfgs[0].results, rows, side_dir=run_dir_for(cfgs[0]))

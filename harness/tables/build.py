@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,11 +125,25 @@ def _fmt_paper(v: float | None) -> str:
     return PAPER_NA if v is None else f"{v:.1f}"
 
 
-def _encoders_for(df: pd.DataFrame, sel: Selector, dataset: str, preset: str, protocols: set[str]) -> list[str]:
+MODALITY_TAGS = {"bone": "B", "motion": "M", "jbm": "J+M+B"}
+
+
+def _expansions(df: pd.DataFrame, sel: Selector, dataset: str, preset: str, protocols: set[str]
+                ) -> list[tuple[str, str | None]]:
+    """The (encoder, modality) pairs found in the store for a row that shows every encoder: only the
+    row's modality when it names one, else every modality found (the floor's rows)."""
     rows = df[(df["method"] == sel.method) & (df["dataset"] == dataset) & (df["preset"] == preset)
               & df["protocol"].isin(protocols) & (df["variant"] == sel.variant) & ~df["_sweep"].astype(bool)
               & (df["_checkpoint"] == sel.checkpoint)]
-    return sorted({e for e in rows["encoder"]})
+    if sel.modality is not None:
+        rows = rows[rows["modality"] == sel.modality]
+        return sorted({(e, None) for e in rows["encoder"]})
+    return sorted(set(zip(rows["encoder"], rows["modality"])))
+
+
+def _expanded_label(label: str, encoder: str, modality: str | None) -> str:
+    tag = MODALITY_TAGS.get(modality or "")
+    return f"{label}, {encoder.upper()}" + (f" ({tag})" if tag else "")
 
 
 def build_table(number: int, df: pd.DataFrame, dataset: str, preset: str, default_split: str = "xsub") -> BuiltTable:
@@ -161,34 +176,36 @@ def build_table(number: int, df: pd.DataFrame, dataset: str, preset: str, defaul
         if row.group and row.group != group:
             group = row.group
             records.append([f"*{group}*"] + [""] * (len(headers) - 1))
-        encoders: list[str | None] = [None]
+        expansions: list[tuple[str | None, str | None]] = [(None, None)]
         if row.selector is not None and row.expand_encoders and row.selector.encoder is None:
-            encoders = list(_encoders_for(df, row.selector, dataset, preset, protocols)) or [None]
-        for enc in encoders:
-            label = row.label if enc is None or len(encoders) == 1 and not enc else f"{row.label}, {enc.upper()}"
-            if row.selector is None:
+            expansions = list(_expansions(df, row.selector, dataset, preset, protocols)) or [(None, None)]
+        for enc, mod in expansions:
+            label = row.label if enc is None else _expanded_label(row.label, enc, mod)
+            sel = row.selector
+            if sel is not None and enc is not None:  # this row reads one encoder (and modality) of the store
+                sel = dataclasses.replace(sel, encoder=enc, modality=mod if mod is not None else sel.modality)
+            if sel is None:
                 run = ""
             else:
-                run = row.selector.describe() + (f" · {enc}" if enc and not row.selector.encoder else "")
-                run += f" ({row.run_note})" if row.run_note else ""
+                run = sel.describe() + (f" ({row.run_note})" if row.run_note else "")
             rec = [label, *row.info, run]
             for kind, x in layout:
                 if kind == "paper":
                     idx = spec.columns.index(x)
                     rec.append(NOT_APPLICABLE if row.paper is None else _fmt_paper(row.paper[idx]))
                     continue
-                if row.selector is None:
+                if sel is None:
                     rec.append(NOT_APPLICABLE)
                     continue
                 if kind == "floor":
-                    fsel = floor_selector(row.selector, enc)
+                    fsel = floor_selector(sel, None)
                     if fsel is None:
                         rec.append(NOT_APPLICABLE)
                         continue
                     floors[(label, x)] = fcell = measured_cell(df, fsel, MEASURES[x.measure], x, dataset, preset)
                     rec.append(fcell.text())
                     continue
-                cell = measured_cell(df, row.selector, MEASURES[x.measure], x, dataset, preset, enc)
+                cell = measured_cell(df, sel, MEASURES[x.measure], x, dataset, preset)
                 cells[(label, x)] = cell
                 superseded += cell.superseded
                 for b in cell.bad:

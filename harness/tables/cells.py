@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .model import FUSED, NOT_RUN, WARN, Measure, MeasuredColumn, Selector
+from .model import FUSED, NOT_RUN, OLD, WARN, Measure, MeasuredColumn, Selector
 
 # --- cells ------------------------------------------------------------------------------------------
 @dataclass
@@ -26,6 +26,7 @@ class Cell:
     superseded: int = 0  # configurations ignored because a later one exists
     fused: bool = False
     no_preset: bool = False  # fused rows that carry no preset
+    unrecorded_budget: bool = False  # rows from before stores recorded the pretraining budget (steps 0)
 
     @property
     def measured(self) -> bool:
@@ -34,7 +35,8 @@ class Cell:
     def text(self) -> str:
         if not self.measured:
             return NOT_RUN
-        marks = (f" {WARN}" if self.bad else "") + (f" {FUSED}" if self.fused else "")
+        marks = (f" {WARN}" if self.bad else "") + (f" {FUSED}" if self.fused else "") \
+            + (f" {OLD}" if self.unrecorded_budget else "")
         if not self.values:
             return f"NaN{marks}"
         v = self.scale * np.asarray(self.values, dtype=float)
@@ -106,7 +108,8 @@ def pick_cell(rows: pd.DataFrame, scale: float = 100.0) -> Cell:
                                                                            chosen["seed"].astype(str)))
     per_seed = per_seed.groupby(["_pseed", "_seedkey"], sort=True, dropna=False).tail(1).sort_values("_line")
     cell = Cell(config_hash=str(group), superseded=len(latest) - 1, scale=scale,
-                fused=bool(chosen["_fused"].any()), no_preset=bool((chosen["preset"] == "").any()))
+                fused=bool(chosen["_fused"].any()), no_preset=bool((chosen["preset"] == "").any()),
+                unrecorded_budget=bool((chosen["_no_budget"] & (chosen["_checkpoint"] == "")).any()))
     good: dict[int, list[float]] = {}
     for r in per_seed.to_dict("records"):
         value, seed = r["_value"], r["_seed"]

@@ -17,6 +17,7 @@ PAPER_NA = "—"
 NOT_APPLICABLE = "·"
 WARN = "⚠"
 FUSED = "‡"
+OLD = "†"  # rows whose pretraining budget is not recorded (an older configuration of the harness)
 
 PAPER_DATASETS = {"ntu60": "NTU-60", "ntu120": "NTU-120", "pku-mmd": "PKU-MMD"}
 PRETTY_DATASETS = {**PAPER_DATASETS, "synthetic": "synthetic", "msr-action3d": "MSR Action3D", "nw-ucla": "NW-UCLA"}

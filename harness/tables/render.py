@@ -11,7 +11,7 @@ from tabulate import tabulate
 from .. import atomic
 from ..results import STORE_NAME
 from .build import BuiltTable, build_table
-from .model import (FLOOR_HEADER, FUSED, MARKER, MARKER_RE, MEASURES, NOT_APPLICABLE, NOT_RUN, PAPER_DATASETS,
+from .model import (FLOOR_HEADER, FUSED, OLD, MARKER, MARKER_RE, MEASURES, NOT_APPLICABLE, NOT_RUN, PAPER_DATASETS,
                     PAPER_NA, TABLES, WARN, pretty_dataset)
 from .store import load_store
 
@@ -53,6 +53,8 @@ LEGEND = (
     "cell of an extra harness row",
     f"`{WARN}` at least one store row of this cell has a NaN or missing value (listed under \"Store problems\"; "
     "the mean is over the other seeds)",
+    f"`{OLD}` the rows of this cell do not record their pretraining budget: measured by an older harness "
+    "version (before step budgets), not yet re-run",
     f"`{FUSED}` 3-stream ensemble (J+M+B) fused by `harness fuse`: top-1 of the summed per-stream softmax "
     "scores of the final-epoch heads, not best-of",
     "*Extra rows* are harness runs the paper does not have (marked \"(harness)\" / \"(harness reference)\")",

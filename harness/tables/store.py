@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..registry import METHODS
 from ..results import StoreProblem, read_store
 
 # --- the store ------------------------------------------------------------------------------------
@@ -70,7 +71,12 @@ def prepare_store(df: pd.DataFrame, lines: list[int] | None = None) -> pd.DataFr
     df["_extra"] = [_parse_extra(e) for e in df["extra"]]
     df["_fused"] = [isinstance(e, dict) and "weights" in e for e in df["_extra"]]
     df["_sweep"] = [bool(e.get("overrides")) for e in df["_extra"]]
+    # a pretraining method's row with no recorded budget (steps 0) comes from an older harness version
+    steps = pd.to_numeric(df["steps"], errors="coerce").fillna(0) if "steps" in df.columns else pd.Series(0, df.index)
+    trains = df["method"].map(lambda m: getattr(METHODS.get(m), "pretrains", True) if m in METHODS else True)
     df["_checkpoint"] = [str(e.get("checkpoint_sha256", "")) for e in df["_extra"]]  # harness run --checkpoint
+    # fused rows inherit their score files' budget; a published checkpoint's budget is not ours to record
+    df["_no_budget"] = (steps == 0) & trains.astype(bool) & ~df["_fused"] & (df["_checkpoint"] == "")
     # harness fuse --record leaves split empty; its score file names carry it
     split = df["split"].tolist()
     for i, (s, fused, extra) in enumerate(zip(split, df["_fused"], df["_extra"])):
