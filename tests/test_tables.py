@@ -470,5 +470,9 @@ def test_floor_rows_show_every_encoder_and_modality_they_were_measured_with(tmp_
     assert cell(md[1], "Random init (harness reference), DSTE", col) == "60.0 (n=1)"
     assert cell(md[1], "Random init (harness reference), DSTE (B)", col) == "40.0 (n=1)"
     assert cell(md[1], "Random init (harness reference), UMURL (J+M+B)", col) == "30.0 (n=1)"
+    # each expanded row's Modality column names its own stream, not the method's default
+    assert cell(md[1], "Random init (harness reference), DSTE (B)", "Modality") == "B"
+    assert cell(md[1], "Random init (harness reference), UMURL (J+M+B)", "Modality") == "J+M+B"
+    assert cell(md[1], "Random init (harness reference), DSTE", "Modality") == "J"
     # and a method's floor reads the floor row of its own modality
     assert cell(md[1], "USDRL (DSTE), bone stream (harness)", "untrained floor Recog. (xsub)") == "40.0 (n=1)"

@@ -13,7 +13,7 @@ from .cells import Cell, measured_cell
 from .checkpoint_rows import checkpoint_rows
 from .model import (FLOOR_HEADER, MEASURES, NOT_APPLICABLE, PAPER_DATASETS, PAPER_NA, MeasuredColumn, Selector,
                     TableSpec, pretty_dataset)
-from .specs import table_specs
+from .specs import MODALITY_LABELS, table_specs
 
 
 def floor_method() -> str | None:
@@ -125,9 +125,6 @@ def _fmt_paper(v: float | None) -> str:
     return PAPER_NA if v is None else f"{v:.1f}"
 
 
-MODALITY_TAGS = {"bone": "B", "motion": "M", "jbm": "J+M+B"}
-
-
 def _expansions(df: pd.DataFrame, sel: Selector, dataset: str, preset: str, protocols: set[str]
                 ) -> list[tuple[str, str | None]]:
     """The (encoder, modality) pairs found in the store for a row that shows every encoder: only the
@@ -142,7 +139,7 @@ def _expansions(df: pd.DataFrame, sel: Selector, dataset: str, preset: str, prot
 
 
 def _expanded_label(label: str, encoder: str, modality: str | None) -> str:
-    tag = MODALITY_TAGS.get(modality or "")
+    tag = "" if modality in (None, "joint") else MODALITY_LABELS.get(modality, modality)
     return f"{label}, {encoder.upper()}" + (f" ({tag})" if tag else "")
 
 
@@ -188,7 +185,10 @@ def build_table(number: int, df: pd.DataFrame, dataset: str, preset: str, defaul
                 run = ""
             else:
                 run = sel.describe() + (f" ({row.run_note})" if row.run_note else "")
-            rec = [label, *row.info, run]
+            info = list(row.info)
+            if mod is not None and "Modality" in spec.info_headers:  # the expanded stream's own modality
+                info[spec.info_headers.index("Modality") - 1] = MODALITY_LABELS.get(mod, mod)
+            rec = [label, *info, run]
             for kind, x in layout:
                 if kind == "paper":
                     idx = spec.columns.index(x)
