@@ -417,6 +417,13 @@ def test_contrastive_extra_rows_split_by_encoder(tmp_path):
     assert not md_rows(md[5], "MoCo-v2 (harness), DSTE")  # in Table 5 they are the paper's rows 1 and 4
 
 
+def test_an_expanded_extra_row_of_table_5_names_its_encoder(tmp_path):
+    store = tmp_path / "res"
+    append_rows(store, [row("vicreg", value=0.4, encoder="sttr", config_hash="v1")])
+    _, md = render(store, tmp_path, numbers=(5,))
+    assert cell(md[5], "VICReg (harness), STTR", "Encoder") == "STTR"
+
+
 def _committed_stores() -> list[Path]:
     """results/ and every store beside it (results/budget-640/ etc.: the budget study's own stores)."""
     root = REPO / "results"

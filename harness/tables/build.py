@@ -185,8 +185,10 @@ def build_table(number: int, df: pd.DataFrame, dataset: str, preset: str, defaul
                 run = ""
             else:
                 run = sel.describe() + (f" ({row.run_note})" if row.run_note else "")
-            info = list(row.info)
-            if mod is not None and "Modality" in spec.info_headers:  # the expanded stream's own modality
+            info = list(row.info)  # an expanded row's own encoder and stream, not the method's defaults
+            if enc is not None and "Encoder" in spec.info_headers:
+                info[spec.info_headers.index("Encoder") - 1] = enc.upper()
+            if mod is not None and "Modality" in spec.info_headers:
                 info[spec.info_headers.index("Modality") - 1] = MODALITY_LABELS.get(mod, mod)
             rec = [label, *info, run]
             for kind, x in layout:
