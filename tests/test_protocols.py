@@ -86,3 +86,12 @@ def test_standardize_uses_training_statistics_only():
     a, b = standardize(train, test)
     torch.testing.assert_close(a, torch.tensor([[-0.7071, 0.0], [0.7071, 0.0]]), atol=1e-4, rtol=0)
     torch.testing.assert_close(b, torch.tensor([[0.0, 2.0]]))  # constant feature: shifted, not scaled
+
+
+@pytest.mark.parametrize("preset, on", [("cpu", True), ("smoke", True), ("paper", False)])
+def test_semi_standardizes_the_head_input_at_the_small_presets_only(tmp_path, preset, on):
+    from harness.config import resolve
+
+    cfg = resolve(preset, overrides={"protocol.name": "semi"})
+    assert PROTOCOLS.get("semi")(cfg).options.standardize is on  # paper: the reference's plain linear head
+
