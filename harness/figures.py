@@ -98,7 +98,7 @@ def alpha_points(df: pd.DataFrame, dataset: str, preset: str, default_alpha: flo
     for (split, alpha), grp in rows.groupby(["split", "_alpha"], sort=True):
         # the table's cell rule, minus the sweep exclusion
         grp = grp.assign(_sweep=False)
-        cell = pick_cell(grp[_row_mask(grp, sel, measure, MeasuredColumn("recog", split), dataset, preset, None)])
+        cell = pick_cell(grp[_row_mask(grp, sel, measure, MeasuredColumn("recog", split), dataset, preset)])
         if not cell.measured:
             continue
         v = 100.0 * np.asarray(cell.values, dtype=float)

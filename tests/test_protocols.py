@@ -89,9 +89,8 @@ def test_standardize_uses_training_statistics_only():
 
 
 @pytest.mark.parametrize("preset, on", [("cpu", True), ("smoke", True), ("paper", False)])
-def test_semi_standardizes_the_head_input_at_the_small_presets_only(tmp_path, preset, on):
+def test_semi_standardizes_the_head_input_at_the_small_presets_only(preset, on):
     from harness.config import resolve
 
     cfg = resolve(preset, overrides={"protocol.name": "semi"})
     assert PROTOCOLS.get("semi")(cfg).options.standardize is on  # paper: the reference's plain linear head
-

@@ -160,11 +160,11 @@ def test_untrained_floor_columns_read_the_rows_backbone(tmp_path):
     assert head6.index("untrained floor eff. rank (xsub)") == head6.index("ours eff. rank (synthetic xsub, cpu)") + 1
     # the selector of a floor: method random with the row's encoder and modality
     sel = tables.Selector("usdrl", encoder="dste", modality="bone")
-    assert floor_selector(sel, None) == tables.Selector("random", "default", "dste", "bone")
-    assert floor_selector(tables.Selector("umurl", encoder="umurl", modality=None), None).modality == "jbm"
-    assert floor_selector(tables.Selector("contrastive", encoder=None), "sttr").encoder == "sttr"
-    assert floor_selector(tables.Selector("random", encoder="dste"), None) is None
-    assert floor_selector(tables.Selector("usdrl", encoder="dste", modality="jbm", fused=True), None) is None
+    assert floor_selector(sel) == tables.Selector("random", "default", "dste", "bone")
+    assert floor_selector(tables.Selector("umurl", encoder="umurl", modality=None)).modality == "jbm"
+    assert floor_selector(tables.Selector("contrastive", encoder="sttr")).encoder == "sttr"
+    assert floor_selector(tables.Selector("random", encoder="dste")) is None
+    assert floor_selector(tables.Selector("usdrl", encoder="dste", modality="jbm", fused=True)) is None
 
 
 def test_table1_whitened_readout_and_effective_rank(tmp_path):

@@ -21,15 +21,14 @@ def floor_method() -> str | None:
     return next((e.name for e in METHODS.entries() if getattr(e.obj, "is_floor", False)), None)
 
 
-def floor_selector(sel: Selector, encoder: str | None) -> Selector | None:
+def floor_selector(sel: Selector) -> Selector | None:
     """The floor of a row: the untrained backbone the row's method trains (same encoder and modality);
     None for fused ensembles, the floor's own rows and methods that are not installed."""
     floor = floor_method()
     if floor is None or sel.fused or sel.method == floor or sel.method not in METHODS:
         return None
     cls = METHODS.get(sel.method)
-    enc = encoder or sel.encoder or cls.default_encoder
-    return Selector(floor, "default", enc, sel.modality or cls.default_modality)
+    return Selector(floor, "default", sel.encoder or cls.default_encoder, sel.modality or cls.default_modality)
 
 # --- building one table -------------------------------------------------------------------------
 @dataclass
@@ -200,7 +199,7 @@ def build_table(number: int, df: pd.DataFrame, dataset: str, preset: str, defaul
                     rec.append(NOT_APPLICABLE)
                     continue
                 if kind == "floor":
-                    fsel = floor_selector(sel, None)
+                    fsel = floor_selector(sel)
                     if fsel is None:
                         rec.append(NOT_APPLICABLE)
                         continue

@@ -54,7 +54,7 @@ class Cell:
 
 
 def _row_mask(df: pd.DataFrame, sel: Selector, measure: Measure, col: MeasuredColumn, dataset: str,
-              preset: str, encoder: str | None) -> pd.Series:
+              preset: str) -> pd.Series:
     m = (df["dataset"] == dataset) & (df["protocol"] == measure.protocol) & (df["split"] == col.split)
     m &= df["method"] == sel.method
     m &= ~df["_sweep"].astype(bool)
@@ -71,9 +71,8 @@ def _row_mask(df: pd.DataFrame, sel: Selector, measure: Measure, col: MeasuredCo
         return m
     m &= ~df["_fused"].astype(bool) & (df["metric"] == measure.metric) & (df["preset"] == preset)
     m &= df["variant"] == sel.variant
-    enc = encoder or sel.encoder
-    if enc:
-        m &= df["encoder"] == enc
+    if sel.encoder:
+        m &= df["encoder"] == sel.encoder
     if sel.modality:
         m &= df["modality"] == sel.modality
     if measure.sub_key:
@@ -109,7 +108,7 @@ def pick_cell(rows: pd.DataFrame, scale: float = 100.0) -> Cell:
     per_seed = per_seed.groupby(["_pseed", "_seedkey"], sort=True, dropna=False).tail(1).sort_values("_line")
     cell = Cell(config_hash=str(group), superseded=len(latest) - 1, scale=scale,
                 fused=bool(chosen["_fused"].any()), no_preset=bool((chosen["preset"] == "").any()),
-                unrecorded_budget=bool((chosen["_no_budget"] & (chosen["_checkpoint"] == "")).any()))
+                unrecorded_budget=bool(chosen["_no_budget"].any()))
     good: dict[int, list[float]] = {}
     for r in per_seed.to_dict("records"):
         value, seed = r["_value"], r["_seed"]
@@ -130,7 +129,7 @@ def pick_cell(rows: pd.DataFrame, scale: float = 100.0) -> Cell:
 
 
 def measured_cell(df: pd.DataFrame, sel: Selector, measure: Measure, col: MeasuredColumn, dataset: str,
-                  preset: str, encoder: str | None = None) -> Cell:
-    return pick_cell(df[_row_mask(df, sel, measure, col, dataset, preset, encoder)], scale=measure.scale)
+                  preset: str) -> Cell:
+    return pick_cell(df[_row_mask(df, sel, measure, col, dataset, preset)], scale=measure.scale)
 
 
