@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from harness.contracts import EncoderOutput
 from harness.registry import PROTOCOLS
 from harness.evaluation.knn import knn_predict
 from harness.evaluation.scores import load_scores
@@ -94,3 +95,25 @@ def test_semi_standardizes_the_head_input_at_the_small_presets_only(preset, on):
 
     cfg = resolve(preset, overrides={"protocol.name": "semi"})
     assert PROTOCOLS.get("semi")(cfg).options.standardize is on  # paper: the reference's plain linear head
+
+
+class OffsetPoseBackbone(MeanPoseBackbone):
+    """DSTE-like pooled features: the informative pose on top of one large shared direction."""
+
+    def forward(self, x: torch.Tensor) -> EncoderOutput:
+        out = super().forward(x)
+        return EncoderOutput(pooled=out.pooled + 100.0, temporal=out.temporal)
+
+
+@pytest.mark.parametrize("standardize", [True, False])
+def test_semi_standardize_lets_the_head_see_past_a_shared_offset(tmp_path, standardize):
+    ds = toy_dataset(tmp_path / "ds")
+    # 60 one-batch epochs: the BatchNorm's running statistics (momentum 0.1) settle before the test pass
+    ctx = context(ds, tmp_path, lambda: OffsetPoseBackbone(identity=True), protocol="semi",
+                  overrides=["protocol.options.fractions=[0.5]", "protocol.options.epochs=60",
+                             "protocol.options.subset_seeds=[0]", f"protocol.options.standardize={standardize}"])
+    top1 = next(r.value for r in PROTOCOLS.get("semi")(ctx.cfg).run(ctx) if r.metric == "top1@0.5")
+    if standardize:
+        assert top1 > 0.9
+    else:  # the plain head's inputs sit at 100: SGD at the reference's lr does not get past the offset
+        assert top1 < 0.5

@@ -19,7 +19,7 @@ from harness.cli import main
 from harness.registry import METHODS
 from harness.reproduce.plan import PROBE_SEEDS
 from harness.results import ResultRow, append_rows, load_results
-from harness.tables.build import floor_method
+from harness.floors import floor_method
 from harness.tables.specs import method_rows
 
 pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("one_thread")]

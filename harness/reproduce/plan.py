@@ -22,7 +22,7 @@ from ..contracts import FUSED_MODALITY
 from ..errors import HarnessError
 from ..registry import ENCODERS, METHODS
 from ..tables import MEASURES, table_specs
-from ..tables.build import floor_method
+from ..floors import floor_backbone
 from ..tables.specs import method_rows
 
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -117,13 +117,12 @@ def table_protocols(table: int) -> list[str]:
 
 def _floor_of(run: PlannedRun) -> PlannedRun | None:
     """The untrained floor of a run: ``random`` with the backbone the run's method trains."""
-    floor = floor_method()
-    if floor is None or run.method == floor or run.method not in METHODS:
+    backbone = floor_backbone(run.method, run.encoder, None)
+    if backbone is None:
         return None
-    cls = METHODS.get(run.method)
-    encoder = run.encoder or cls.default_encoder
+    floor, encoder, default_modality = backbone
     fused = getattr(ENCODERS.get(encoder), "input_modality", None) if encoder in ENCODERS else None
-    modality = run.modality or fused or cls.default_modality
+    modality = run.modality or fused or default_modality
     return replace(run, target=f"floor of {run.target}", method=floor, variant="default", encoder=encoder,
                    modality="" if modality == "joint" or modality == FUSED_MODALITY else modality,
                    sweep=())

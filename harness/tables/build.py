@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..registry import METHODS
+from ..floors import floor_backbone
 from .cells import Cell, measured_cell
 from .checkpoint_rows import checkpoint_rows
 from .model import (FLOOR_HEADER, MEASURES, NOT_APPLICABLE, PAPER_DATASETS, PAPER_NA, MeasuredColumn, Selector,
@@ -16,19 +16,14 @@ from .model import (FLOOR_HEADER, MEASURES, NOT_APPLICABLE, PAPER_DATASETS, PAPE
 from .specs import MODALITY_LABELS, table_specs
 
 
-def floor_method() -> str | None:
-    """The registered method whose rows are every backbone's untrained floor (``random``)."""
-    return next((e.name for e in METHODS.entries() if getattr(e.obj, "is_floor", False)), None)
-
-
 def floor_selector(sel: Selector) -> Selector | None:
     """The floor of a row: the untrained backbone the row's method trains (same encoder and modality);
     None for fused ensembles, the floor's own rows and methods that are not installed."""
-    floor = floor_method()
-    if floor is None or sel.fused or sel.method == floor or sel.method not in METHODS:
+    backbone = None if sel.fused else floor_backbone(sel.method, sel.encoder, sel.modality)
+    if backbone is None:
         return None
-    cls = METHODS.get(sel.method)
-    return Selector(floor, "default", sel.encoder or cls.default_encoder, sel.modality or cls.default_modality)
+    floor, encoder, modality = backbone
+    return Selector(floor, "default", encoder, modality)
 
 # --- building one table -------------------------------------------------------------------------
 @dataclass
