@@ -32,6 +32,7 @@ from .config import PRESETS, resolve
 from .tables import MEASURES, MeasuredColumn, Selector, _row_mask, pick_cell, pretty_dataset
 
 FIGURE4_NAME = "figure4_alpha.png"
+FIGURE4_TABLE = "figure4_alpha.md"  # the plotted points as text, beside the PNG
 ALPHA_KEY = "encoder.options.alpha"  # what harness reproduce --figure 4 sweeps
 ALPHA_KEYS = {ALPHA_KEY, "encoder.alpha"}  # the second: rows recorded before encoder options existed
 
@@ -135,7 +136,23 @@ def figure4(df: pd.DataFrame, out_dir: str | Path, *, dataset: str, preset: str,
     ax.margins(y=0.25)
     path = _save(fig, Path(out_dir) / FIGURE4_NAME)
     plt.close(fig)
+    atomic.write_text(Path(out_dir) / FIGURE4_TABLE, alpha_markdown(points, dataset, preset))
     return path, points
+
+
+def alpha_markdown(points: Sequence[AlphaPoint], dataset: str, preset: str) -> str:
+    """The points of Figure 4 as a markdown table (mean ± sample std over pretraining seeds)."""
+    from tabulate import tabulate
+
+    rows = [[f"{p.alpha:g}", p.split, f"{p.mean:.1f} ± {p.std:.1f}" if p.n > 1 else f"{p.mean:.1f}", p.n,
+             p.bad or ""] for p in sorted(points, key=lambda p: (p.split, p.alpha))]
+    table = tabulate(rows, headers=["α", "split", "linear top-1 (%)", "n", "NaN rows"], tablefmt="github",
+                     disable_numparse=True)
+    return (f"# Figure 4 (harness): USDRL (DSTE) linear top-1 against α, {pretty_dataset(dataset)}, preset "
+            f"{preset}\n\nα weighs CA against DSA (Eq. 5; α = 1: CA only, α = 0: DSA only). Linear top-1 is the "
+            "SGD probe's best-of; mean ± sample std over pretraining seeds, n = pretraining seeds (probe seeds "
+            f"averaged within each). Plotted in `{FIGURE4_NAME}`; produced by `harness reproduce --figure 4`."
+            f"\n\n{table}\n")
 
 
 # --- Figure 5 ----------------------------------------------------------------------------------

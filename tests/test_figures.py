@@ -40,6 +40,10 @@ def test_figure4_reads_alpha_points_from_the_store(tmp_path):
                                   extra=json.dumps({"overrides": {"train.lr": 0.1}}))])
     path, points = figures.figure4(tables.load_store(store), tmp_path / "fig", dataset="synthetic", preset="cpu")
     assert path.read_bytes()[:8] == PNG
+    text = (tmp_path / "fig" / figures.FIGURE4_TABLE).read_text()  # the same points as text
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines() if line.startswith("| ")]
+    assert ["0", "xsub", "25.0 ± 7.1", "2", ""] in cells and ["1", "xsub", "40.0", "1", "1"] in cells, text
+    assert "n = pretraining seeds" in text
     got = {p.alpha: (round(p.mean, 6), round(p.std, 6), p.n, p.bad) for p in points}
     assert got == {0.0: (25.0, round(100 * np.std([0.2, 0.3], ddof=1), 6), 2, 0), 0.5: (52.0, round(100 * np.std(
         [0.5, 0.54], ddof=1), 6), 2, 0), 0.75: (65.0, 0.0, 1, 0), 1.0: (40.0, 0.0, 1, 1)}

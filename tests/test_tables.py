@@ -452,6 +452,20 @@ def test_committed_tables_match_the_committed_store(tmp_path):
         pytest.skip("no committed tables in results/ yet")
 
 
+def test_committed_figure4_points_match_the_committed_store():
+    from harness import figures
+
+    committed = sorted((REPO / "results" / "figures").glob("*/" + figures.FIGURE4_TABLE))
+    if not committed:
+        pytest.skip("no Figure 4 in results/figures yet")
+    store = tables.load_store(REPO / "results")
+    for path in committed:
+        dataset, preset = path.parent.name.rsplit("-", 1)
+        points = figures.alpha_points(store, dataset, preset, figures.default_alpha(preset))
+        assert path.read_text(encoding="utf-8") == figures.alpha_markdown(points, dataset, preset), (
+            f"{path.relative_to(REPO)} is stale: re-draw with `harness tables --figures --dataset {dataset}`")
+
+
 @pytest.mark.e2e
 def test_cli_writes_all_tables_atomically(tmp_path, capsys):
     store = tmp_path / "res"
