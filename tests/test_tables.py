@@ -119,6 +119,8 @@ def test_probe_seeds_are_averaged_within_a_pretraining_seed(tmp_path):
     append_rows(one, [row(value=v, seed=s) for s, v in enumerate((0.60, 0.62, 0.64))])
     _, md1 = render(one, tmp_path / "o", numbers=(1,))
     assert cell(md1[1], "USDRL (DSTE)", OURS) == "62.0 (n=1)"
+    # the header says how many protocol seeds each pretraining seed averaged
+    assert "protocol seeds per pretraining seed in this table: Recog. 3." in md[1]
 
 
 def test_untrained_floor_columns_read_the_rows_backbone(tmp_path):
@@ -373,6 +375,8 @@ def test_semi_and_detection_columns(tmp_path):
     assert cell(md[2], "USDRL (DSTE)", "ours 1 % (synthetic xsub, cpu)") == "21.0 ± 1.0 (n=3)"
     assert cell(md[2], "USDRL (DSTE)", "ours 10 % (synthetic xsub, cpu)") == "41.0 ± 1.0 (n=3)"
     assert cell(md[2], "MoCo-v2 (harness), DSTE", "ours 1 % (synthetic xsub, cpu)") == "20.0 (n=1)"
+    # one subset seed for USDRL, three for MoCo: the header gives the range per measure
+    assert "protocol seeds per pretraining seed in this table: 1 % 1–3, 10 % 1." in md[2]
     head = md_header(md[2])
     assert head.index("ours 10 % (synthetic xsub, cpu)") == head.index("x-sub 10 % (paper)") + 1
     assert head.index("untrained floor 10 % (xsub)") == head.index("ours 10 % (synthetic xsub, cpu)") + 1

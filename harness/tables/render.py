@@ -16,6 +16,16 @@ from .model import (FLOOR_HEADER, FUSED, OLD, MARKER, MARKER_RE, MEASURES, NOT_A
 from .store import load_store
 
 # --- markdown ----------------------------------------------------------------------------------------
+def _protocol_seed_counts(t: BuiltTable) -> str:
+    """How many protocol seeds each pretraining seed averages, per measure, so a reader sees when a cell
+    rests on one subset or probe seed per pretraining seed."""
+    counts: dict[str, set[int]] = {}
+    for (_, col), cell in t.cells.items():
+        counts.setdefault(MEASURES[col.measure].label, set()).update(cell.probe_seeds)
+    spans = [f"{label} {min(ks)}" + (f"–{max(ks)}" if len(ks) > 1 else "") for label, ks in counts.items() if ks]
+    return f"; protocol seeds per pretraining seed in this table: {', '.join(spans)}" if spans else ""
+
+
 def _header_text(t: BuiltTable) -> list[str]:
     spec = t.spec
     ds = pretty_dataset(t.dataset)
@@ -32,7 +42,8 @@ def _header_text(t: BuiltTable) -> list[str]:
          "(`docs/reference/paper-tables.md`)." if spec.columns else "- A harness table: the paper has no such table."),
         f"- Measured metric: {'; '.join(whats)}. Numbers in % unless a header says otherwise; **mean ± sample "
         "standard deviation over pretraining seeds (n = number of pretraining seeds)**; each pretraining seed's "
-        "value is first averaged over the protocol's own seeds (probe, subset or detection-head seeds).",
+        "value is first averaged over the protocol's own seeds (probe, subset or detection-head seeds)"
+        f"{_protocol_seed_counts(t)}.",
         f"- Every measured column has an **{FLOOR_HEADER}** column beside it: the same backbone (encoder and "
         "modality) of the row's method, untrained (method `random`), measured the same way.",
     ]
