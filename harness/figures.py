@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 import yaml
+from tabulate import tabulate
 
 from . import atomic
 from .config import PRESETS, resolve
@@ -142,8 +143,6 @@ def figure4(df: pd.DataFrame, out_dir: str | Path, *, dataset: str, preset: str,
 
 def alpha_markdown(points: Sequence[AlphaPoint], dataset: str, preset: str) -> str:
     """The points of Figure 4 as a markdown table (mean ± sample std over pretraining seeds)."""
-    from tabulate import tabulate
-
     rows = [[f"{p.alpha:g}", p.split, f"{p.mean:.1f} ± {p.std:.1f}" if p.n > 1 else f"{p.mean:.1f}", p.n,
              p.bad or ""] for p in sorted(points, key=lambda p: (p.split, p.alpha))]
     table = tabulate(rows, headers=["α", "split", "linear top-1 (%)", "n", "NaN rows"], tablefmt="github",
