@@ -12,6 +12,7 @@ import pytest
 from harness.cli import main as cli
 from harness.data import pku
 from harness.data.prepared import check_prepared, open_prepared
+from harness.data.topology import NTU25
 from harness.errors import DataError, HarnessError
 
 pytestmark = pytest.mark.unit
@@ -100,7 +101,7 @@ def test_untrimmed_prepare(root: Path, tmp_path: Path, real_frames: np.ndarray):
     assert list(ds.samples["name"]) == ["A10N02-R", REAL_VIDEO]
     assert list(ds.lengths) == [400, 1040] and list(ds.labels) == [-1, -1]
     assert list(ds.samples["subject"]) == [2, 8] and list(ds.samples["camera"]) == [3, 1]
-    np.testing.assert_array_equal(ds.clip(1), pku.to_clip(real_frames))
+    np.testing.assert_array_equal(ds.clip(1), pku.to_clip(pku.normalize_video(real_frames, "umurl")))
     iv = ds.video_intervals(1)
     assert iv[["label", "start", "end"]].values.tolist() == [[2, 10, 60], [50, 100, 450], [11, 500, 600],
                                                              [6, 1000, 1040]]
@@ -120,7 +121,7 @@ def test_inclusive_convention_shifts_starts(root: Path, tmp_path: Path):
 
 @pytest.mark.parametrize("convention,offset", [("exclusive", 0), ("inclusive", 1)])
 def test_trimmed_prepare(root: Path, tmp_path: Path, real_frames: np.ndarray, convention: str, offset: int):
-    (path,) = pku.prepare_pku(root, tmp_path / "out", mode="trimmed", end_convention=convention)
+    (path,) = pku.prepare_pku(root, tmp_path / "out", mode="trimmed", end_convention=convention, normalize="none")
     ds = open_prepared(path)
     assert not ds.untrimmed and ds.num_samples == 7 and ds.max_frames == 300
     names = ds.samples["name"].tolist()
@@ -137,8 +138,33 @@ def test_trimmed_prepare(root: Path, tmp_path: Path, real_frames: np.ndarray, co
     assert ds.indices("xsub", "test").tolist() == [0, 1, 2]  # the clips of A10N02-R
 
 
+def test_default_normalisation_centres_every_frame_and_keeps_clips_inside_their_video(
+        root: Path, tmp_path: Path, real_frames: np.ndarray):
+    out = pku.prepare_pku(root, tmp_path / "out", mode="both")
+    video, trimmed = (open_prepared(p) for p in out)
+    assert json.loads((out[1] / "meta.json").read_text())["source"]["normalize"] == "umurl"
+    v = video.samples["name"].tolist().index(REAL_VIDEO)
+    clip = video.clip(v)  # (3, T, V, M)
+    np.testing.assert_allclose(clip[:, :, NTU25.center, 0], 0.0, atol=1e-6)  # body 0's spine, every frame
+    left, right = NTU25.shoulders
+    x_axis = clip[:, 0, right, 0] - clip[:, 0, left, 0]
+    np.testing.assert_allclose(x_axis[1:], 0.0, atol=1e-5)  # frame-0 shoulders along x
+    assert (clip[:, :, :, 1][:, (real_frames[:, 1] == 0).all(axis=(1, 2))] == 0).all()  # an absent body stays 0
+    k = trimmed.samples["name"].tolist().index(f"{REAL_VIDEO}_000")  # frames 10..60 of the video
+    np.testing.assert_array_equal(trimmed.clip(k), clip[:, 10:60])
+
+
+def test_raw_coordinates_on_request(root: Path, tmp_path: Path, real_frames: np.ndarray):
+    (path,) = pku.prepare_pku(root, tmp_path / "out", normalize="none")
+    ds = open_prepared(path)
+    np.testing.assert_array_equal(ds.clip(ds.samples["name"].tolist().index(REAL_VIDEO)), pku.to_clip(real_frames))
+    with pytest.raises(HarnessError, match="--normalize must be one of none, umurl"):
+        pku.prepare_pku(root, tmp_path / "bad", normalize="zscore")
+
+
 def test_center_crop_and_max_frames(root: Path, tmp_path: Path, real_frames: np.ndarray):
-    (path,) = pku.prepare_pku(root, tmp_path / "out", mode="trimmed", crop_mode="center", max_frames=100)
+    (path,) = pku.prepare_pku(root, tmp_path / "out", mode="trimmed", crop_mode="center", max_frames=100,
+                              normalize="none")
     ds = open_prepared(path)
     k = ds.samples["name"].tolist().index(f"{REAL_VIDEO}_001")  # 350 frames → the middle 100
     assert ds.max_frames == 100 and ds.lengths[k] == 100

@@ -23,6 +23,14 @@ breaks feeders that do not clamp (docs/reference/usdrl.md §13 item 14); here th
 number of frames actually kept, and the raw length is only counted in meta.json (``source``).
 
 Trimmed clips belong to the split part of their video.
+
+**Coordinates** (``--normalize``): ``umurl`` (default) puts every video through the same
+``pre_normalization`` as the ntu60 and msr kinds, without its null-frame padding (which would move
+frames against the labels): each frame centred on body 0's spine joint, the whole video rotated
+once so body 0's frame-0 shoulders lie along x. ``none`` keeps the raw camera-space metres, as SSD's
+detection code reads them; on the real PKU-MMD I recordings body 0 then sits around
+(−0.26, −0.05, 2.40) m, far from the origin the encoders see in every other dataset, and frozen
+detection heads collapse to background (docs/datasets.md, "PKU-MMD").
 """
 
 from __future__ import annotations
@@ -43,8 +51,24 @@ from .pku_files import (FLOATS_PER_FRAME, LABEL_SUFFIXES, NUM_CLASSES, NUM_PERSO
                         read_labels, read_skeleton, scan_frames, to_clip)
 from .pku_splits import (PHASE2_TEST_SUBJECTS, builtin_splits, parse_split_arguments, phase1_xsub_part,
                          read_split_file, resolve_splits, split_name_for)
+from .ntu_preprocess import pre_normalization
 from .prepared import PreparedWriter
 from .topology import NTU25
+
+
+NORMALIZATIONS = ("none", "umurl")
+
+
+def normalize_video(frames: np.ndarray, how: str) -> np.ndarray:
+    """(T, M, V, 3) → the same frames, raw (``none``) or through the NTU/MSR ``pre_normalization``
+    without its null-frame padding (``umurl``: every frame centred on body 0's spine joint of that
+    frame, the whole video rotated so body 0's frame-0 shoulders lie along x). The whole video is
+    normalised once, so a trimmed clip stays exactly its interval of the untrimmed video, and no frame
+    moves in time (padding would shift frames against the labels)."""
+    if how == "none":
+        return frames
+    clip = pre_normalization(to_clip(frames)[None], topology=NTU25, pad_null=False)[0]
+    return np.ascontiguousarray(clip.transpose(1, 3, 2, 0), dtype=np.float32)
 
 
 def crop(frames: np.ndarray, max_frames: int, how: str) -> np.ndarray:
@@ -111,8 +135,11 @@ def prepare_pku(raw: str | Path, out: str | Path, *, phase: int | None = None,
                 end_convention: str = "exclusive", max_frames: int = 300, crop_mode: str = "first",
                 drop_empty_clips: bool = False, allow_missing_videos: bool = False,
                 skeleton_dir: str = "skeleton", label_dir: str = "label",
-                class_names: list[str] | None = None, overwrite: bool = False) -> list[Path]:
+                class_names: list[str] | None = None, normalize: str = "umurl",
+                overwrite: bool = False) -> list[Path]:
     """Write the untrimmed and/or trimmed folders; with mode "both", under out/untrimmed and out/trimmed."""
+    if normalize not in NORMALIZATIONS:
+        raise HarnessError(f"--normalize must be one of {', '.join(NORMALIZATIONS)}, not {normalize!r}")
     if mode not in ("untrimmed", "trimmed", "both"):
         raise HarnessError(f"--mode must be untrimmed, trimmed or both, not {mode!r}")
     if end_convention not in ("exclusive", "inclusive"):
@@ -125,7 +152,7 @@ def prepare_pku(raw: str | Path, out: str | Path, *, phase: int | None = None,
     if len(names) != NUM_CLASSES:
         raise HarnessError(f"PKU-MMD has {NUM_CLASSES} class ids; {len(names)} class names given")
     splits = resolve_splits(split_files or {}, [v.info for v in videos], phase, allow_missing_videos)
-    source = {"raw": str(root.resolve()), "phase": phase, "end_convention": end_convention,
+    source = {"raw": str(root.resolve()), "phase": phase, "end_convention": end_convention, "normalize": normalize,
               "split_files": {k: str(v) for k, v in (split_files or {}).items()} or "built-in"}
     targets = {"untrimmed": out, "trimmed": out} if mode != "both" else \
         {"untrimmed": out / "untrimmed", "trimmed": out / "trimmed"}
@@ -161,6 +188,7 @@ def prepare_pku(raw: str | Path, out: str | Path, *, phase: int | None = None,
             frames = read_skeleton(video.skeleton)
             if len(frames) != len(video.zero_frames):  # cannot happen unless the file changed meanwhile
                 raise DataError(video.skeleton, "changed while it was being read")
+            frames = normalize_video(frames, normalize)
             if untrimmed is not None:
                 untrimmed.set_sample(vi, to_clip(frames), name=video.info.name, **video.info.columns())
                 for action in video.actions:
@@ -215,6 +243,10 @@ class PkuMmd(DatasetKind):
                             help="leave split-file videos without a skeleton file out instead of failing")
         parser.add_argument("--skeleton-dir", default="skeleton", help="skeleton folder under ROOT")
         parser.add_argument("--label-dir", default="label", help="label folder under ROOT")
+        parser.add_argument("--normalize", choices=NORMALIZATIONS, default="umurl",
+                            help="umurl (default): each frame centred on body 0's spine, the video rotated so "
+                                 "body 0's shoulders lie along x, as the ntu60/msr kinds; none: raw camera "
+                                 "coordinates, as SSD's detection code reads them (docs/datasets.md)")
         parser.add_argument("--class-names", metavar="FILE", help="51 class names, one per line "
                             "(default A01..A51)")
 
@@ -229,4 +261,4 @@ class PkuMmd(DatasetKind):
             allow_missing_videos=args.allow_missing_videos, skeleton_dir=args.skeleton_dir,
             label_dir=args.label_dir,
             class_names=read_class_names(args.class_names) if args.class_names else None,
-            overwrite=args.overwrite)
+            normalize=args.normalize, overwrite=args.overwrite)
