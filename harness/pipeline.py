@@ -99,7 +99,7 @@ def collapse_warning(backbone: torch.nn.Module, ds: PreparedDataset, resolved: R
     if len(idx) < 2:
         return None
     x, _ = extract_features(backbone, ds, idx, frames=resolved.data.frames, batch_size=resolved.protocol.batch_size,
-                            device=next(backbone.parameters()).device)
+                            device=next(backbone.parameters(), torch.empty(0)).device)  # the raw-joint baseline has none
     stats = feature_statistics(x)
     if not collapsed(stats):
         return None

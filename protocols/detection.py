@@ -8,6 +8,8 @@ c − 1) is trained on ``backbone.frame_features`` of ``cfg.data.frames``-frame 
 
 * a window reads T frames, every ``frame_step``-th one (1 = consecutive, as USDRL+'s 64-frame
   windows; SSD's Protocol A reads every 3rd–5th), so it spans S = T·frame_step video frames;
+  ``frame_step = 0`` (the ``cpu`` preset) takes round(median training action length / T), so a
+  window spans about one action, as the pretraining clips do;
 * training: ``windows_per_video`` random windows per training video and epoch (start uniform in
   [0, L − S]); per-frame targets are label + 1 on every interval [start, end) of ``intervals.csv``
   and 0 elsewhere, taken at the frames read; frames past a short video's end are zero-padded and
@@ -32,19 +34,26 @@ Frames → intervals (``segments``): ``naive`` is §5.1 — pad the posteriors t
 P(bg) = 1 (9,000 in the reference; 0 = no padding), mean filter with half-width ``smooth_k``
 (window = 2·smooth_k frames: k before, the frame, k − 1 after; the default k = 10 is the 20-frame
 window), activity 1 − P(bg) ≥ ``threshold`` (0.4), one interval per active run with the class and
-score of the run-mean posterior. ``class_threshold`` is §5.2: runs of p_c > ``class_threshold``.
+score of the run-mean posterior. ``split`` cuts those runs where the most likely class changes for
+at least ``min_split`` frames (neighbouring actions behind short gaps). ``class_threshold`` is §5.2:
+runs of p_c > ``class_threshold``.
 
 Scores (every test video has a prediction file, so the official, SSD and USDRL+ mAP_v agree; a test
 video without GT scores 0 in mAP_v, as in the official ``ap``):
 ``mAP_a`` / ``mAP_v`` / ``F1`` / ``AP`` / ``2DAP`` from the official PKU-MMD scorer (mAP_a summed over
 the dataset's C classes and divided by C), and ``mAP_a_voc`` from the community VOC-style scorer,
 at θ = ``theta``; ``mAP_a@θ``, ``mAP_v@θ`` and ``mAP_a_voc@θ`` for every θ in ``thetas`` (θ also in
-the row's ``extra``). With ``eval_every`` > 0 the test split is also scored every that many epochs
+the row's ``extra``); ``mAP_a_present`` / ``mAP_a_trained`` (and ``@θ``) average the same per-class
+AP over the classes in the test ground truth / those with ``min_train_actions`` training actions too
+(:mod:`.detection_report`); ``frame_acc_action`` / ``frame_acc_background`` are the per-frame argmax
+accuracies on action and background frames. With ``eval_every`` > 0 the test split is also scored every that many epochs
 and ``*_best`` rows hold each metric's maximum over evaluations (the references' best-of).
 
 Files under ``run_dir/detection/<variant>-<dataset>-<split>-seed<k>/``: ``pred/<video>.txt``
 (``label,start,end,score``), ``gt/<video>.txt`` (the GT from intervals.csv, ``label,start,end,1``),
-``posteriors.npz`` (per-video (L, C + 1) float32 frame posteriors) and ``metrics.json``;
+``posteriors.npz`` (per-video (L, C + 1) float32 frame posteriors), ``diagnostics.csv`` (per video:
+frame accuracies, true / predicted / merged interval counts; a collapsed or merging head is also
+warned about on stderr) and ``metrics.json``;
 ``harness eval-detection --pred .../pred --gt .../gt --num-classes C`` rescores them exactly.
 """
 
@@ -53,6 +62,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,17 +79,19 @@ from harness.results import ResultRow
 
 from harness.contracts import Protocol, ProtocolContext
 from harness.evaluation import pku_scorer as S
-from harness.evaluation.intervals import PKU_PAD_FRAMES, class_threshold_segments, frames_to_intervals
+from harness.evaluation.intervals import PKU_PAD_FRAMES, class_threshold_segments, frames_to_intervals, split_segments
 
 from .classifier import HeadBudget
 # the data and model halves live in their own modules; their names stay importable from here
 from .detection_data import frame_targets, read_window, window_frames, window_starts
 from .detection_head import IGNORE, FrameHead, frame_posteriors, train_epoch
+from . import detection_report as report
 
 __all__ = ["IGNORE", "PRESET_VARIANT_DEFAULTS", "VARIANT_DEFAULTS", "DetectionOptions", "DetectionProtocol",
            "FrameHead", "Resolved", "frame_posteriors", "frame_targets", "read_window", "resolve_options",
            "train_epoch", "window_frames", "window_starts"]
 
+SEGMENT_RULES = ("naive", "split", "class_threshold")
 VARIANT_DEFAULTS: dict[str, dict[str, Any]] = {
     # SSD (Protocol A): SGD 0.01, Nesterov, ×0.1 at 40, 60 epochs, batch 64
     "linear": {"epochs": 60, "lr": 0.01, "batch_size": 64, "milestones": [40 / 60], "nesterov": True},
@@ -107,14 +119,16 @@ class DetectionOptions:
     momentum: float = 0.9
     weight_decay: float = 0.0
     windows_per_video: int = 16  # random training windows per video and epoch (SSD draws 16)
-    frame_step: int = 1  # a window reads every frame_step-th frame, spanning frames·frame_step
+    frame_step: int = 1  # a window reads every frame_step-th frame, spanning frames·frame_step; 0 = from the data
     stride: int = 0  # test window stride in video frames; 0 = half a window's span
-    segments: str = "naive"  # naive (§5.1) | class_threshold (§5.2)
+    segments: str = "naive"  # naive (§5.1) | split (§5.1 cut at lasting class changes) | class_threshold (§5.2)
+    min_split: int = 20  # split: a class change must last this many frames to start a new interval
     smooth_k: int = 10  # mean-filter half-width: window 2k frames (k = 10 → 20 frames)
     threshold: float = 0.4  # activity 1 - P(bg) >= threshold
     pad_to: int = PKU_PAD_FRAMES  # pad posteriors with background to this length (0 = none)
     standardize: bool = False  # z-score frame features before the head (running training statistics)
     class_threshold: float = 0.02  # §5.2 per-class threshold
+    min_train_actions: int = 5  # mAP_a_trained: classes with at least this many training actions
     theta: float = 0.5
     thetas: list[float] = field(default_factory=lambda: [0.1, 0.3, 0.5])
     eval_every: int = 0  # 0: score only after the last epoch
@@ -133,14 +147,15 @@ class Resolved:
     milestones: list[float]  # fractions of the budget
     nesterov: bool
     opt: DetectionOptions
+    auto_step: bool = False  # frame_step came from the training actions' median length (option 0)
 
 
 def resolve_options(opt: DetectionOptions, preset: str = "paper") -> Resolved:
     """Fill the variant's defaults (the reference's, with ``preset``'s departures) into ``opt``."""
     if opt.variant not in VARIANT_DEFAULTS:
         raise UnknownNameError("detection variant", opt.variant, list(VARIANT_DEFAULTS))
-    if opt.segments not in ("naive", "class_threshold"):
-        raise UnknownNameError("detection segments rule", opt.segments, ["naive", "class_threshold"])
+    if opt.segments not in SEGMENT_RULES:
+        raise UnknownNameError("detection segments rule", opt.segments, list(SEGMENT_RULES))
     d = {**VARIANT_DEFAULTS[opt.variant], **PRESET_VARIANT_DEFAULTS.get(preset, {}).get(opt.variant, {})}
     try:
         r = Resolved(
@@ -154,9 +169,12 @@ def resolve_options(opt: DetectionOptions, preset: str = "paper") -> Resolved:
         )
     except (TypeError, ValueError) as exc:
         raise HarnessError(f"protocol.options (detection): {exc}") from None
-    if (r.epochs < 1 and opt.steps < 1) or r.batch_size < 1 or opt.windows_per_video < 1 or opt.frame_step < 1:
-        raise HarnessError("protocol.options (detection): epochs (or steps), batch_size, windows_per_video and "
-                           "frame_step must be >= 1")
+    if (r.epochs < 1 and opt.steps < 1) or r.batch_size < 1 or opt.windows_per_video < 1:
+        raise HarnessError("protocol.options (detection): epochs (or steps), batch_size and windows_per_video "
+                           "must be >= 1")
+    if opt.frame_step < 0:
+        raise HarnessError("protocol.options (detection): frame_step must be >= 1, or 0 (from the training "
+                           f"actions' median length), got {opt.frame_step}")
     for t in [opt.theta, *opt.thetas]:
         if not 0 < t <= 1:
             raise HarnessError(f"protocol.options (detection): θ must lie in (0, 1], got {t}")
@@ -185,7 +203,9 @@ class DetectionProtocol(Protocol):
     untrimmed = True
     moved_options = {"dataset": "protocol.dataset (or --eval-dataset)"}
     # cpu: 32-frame windows read every 4th frame (128 frames, about one synthetic action), as the
-    # pretraining clips, resampled to 32 frames from 40-300, see an action at a similar time scale
+    # pretraining clips, resampled to 32 frames from 40-300, see an action at a similar time scale;
+    # frame_step 0 fits the step to the data's actions (2 on PKU-MMD I, whose median action is 77
+    # frames; run() says so when a fixed step spans far more or less than one action)
     preset_defaults = {
         "cpu": {"steps": 1000, "batch_size": 64, "windows_per_video": 32, "frame_step": 4, "standardize": True},
         "smoke": {"epochs": 2, "batch_size": 16, "windows_per_video": 2, "frame_step": 2, "standardize": True},
@@ -225,13 +245,21 @@ class DetectionProtocol(Protocol):
             train_idx = train_idx[:cap]
         if r.opt.max_test_videos and r.opt.max_test_videos < len(test_idx):
             test_idx = test_idx[: r.opt.max_test_videos]
+        if not r.opt.frame_step:
+            step = report.auto_frame_step(ds, train_idx, ctx.cfg.data.frames)
+            r = dataclasses.replace(r, opt=dataclasses.replace(r.opt, frame_step=step), auto_step=True)
+        else:
+            note = report.time_scale_note(ds, train_idx, ctx.cfg.data.frames, r.opt.frame_step)
+            if note:
+                print(f"harness: note: detection: {note}", file=sys.stderr)
+        subsets = report.class_subsets(ds, train_idx, test_idx, r.opt.min_train_actions)
         rows: list[ResultRow] = []
         for seed in ctx.cfg.protocol.seeds:
-            rows += self._run_seed(ctx, ds, split, train_idx, test_idx, r, seed)
+            rows += self._run_seed(ctx, ds, split, train_idx, test_idx, r, seed, subsets)
         return rows
 
     def _run_seed(self, ctx: ProtocolContext, ds: PreparedDataset, split: str, train_idx: np.ndarray,
-                  test_idx: np.ndarray, r: Resolved, seed: int) -> list[ResultRow]:
+                  test_idx: np.ndarray, r: Resolved, seed: int, subsets: dict[str, list[int]]) -> list[ResultRow]:
         frames = ctx.cfg.data.frames
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
@@ -257,20 +285,29 @@ class DetectionProtocol(Protocol):
             last = epoch == budget.epochs
             if last or (r.opt.eval_every and epoch % r.opt.eval_every == 0):
                 post = frame_posteriors(model, ds, test_idx, frames, r, ctx.device)
-                result = self._score(ds, test_idx, post, r)
+                result = self._score(ds, test_idx, post, r, subsets)
                 history.append((epoch, result["scores"]))
         assert result is not None
         tag = f"{r.variant}-{ds.kind}-{split}-seed{seed}"
         out_dir = ctx.run_dir / "detection" / tag
-        self._save(out_dir, ds, test_idx, post, result, r, history)
-        return self._rows(ctx, ds, split, seed, r, result["scores"], history, out_dir)
+        diagnostics = report.video_diagnostics(ds, result["files"], post, result["props"], result["gts"])
+        result["totals"] = report.totals(diagnostics)
+        for line in report.warnings_for(result["totals"]):
+            print(f"harness: warning: detection ({tag}): {line}; per-video numbers in {out_dir / 'diagnostics.csv'}",
+                  file=sys.stderr)
+        self._save(out_dir, ds, test_idx, post, result, r, history, diagnostics)
+        return self._rows(ctx, ds, split, seed, r, result, history, out_dir)
 
     def _segments(self, post: np.ndarray, r: Resolved) -> list[tuple[int, int, int, float]]:
         if r.opt.segments == "class_threshold":
             return class_threshold_segments(post, r.opt.class_threshold)
+        if r.opt.segments == "split":
+            return split_segments(post, k=r.opt.smooth_k, threshold=r.opt.threshold, pad_to=r.opt.pad_to,
+                                  min_len=r.opt.min_split)
         return frames_to_intervals(post, k=r.opt.smooth_k, threshold=r.opt.threshold, pad_to=r.opt.pad_to)
 
-    def _score(self, ds: PreparedDataset, test_idx: np.ndarray, post: list[np.ndarray], r: Resolved) -> dict:
+    def _score(self, ds: PreparedDataset, test_idx: np.ndarray, post: list[np.ndarray], r: Resolved,
+               subsets: dict[str, list[int]]) -> dict:
         names = ds.samples["name"].tolist()
         used: set[str] = set()
         props: dict[str, list[S.Det]] = {}
@@ -284,14 +321,18 @@ class DetectionProtocol(Protocol):
             gts[v] = [S.GT(int(row.label) + 1, float(row.start), float(row.end), v)
                       for row in ds.video_intervals(int(i)).itertuples()]
         scores = S.evaluate_all(props, gts, r.opt.theta, ds.num_classes, sweep=r.opt.thetas)
+        thetas = sorted({r.opt.theta, *r.opt.thetas})
+        scores["subsets"] = report.subset_scores(props, gts, subsets, thetas, ds.num_classes)
+        scores["subset_classes"] = subsets
         return {"props": props, "gts": gts, "files": files, "scores": scores}
 
     def _save(self, out_dir: Path, ds: PreparedDataset, test_idx: np.ndarray, post: list[np.ndarray],
-              result: dict, r: Resolved, history: list[tuple[int, dict]]) -> None:
+              result: dict, r: Resolved, history: list[tuple[int, dict]], diagnostics: list[dict]) -> None:
         """Write the whole folder anew, atomically: files of an earlier run (other test videos) must not
         stay behind, or ``harness eval-detection`` on it would score them too."""
         with atomic.atomic_dir(out_dir, overwrite=True) as tmp:
             self._write_files(tmp, post, result, r, ds, history)
+            (tmp / "diagnostics.csv").write_text(report.diagnostics_csv(diagnostics), encoding="utf-8")
 
     def _write_files(self, out_dir: Path, post: list[np.ndarray], result: dict, r: Resolved,
                      ds: PreparedDataset, history: list[tuple[int, dict]]) -> None:
@@ -306,6 +347,9 @@ class DetectionProtocol(Protocol):
         sc = result["scores"]
         summary = {k: sc[k] for k in ("mAP_a", "mAP_v", "mAP_a_voc", "mAP_v_all", "F1", "AP", "2DAP",
                                        "num_videos", "num_proposals", "num_gt", "sweep")}
+        summary.update(diagnostics=result["totals"], frame_step=r.opt.frame_step,
+                       mAP_a_subsets={k: {f"{t:g}": v for t, v in d.items()} for k, d in sc["subsets"].items()},
+                       subset_classes=sc["subset_classes"])
         summary.update(variant=r.variant, epochs=r.epochs, lr=r.lr, theta=r.opt.theta, segments=r.opt.segments,
                        num_classes=ds.num_classes, videos={v: i for v, i in result["files"].items()},
                        history=[{"epoch": e, "mAP_a": s["mAP_a"], "mAP_v": s["mAP_v"], "mAP_a_voc": s["mAP_a_voc"]}
@@ -313,7 +357,8 @@ class DetectionProtocol(Protocol):
         (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
     def _rows(self, ctx: ProtocolContext, ds: PreparedDataset, split: str, seed: int, r: Resolved,
-              sc: dict, history: list[tuple[int, dict]], out_dir: Path) -> list[ResultRow]:
+              result: dict, history: list[tuple[int, dict]], out_dir: Path) -> list[ResultRow]:
+        sc = result["scores"]
         fields: dict[str, Any] = {"protocol": self.name, "seed": seed}
         if "dataset" not in ctx.base_row:
             fields["dataset"] = ds.kind
@@ -323,6 +368,8 @@ class DetectionProtocol(Protocol):
                 "steps": r.opt.steps,
                 "lr": r.lr, "frame_step": r.opt.frame_step, "standardize": r.opt.standardize,
                 "files": str(out_dir)}
+        if r.auto_step:
+            base["frame_step_rule"] = "median training action / frames"
 
         def row(metric: str, value: float, **extra: Any) -> ResultRow:
             return ctx.row(metric, value, **fields, extra=json.dumps({**base, **extra}, sort_keys=True))
@@ -333,6 +380,14 @@ class DetectionProtocol(Protocol):
                 row("F1", sc["F1"], scorer="official"),
                 row("AP", sc["AP"], scorer="official"),
                 row("2DAP", sc["2DAP"], scorer="official")]
+        for name, by_theta in sc["subsets"].items():
+            classes = sc["subset_classes"][name]
+            rows.append(row(f"mAP_a_{name}", by_theta[r.opt.theta], scorer="official", classes=classes))
+            rows += [row(f"mAP_a_{name}@{t:g}", by_theta[t], scorer="official", theta=t, classes=classes)
+                     for t in r.opt.thetas]
+        tot = result["totals"]
+        rows += [row("frame_acc_action", tot["frame_acc_action"], frames=int(tot["action_frames"])),
+                 row("frame_acc_background", tot["frame_acc_background"], frames=int(tot["background_frames"]))]
         for t in sc["sweep"]:
             th = t["theta"]
             rows += [row(f"mAP_a@{th:g}", t["mAP_a"], scorer="official", theta=th),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -15,20 +16,23 @@ from harness.config import resolve
 from harness.data.prepared import PreparedWriter, open_prepared
 from harness.data.topology import MSR20
 from harness.errors import DataError, HarnessError
-from harness.registry import PROTOCOLS
-from harness.contracts import Backbone, EncoderOutput, ProtocolContext
+from harness.registry import ENCODERS, PROTOCOLS
+from harness.contracts import Backbone, EncoderOutput, ModalityBackbone, ProtocolContext
+from harness.evaluation import pku_scorer as S
 from harness.pipeline import eval_dataset
 from harness.protocols import detection as D
+from harness.protocols import detection_report as report
 
 CLASSES = 3
 FRAMES = 16
 
 
-def untrimmed_dataset(root: Path, videos: int = 15, seed: int = 0):
+def untrimmed_dataset(root: Path, videos: int = 15, seed: int = 0, gaps: tuple[int, int] = (20, 36),
+                      next_label=None):
     """Videos of 150-220 frames; each action interval moves joint `label` by +2 along x.
 
-    Actions last 30-50 frames with 20-35 frames between them, so the 20-frame mean filter of the
-    default rule keeps them apart (PKU-MMD actions are longer still).
+    Actions last 30-50 frames with 20-35 frames between them (``gaps``), so the 20-frame mean
+    filter of the default rule keeps them apart. ``next_label(previous, rng)`` chooses each label.
     """
     rng = np.random.default_rng(seed)
     lengths = rng.integers(150, 221, size=videos)
@@ -39,15 +43,15 @@ def untrimmed_dataset(root: Path, videos: int = 15, seed: int = 0):
         for i, length in enumerate(lengths):
             length = int(length)
             clip = rng.normal(scale=0.3, size=(3, length, 20, 1)).astype(np.float32)
-            t = int(rng.integers(3, 25))
+            t, label = int(rng.integers(3, 25)), -1
             while True:
                 dur = int(rng.integers(30, 51))
                 if t + dur > length - 3:
                     break
-                label = int(rng.integers(0, CLASSES))
+                label = int(rng.integers(0, CLASSES)) if next_label is None else next_label(label, rng)
                 clip[0, t:t + dur, label] += 2.0
                 w.add_interval(i, label, t, t + dur)
-                t += dur + int(rng.integers(20, 36))
+                t += dur + int(rng.integers(*gaps))
             w.set_sample(i, clip, name=f"{i:04d}-L", subject=i % 7)
         w.add_split("xsub", "train", np.arange(videos - 5))
         w.add_split("xsub", "test", np.arange(videos - 5, videos))
@@ -198,7 +202,7 @@ def test_frame_step_windows_standardize_and_a_clean_output_folder(ds, tmp_path):
     assert not list(out.parent.glob(".*"))  # no temporary folder left
 
     with pytest.raises(HarnessError, match="frame_step"):
-        D.resolve_options(D.DetectionOptions(frame_step=0))
+        D.resolve_options(D.DetectionOptions(frame_step=-1))
     with pytest.raises(HarnessError, match="span 32 leaves gaps"):
         ctx = make_ctx(ds, tmp_path / "gap", lambda: PoseBackbone(), {**opts, "epochs": 1, "stride": 33})
         PROTOCOLS.get("detection")(ctx.cfg).run(ctx)
@@ -212,10 +216,76 @@ def test_num_videos_asks_a_generated_set_for_more_videos():
     assert PROTOCOLS.get("detection")(cfg).eval_data(cfg.data) is cfg.data
 
 
-def test_constant_backbone_scores_low(ds, tmp_path):
+def test_constant_backbone_scores_low_and_is_called_collapsed(ds, tmp_path, capsys):
     ctx = make_ctx(ds, tmp_path / "run", lambda: PoseBackbone(constant=True), FAST)
     m = metrics(PROTOCOLS.get("detection")(ctx.cfg).run(ctx))
     assert m["mAP_a"] < 0.1 and m["mAP_a_voc"] < 0.1 and m["mAP_v"] < 0.1, m
+    assert m["frame_acc_action"] < 0.05 and m["frame_acc_background"] > 0.95, m
+    err = capsys.readouterr().err
+    assert "the frame head has collapsed to background" in err and "diagnostics.csv" in err
+
+
+def test_densely_packed_actions_are_not_merged_silently(tmp_path, capsys):
+    """Real recordings put actions of different classes a few frames apart: the 20-frame filter
+    bridges such gaps, §5.1 reports one interval per pair, the diagnostics say so, and the
+    ``split`` rule cuts the runs where the class changes."""
+    dense = untrimmed_dataset(tmp_path / "dense", gaps=(2, 7),
+                              next_label=lambda prev, rng: (prev + 1 + int(rng.integers(0, CLASSES - 1))) % CLASSES)
+    naive = make_ctx(dense, tmp_path / "naive", lambda: PoseBackbone(), FAST)
+    m_naive = metrics(PROTOCOLS.get("detection")(naive.cfg).run(naive))
+    assert "span true actions of two or more classes" in capsys.readouterr().err
+    out = tmp_path / "naive" / "detection" / "linear-toy-untrimmed-xsub-seed0"
+    diag = list(csv.DictReader((out / "diagnostics.csv").open()))
+    assert [d["video"] for d in diag] == [f"{i:04d}-L" for i in range(10, 15)]
+    merged = sum(int(d["merged_intervals"]) for d in diag)
+    assert merged > 0 and sum(int(d["predicted_intervals"]) for d in diag) < sum(int(d["true_intervals"]) for d in diag)
+    assert json.loads((out / "metrics.json").read_text())["diagnostics"]["merged_intervals"] == merged
+    split = make_ctx(dense, tmp_path / "split", lambda: PoseBackbone(), {**FAST, "segments": "split", "min_split": 10})
+    m_split = metrics(PROTOCOLS.get("detection")(split.cfg).run(split))
+    assert "two or more classes" not in capsys.readouterr().err
+    assert m_split["mAP_a"] > 0.7 and m_split["mAP_a"] > m_naive["mAP_a"] + 0.2, (m_naive, m_split)
+    assert m_split["frame_acc_action"] > 0.8, m_split
+
+
+def test_class_subsets_and_the_frame_step_from_the_data(ds, tmp_path, capsys):
+    """mAP_a over the ground truth's classes and over the trained ones, beside the official mean
+    over all C classes; frame_step 0 spans about one median training action."""
+    ctx = make_ctx(ds, tmp_path / "run", lambda: PoseBackbone(), {**FAST, "frame_step": 0})
+    rows = PROTOCOLS.get("detection")(ctx.cfg).run(ctx)
+    m = metrics(rows)
+    train = np.arange(10)
+    median = np.median([r.end - r.start for i in train for r in ds.video_intervals(int(i)).itertuples()])
+    step = json.loads(rows[0].extra)["frame_step"]
+    assert step == max(1, round(median / FRAMES)) == 2 and json.loads(rows[0].extra)["frame_step_rule"]
+    assert "protocol.options.frame_step=0" not in capsys.readouterr().err
+    ctx = make_ctx(ds, tmp_path / "long", lambda: PoseBackbone(), {**FAST, "epochs": 1, "frame_step": 5})
+    PROTOCOLS.get("detection")(ctx.cfg).run(ctx)  # 80-frame windows against 38-frame actions
+    assert "windows span 80 frames" in capsys.readouterr().err
+    # every class is in both splits here: the three means agree
+    assert m["mAP_a_present"] == pytest.approx(m["mAP_a"]) and m["mAP_a_trained"] == pytest.approx(m["mAP_a"])
+    assert json.loads(next(r for r in rows if r.metric == "mAP_a_trained").extra)["classes"] == [1, 2, 3]
+    # a class the training videos hold fewer than 5 times leaves the trained mean
+    subsets = report.class_subsets(ds, train, np.arange(10, 15), min_train=10**6)
+    assert subsets == {"present": [1, 2, 3], "trained": []}
+    props = {"v": [S.Det(1, 0, 10, 0.9, "v")]}
+    gts = {"v": [S.GT(1, 0, 10, "v"), S.GT(2, 20, 30, "v")]}
+    got = report.subset_scores(props, gts, {"present": [1, 2], "one": [1]}, [0.5], num_classes=3)
+    assert got == {"present": {0.5: 0.5}, "one": {0.5: 1.0}}  # the official mean would be 1/3
+
+
+def test_raw_joint_baseline_detects_without_an_encoder(ds, tmp_path):
+    """The raw-joint baseline: the same head on hip-centred, scaled coordinates (no parameters)."""
+    enc = ENCODERS.get("joints")(ENCODERS.get("joints").Options(), in_channels=3, frames=FRAMES, joints=20, persons=1, topology=MSR20)
+    assert not list(enc.parameters()) and enc.frame_dim == 60
+    x = torch.randn(2, 3, FRAMES, 20, 1)
+    f = enc.frame_features(x)
+    hip = MSR20.hip_spine[0] if MSR20.hip_spine else MSR20.center
+    assert f.shape == (2, FRAMES, 60)
+    np.testing.assert_allclose(f.reshape(2, FRAMES, 3, 20)[:, :, :, hip].numpy(), 0, atol=1e-6)
+    shifted = enc.frame_features(3 * x + 5)  # centring and scale take a move and a zoom out
+    torch.testing.assert_close(shifted, f, rtol=1e-4, atol=1e-4)
+    ctx = make_ctx(ds, tmp_path / "run", lambda: ModalityBackbone(enc, "joint", MSR20), FAST)
+    assert metrics(PROTOCOLS.get("detection")(ctx.cfg).run(ctx))["mAP_a"] > 0.5
 
 
 def test_linear_freezes_and_finetune_trains_in_eval_mode(ds, tmp_path):

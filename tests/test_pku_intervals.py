@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from harness.evaluation import intervals
 from harness.evaluation.intervals import (class_threshold_segments, frames_to_intervals, get_segments,
                                          pad_background, smooth_posteriors)
 
@@ -73,3 +74,20 @@ def test_5_2_class_threshold_runs():
     # class 1 > 0.02 on frames 0, 2, 4; class 2 > 0.02 on 0..2 and 4 (0.02 is not > 0.02)
     assert [(c, s, e) for c, s, e, _ in segs] == [(1, 0, 1), (1, 2, 3), (1, 4, 5), (2, 0, 3), (2, 4, 5)]
     assert segs[3][3] == pytest.approx((.05 + .49 + .1) / 3)
+
+
+def test_split_rule_cuts_a_bridged_pair_of_actions_and_keeps_flickers():
+    # class 1 for 30 frames, a 3-frame gap the filter bridges, class 2 for 30 frames; a 4-frame
+    # flicker of class 2 inside the first action must not start an interval
+    x = np.zeros((80, 3))
+    x[:, 0] = 1.0
+    x[5:35] = [0.1, 0.9, 0.0]
+    x[15:19] = [0.1, 0.0, 0.9]
+    x[38:68] = [0.1, 0.0, 0.9]
+    (merged,) = intervals.frames_to_intervals(x, k=3)  # §5.1: one interval over both actions
+    assert merged[1] <= 5 and merged[2] >= 67
+    got = intervals.split_segments(x, k=3, min_len=10)
+    assert [c for c, *_ in got] == [1, 2] and got[0][1] == merged[1] and got[1][2] == merged[2]
+    assert got[0][2] == got[1][1] and 34 <= got[0][2] <= 39
+    assert all(0 < score <= 1 for *_, score in got)
+    assert intervals.split_segments(x, k=3, min_len=100) == intervals.frames_to_intervals(x, k=3)

@@ -49,6 +49,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated pretraining seeds (train.seed); every run is trained once per seed and the "
                         "tables show mean ± std over them (default 0,1,2)")
     p.add_argument("--no-floors", action="store_true", help="do not plan the untrained floor of every run")
+    p.add_argument("--detection-variant", choices=["finetune", "linear"], default="finetune",
+                   help="Table 4: fine-tune the whole model (default, as the paper) or train a head on the "
+                        "frozen encoder (linear)")
     p.add_argument("--workdir", help="datasets, checkpoints and logs (default .harness)")
     p.add_argument("--results", help="the results store folder (default results)")
     p.add_argument("--out", help="where the table goes (default <results>/tables/<dataset>-<preset>)")
@@ -84,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
     base = settings.base()  # checks the preset, YAML and --set values before anything runs
     items = R.plan(table=args.table, figure=args.figure, methods=methods, seeds=parse_ints(args.seeds, "--seeds") if args.seeds else None,
                    pretrain_seeds=parse_ints(args.pretrain_seeds, "--pretrain-seeds"),
-                   default_alpha=default_alpha(args.preset), floors=not args.no_floors)
+                   default_alpha=default_alpha(args.preset), floors=not args.no_floors,
+                   detection_variant=args.detection_variant)
     target = f"Table {args.table}" if args.table else f"Figure {args.figure}"
     if not items:
         raise HarnessError(f"nothing to run for {target} with --methods {args.methods}")

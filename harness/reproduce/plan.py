@@ -30,7 +30,7 @@ PROBE_SEEDS = {"linear": (0, 1, 2)}  # protocol seeds per protocol (linear probe
 DEFAULT_PRETRAIN_SEEDS = (0, 1, 2)
 FIGURE4_KEY = "encoder.options.alpha"
 FIGURE5_PANELS = (("contrastive", "default"), ("usdrl", "no_xc"), ("usdrl", "single_grained"), ("usdrl", "default"))
-DETECTION_OPTIONS = (("variant", "finetune"),)  # Table 4: the whole model fine-tuned, as in the paper
+DETECTION_VARIANT = "finetune"  # Table 4: the whole model fine-tuned, as in the paper (--detection-variant)
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,8 @@ def _floor_of(run: PlannedRun) -> PlannedRun | None:
                    sweep=())
 
 
-def _table_runs(table: int, wanted: set[str], seeds: Sequence[int] | None) -> list[PlanItem]:
+def _table_runs(table: int, wanted: set[str], seeds: Sequence[int] | None,
+                detection_variant: str = DETECTION_VARIANT) -> list[PlanItem]:
     protocols = table_protocols(table)
     items: list[PlanItem] = []
     for cls, row in method_rows():
@@ -138,7 +139,7 @@ def _table_runs(table: int, wanted: set[str], seeds: Sequence[int] | None) -> li
         for protocol in protocols:
             if row.fuse and protocol != "linear":
                 continue
-            opts = DETECTION_OPTIONS if protocol == "detection" else ()
+            opts = (("variant", detection_variant),) if protocol == "detection" else ()
             s = tuple(seeds) if seeds else PROBE_SEEDS.get(protocol, (0,))
             base = PlannedRun(label, cls.name, protocol, variant=row.variant, encoder=row.encoder, seeds=s,
                               protocol_options=opts)
@@ -183,8 +184,10 @@ def per_pretrain_seed(items: list[PlanItem], pretrain_seeds: Sequence[int]) -> l
 
 def plan(*, table: int | None = None, figure: int | None = None, methods: Sequence[str] | None = None,
          seeds: Sequence[int] | None = None, pretrain_seeds: Sequence[int] = DEFAULT_PRETRAIN_SEEDS,
-         alphas: Sequence[float] = ALPHAS, default_alpha: float = 0.5, floors: bool = True) -> list[PlanItem]:
-    """The runs one table or figure needs, in order, restricted to ``methods`` when given."""
+         alphas: Sequence[float] = ALPHAS, default_alpha: float = 0.5, floors: bool = True,
+         detection_variant: str = DETECTION_VARIANT) -> list[PlanItem]:
+    """The runs one table or figure needs, in order, restricted to ``methods`` when given;
+    ``detection_variant`` is Table 4's (``finetune``, or ``linear`` for the frozen encoder)."""
     if (table is None) == (figure is None):
         raise HarnessError("choose one of --table N or --figure N")
     wanted = set(methods) if methods else set(METHODS.names())
@@ -195,7 +198,7 @@ def plan(*, table: int | None = None, figure: int | None = None, methods: Sequen
     if table is not None:
         if table not in table_specs():
             raise HarnessError(f"no table {table}: Tables 1-5 are the paper's, 6 the collapse diagnostics")
-        items += _table_runs(table, wanted, seeds)
+        items += _table_runs(table, wanted, seeds, detection_variant)
     elif figure == 4:
         floors = False  # the figure compares α settings of one method
         if "usdrl" in wanted:
