@@ -66,9 +66,16 @@ def evaluate(cfg: RunConfig, *, progress: bool = True, record: bool = True, chec
                           base_row=base_row)
     with torch_threads(cfg.train.num_threads):
         rows = protocol.run(ctx)
+    rows = label_subset(rows, ds)
     if record and rows:
         record_rows(cfg.results, rows, side_dir=run_dir)  # a failed write prints the rows and saves them aside
     return rows
+
+
+def label_subset(rows: list, ds: PreparedDataset) -> list:
+    """Rows measured on part of a dataset (``PreparedDataset.subset``) say so in ``extra.dataset_subset``,
+    so no table shows them as numbers of the whole dataset."""
+    return [r.add_extra(dataset_subset=ds.subset) for r in rows] if ds.subset else rows
 
 
 def eval_dataset(cfg: RunConfig, protocol: Any, train_ds: PreparedDataset | None) -> PreparedDataset:

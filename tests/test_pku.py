@@ -14,6 +14,8 @@ from harness.data import pku
 from harness.data.prepared import check_prepared, open_prepared
 from harness.data.topology import NTU25
 from harness.errors import DataError, HarnessError
+from harness.pipeline import label_subset
+from harness.results import ResultRow
 
 pytestmark = pytest.mark.unit
 
@@ -205,6 +207,16 @@ def test_split_file_naming_a_missing_video(root: Path, tmp_path: Path):
         pku.prepare_pku(root, tmp_path / "out", split_files={"xsub": split})
     (path,) = pku.prepare_pku(root, tmp_path / "out", split_files={"xsub": split}, allow_missing_videos=True)
     assert open_prepared(path).split_counts() == {"xsub": {"train": 1, "test": 1}}
+    # a folder with videos left out says it is a subset; the user may name it
+    assert open_prepared(path).subset == "a subset: 2 of the 3 videos its split files name"
+    (path,) = pku.prepare_pku(root, tmp_path / "named", split_files={"xsub": split}, allow_missing_videos=True,
+                              subset_label="the interaction videos")
+    assert open_prepared(path).subset == "the interaction videos"
+    (labelled,) = label_subset([ResultRow("m", "pku-mmd", "detection", "mAP_a", 0.1, extra='{"theta": 0.5}')],
+                               open_prepared(path))
+    assert json.loads(labelled.extra) == {"theta": 0.5, "dataset_subset": "the interaction videos"}
+    (path,) = pku.prepare_pku(root, tmp_path / "whole")
+    assert open_prepared(path).subset == ""
 
 
 def test_split_file_format_errors(tmp_path: Path):

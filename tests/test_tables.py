@@ -387,6 +387,27 @@ def test_semi_and_detection_columns(tmp_path):
     assert cell(md[4], "USDRL (STTR)", "ours mAP_a (synthetic xsub, finetune, cpu)") == tables.NOT_RUN
 
 
+def test_a_subset_of_a_paper_dataset_is_labelled_and_gets_the_subset_means(tmp_path):
+    store = tmp_path / "res"
+    label = "the interaction subset of PKU-MMD I"
+    extra = {"variant": "linear", "theta": 0.5, "scorer": "official", "dataset_subset": label}
+    det = [row(protocol="detection", dataset="pku-mmd", metric=m, value=v, config_hash="d", extra=json.dumps(extra))
+           for m, v in (("mAP_a", 0.05), ("mAP_v", 0.3), ("mAP_a_present", 0.1), ("mAP_a_trained", 0.4))]
+    append_rows(store, det)
+    _, md = render(store, tmp_path, dataset="pku-mmd", numbers=(4,))
+    assert f"**Measured dataset: PKU-MMD ({label})**" in md[4]
+    assert f"**Measured on part of PKU-MMD: {label}**" in md[4] and "never the whole dataset" in md[4]
+    assert cell(md[4], "USDRL (DSTE)", "ours mAP_a trained (PKU-MMD xsub, linear, cpu)") == "40.0 (n=1)"
+    assert cell(md[4], "USDRL (DSTE)", "ours mAP_a present (PKU-MMD xsub, linear, cpu)") == "10.0 (n=1)"
+    assert "mAP_a present" in md[4] and "classes with a test action" in md[4]
+    # a store without the subset means (the synthetic set, every class everywhere) shows no such column
+    plain = tmp_path / "plain"
+    append_rows(plain, [row(protocol="detection", metric="mAP_a", value=0.3, extra=json.dumps({"variant": "linear",
+                                                                                               "theta": 0.5}))])
+    _, md = render(plain, tmp_path, numbers=(4,))
+    assert "mAP_a present" not in md[4] and "Measured on part" not in md[4]
+
+
 @pytest.mark.e2e
 def test_fused_rows_fill_the_three_stream_row(tmp_path, capsys):
     rng = np.random.default_rng(0)

@@ -24,7 +24,7 @@ import torch
 from ..config import RunConfig, stable_hash
 from ..contracts import ProtocolContext, build_method
 from ..engine.loop import resolve_device, torch_threads
-from ..pipeline import base_row_for, collapse_warning, eval_dataset
+from ..pipeline import base_row_for, collapse_warning, eval_dataset, label_subset
 from ..registry import PROTOCOLS
 from ..results import ResultRow, check_writable, record_rows
 from .base import Checkpoint, check_tensors, suggest_sets
@@ -106,7 +106,7 @@ def evaluate_checkpoint(cfg: RunConfig, checkpoint: Checkpoint | str | Path, *, 
     ctx = ProtocolContext(cfg=cfg, dataset=ds, make_backbone=make_backbone, device=device, run_dir=run_dir,
                           base_row=base_row)
     with torch_threads(cfg.train.num_threads):
-        rows = tag_rows(protocol.run(ctx), ckpt)
+        rows = label_subset(tag_rows(protocol.run(ctx), ckpt), ds)
     if record and rows:
         record_rows(cfg.results, rows, side_dir=run_dir)
     return rows

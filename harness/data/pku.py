@@ -71,6 +71,14 @@ def normalize_video(frames: np.ndarray, how: str) -> np.ndarray:
     return np.ascontiguousarray(clip.transpose(1, 3, 2, 0), dtype=np.float32)
 
 
+def _missing_videos_label(split_files: dict[str, Path], present: set[str]) -> str:
+    """"a subset: N of the M videos its split files name" when --allow-missing-videos left some out."""
+    named = {n for path in split_files.values() for names in read_split_file(path).values() for n in names}
+    if not named or named <= present:
+        return ""
+    return f"a subset: {len(named & present)} of the {len(named)} videos its split files name"
+
+
 def crop(frames: np.ndarray, max_frames: int, how: str) -> np.ndarray:
     """Keep at most max_frames frames of a clip: the first ones, or the middle ones."""
     if len(frames) <= max_frames:
@@ -135,7 +143,7 @@ def prepare_pku(raw: str | Path, out: str | Path, *, phase: int | None = None,
                 end_convention: str = "exclusive", max_frames: int = 300, crop_mode: str = "first",
                 drop_empty_clips: bool = False, allow_missing_videos: bool = False,
                 skeleton_dir: str = "skeleton", label_dir: str = "label",
-                class_names: list[str] | None = None, normalize: str = "umurl",
+                class_names: list[str] | None = None, normalize: str = "umurl", subset_label: str = "",
                 overwrite: bool = False) -> list[Path]:
     """Write the untrimmed and/or trimmed folders; with mode "both", under out/untrimmed and out/trimmed."""
     if normalize not in NORMALIZATIONS:
@@ -154,6 +162,9 @@ def prepare_pku(raw: str | Path, out: str | Path, *, phase: int | None = None,
     splits = resolve_splits(split_files or {}, [v.info for v in videos], phase, allow_missing_videos)
     source = {"raw": str(root.resolve()), "phase": phase, "end_convention": end_convention, "normalize": normalize,
               "split_files": {k: str(v) for k, v in (split_files or {}).items()} or "built-in"}
+    subset = subset_label or _missing_videos_label(split_files or {}, {v.info.name for v in videos})
+    if subset:
+        source["subset"] = subset  # rows of runs on it carry it, tables label the dataset with it
     targets = {"untrimmed": out, "trimmed": out} if mode != "both" else \
         {"untrimmed": out / "untrimmed", "trimmed": out / "trimmed"}
     wanted = ("untrimmed", "trimmed") if mode == "both" else (mode,)
@@ -247,6 +258,10 @@ class PkuMmd(DatasetKind):
                             help="umurl (default): each frame centred on body 0's spine, the video rotated so "
                                  "body 0's shoulders lie along x, as the ntu60/msr kinds; none: raw camera "
                                  "coordinates, as SSD's detection code reads them (docs/datasets.md)")
+        parser.add_argument("--subset-label", default="", metavar="TEXT",
+                            help="what part of PKU-MMD the folder holds, e.g. 'the interaction subset of PKU-MMD "
+                                 "I'; tables label the dataset with it (default: 'a subset: N of the M videos its "
+                                 "split files name' when videos are missing)")
         parser.add_argument("--class-names", metavar="FILE", help="51 class names, one per line "
                             "(default A01..A51)")
 
@@ -261,4 +276,4 @@ class PkuMmd(DatasetKind):
             allow_missing_videos=args.allow_missing_videos, skeleton_dir=args.skeleton_dir,
             label_dir=args.label_dir,
             class_names=read_class_names(args.class_names) if args.class_names else None,
-            normalize=args.normalize, overwrite=args.overwrite)
+            normalize=args.normalize, subset_label=args.subset_label, overwrite=args.overwrite)

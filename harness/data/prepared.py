@@ -53,6 +53,11 @@ class PreparedDataset:
         return self.meta["kind"]
 
     @property
+    def subset(self) -> str:
+        """What part of its dataset the folder holds ("" = all of it), from ``meta.json`` ``source``."""
+        return str(self.meta.get("source", {}).get("subset", "") or "")
+
+    @property
     def num_samples(self) -> int:
         return int(self.data.shape[0])
 

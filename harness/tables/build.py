@@ -38,6 +38,7 @@ class BuiltTable:
     problems: list[dict[str, Any]]
     superseded: int
     splits: list[str]
+    subsets: list[str] = dataclasses.field(default_factory=list)  # the rows' ``extra.dataset_subset`` labels
 
     def cell(self, row_label: str, measure: str, split: str | None = None, sub: str | None = None) -> Cell:
         for (label, col), c in self.cells.items():
@@ -58,6 +59,8 @@ def measured_columns(spec: TableSpec, df: pd.DataFrame, dataset: str, preset: st
         m = MEASURES[key]
         metrics = {m.metric} | ({m.fused_metric} if m.fused_metric else set())
         rows = base[(base["protocol"] == m.protocol) & base["metric"].isin(metrics)]
+        if m.optional and rows.empty:  # a column only where the store has the measure
+            continue
         if m.fused_metric:  # only fused rows count with the fused metric (a plain top1 is the final value)
             rows = rows[(rows["metric"] == m.metric) | rows["_fused"].astype(bool)]
         splits = {s for s in rows["split"] if s}
@@ -69,7 +72,7 @@ def measured_columns(spec: TableSpec, df: pd.DataFrame, dataset: str, preset: st
     # every measure gets the same splits, so a missing protocol shows as "not run" beside the others
     order = _split_order(spec, dataset, splits_all)
     cols = []
-    for key in spec.measures:
+    for key in per_measure:
         m = MEASURES[key]
         subs = per_measure[key][1] if m.sub_key else {""}
         subs = {s for s in subs if s} or {m.sub_default}
@@ -210,6 +213,7 @@ def build_table(number: int, df: pd.DataFrame, dataset: str, preset: str, defaul
             records.append(rec)
     frame = pd.DataFrame(records, columns=headers)
     splits = sorted({c.split for c in mcols})
-    return BuiltTable(spec, dataset, preset, frame, mcols, cells, floors, problems, superseded, splits)
+    subsets = sorted({str(e.get("dataset_subset")) for e in df["_extra"] if e.get("dataset_subset")})
+    return BuiltTable(spec, dataset, preset, frame, mcols, cells, floors, problems, superseded, splits, subsets)
 
 

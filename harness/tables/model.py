@@ -41,6 +41,7 @@ class Measure:
     sub_default: str = ""  # the sub column shown when the store has none
     extra_equals: tuple[tuple[str, Any], ...] = ()  # ``extra`` values a row must have when present
     scale: float = 100.0  # display factor: fractions in %, 1 for counts such as the effective rank
+    optional: bool = False  # an extra measure shown only where the store has rows of it
 
 
 MEASURES = {
@@ -73,6 +74,13 @@ MEASURES = {
                      sub_key="variant", sub_default="finetune", extra_equals=(("theta", 0.5),)),
     "mAP_v": Measure("mAP_v", "detection", "mAP_v", "mAP_v", "", sub_key="variant", sub_default="finetune",
                      extra_equals=(("theta", 0.5),)),
+    "mAP_a_present": Measure("mAP_a_present", "detection", "mAP_a_present", "mAP_a present",
+                             "on a subset of a dataset also **mAP_a present**: the same per-class AP averaged over "
+                             "the classes with a test action, and **mAP_a trained**: over those with at least 5 "
+                             "training actions too (the official mAP_a divides by every class of the dataset)",
+                             sub_key="variant", sub_default="finetune", extra_equals=(("theta", 0.5),), optional=True),
+    "mAP_a_trained": Measure("mAP_a_trained", "detection", "mAP_a_trained", "mAP_a trained", "", sub_key="variant",
+                             sub_default="finetune", extra_equals=(("theta", 0.5),), optional=True),
 }
 
 

@@ -30,12 +30,13 @@ def _header_text(t: BuiltTable) -> list[str]:
     spec = t.spec
     ds = pretty_dataset(t.dataset)
     measured = [c for c in t.cells.values() if c.measured]
-    whats = [MEASURES[k].what for k in spec.measures if MEASURES[k].what]
+    shown = {c.measure for c in t.measured_columns}
+    whats = [MEASURES[k].what for k in spec.measures if MEASURES[k].what and (k in shown or not MEASURES[k].optional)]
     lines = [
         MARKER.format(table=spec.number, dataset=t.dataset, preset=t.preset),
         f"# {spec.title}",
         "",
-        f"- **Measured dataset: {ds}** (split{'s' if len(t.splits) > 1 else ''} {', '.join(t.splits)}), "
+        f"- **Measured dataset: {ds}{' (' + '; '.join(t.subsets) + ')' if t.subsets else ''}** (split{'s' if len(t.splits) > 1 else ''} {', '.join(t.splits)}), "
         f"**preset: {t.preset}**. Every \"ours\" number comes from the results store (`{STORE_NAME}`), "
         f"as rendered by `harness tables`; {len(measured)} measured cell(s).",
         ("- Paper columns: the USDRL paper (AAAI 2025), transcribed in `harness/paper.py` "
@@ -47,6 +48,10 @@ def _header_text(t: BuiltTable) -> list[str]:
         f"- Every measured column has an **{FLOOR_HEADER}** column beside it: the same backbone (encoder and "
         "modality) of the row's method, untrained (method `random`), measured the same way.",
     ]
+    for subset in t.subsets:
+        lines.append(f"- **Measured on part of {ds}: {subset}** (the prepared folder's `meta.json`), never the "
+                     f"whole dataset. The paper's columns are whole-dataset numbers, beside ours for reading only; "
+                     "the absolute values are not comparable.")
     if t.dataset not in PAPER_DATASETS and spec.columns:
         paper_sets = list(dict.fromkeys(PAPER_DATASETS[c.dataset] for c in spec.columns))
         lines.append(
