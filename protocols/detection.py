@@ -8,8 +8,9 @@ c − 1) is trained on ``backbone.frame_features`` of ``cfg.data.frames``-frame 
 
 * a window reads T frames, every ``frame_step``-th one (1 = consecutive, as USDRL+'s 64-frame
   windows; SSD's Protocol A reads every 3rd–5th), so it spans S = T·frame_step video frames;
-  ``frame_step = 0`` (the ``cpu`` preset) takes round(median training action length / T), so a
-  window spans about one action, as the pretraining clips do;
+  ``frame_step = 0`` takes round(median training action length / T), so a window spans about one
+  action, as the pretraining clips do (a fixed step that spans under 2/3 or over 3/2 of that gets a
+  note on stderr);
 * training: ``windows_per_video`` random windows per training video and epoch (start uniform in
   [0, L − S]); per-frame targets are label + 1 on every interval [start, end) of ``intervals.csv``
   and 0 elsewhere, taken at the frames read; frames past a short video's end are zero-padded and
