@@ -80,7 +80,7 @@ from harness.results import ResultRow
 
 from harness.contracts import Protocol, ProtocolContext
 from harness.evaluation import pku_scorer as S
-from harness.evaluation.intervals import PKU_PAD_FRAMES, class_threshold_segments, frames_to_intervals, split_segments
+from harness.evaluation.intervals import PKU_PAD_FRAMES, SEGMENT_RULES, segments_by_rule
 
 from .classifier import HeadBudget
 # the data and model halves live in their own modules; their names stay importable from here
@@ -92,7 +92,6 @@ __all__ = ["IGNORE", "PRESET_VARIANT_DEFAULTS", "VARIANT_DEFAULTS", "DetectionOp
            "FrameHead", "Resolved", "frame_posteriors", "frame_targets", "read_window", "resolve_options",
            "train_epoch", "window_frames", "window_starts"]
 
-SEGMENT_RULES = ("naive", "split", "class_threshold")
 VARIANT_DEFAULTS: dict[str, dict[str, Any]] = {
     # SSD (Protocol A): SGD 0.01, Nesterov, ×0.1 at 40, 60 epochs, batch 64
     "linear": {"epochs": 60, "lr": 0.01, "batch_size": 64, "milestones": [40 / 60], "nesterov": True},
@@ -300,12 +299,8 @@ class DetectionProtocol(Protocol):
         return self._rows(ctx, ds, split, seed, r, result, history, out_dir)
 
     def _segments(self, post: np.ndarray, r: Resolved) -> list[tuple[int, int, int, float]]:
-        if r.opt.segments == "class_threshold":
-            return class_threshold_segments(post, r.opt.class_threshold)
-        if r.opt.segments == "split":
-            return split_segments(post, k=r.opt.smooth_k, threshold=r.opt.threshold, pad_to=r.opt.pad_to,
-                                  min_len=r.opt.min_split)
-        return frames_to_intervals(post, k=r.opt.smooth_k, threshold=r.opt.threshold, pad_to=r.opt.pad_to)
+        return segments_by_rule(post, r.opt.segments, k=r.opt.smooth_k, threshold=r.opt.threshold,
+                                pad_to=r.opt.pad_to, min_len=r.opt.min_split, class_threshold=r.opt.class_threshold)
 
     def _score(self, ds: PreparedDataset, test_idx: np.ndarray, post: list[np.ndarray], r: Resolved,
                subsets: dict[str, list[int]]) -> dict:

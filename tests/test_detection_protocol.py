@@ -175,6 +175,17 @@ def test_signal_backbone_scores_high_and_files_rescore(ds, tmp_path, capsys):
     for key in ("mAP_a", "mAP_v", "mAP_a_voc", "F1", "AP", "2DAP"):
         assert res[key] == m[key], key
     assert res["per_video_ap"]["0014-L.txt"] == 0.0 and len(res["per_video_ap"]) == 5
+    # ... and so does scoring the saved posteriors with the protocol's rule; another rule needs no retraining
+    args = ["eval-detection", "--posteriors", str(out / "posteriors.npz"), "--gt", str(out / "gt"),
+            "--num-classes", str(CLASSES), "--json"]
+    assert main(args + ["--classes", "1,2"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["mAP_a"] == m["mAP_a"] and res["mAP_v"] == m["mAP_v"]
+    assert res["mAP_a_classes"] == {"classes": [1, 2], "mAP_a": pytest.approx(sum(res["per_class_ap"][:2]) / 2)}
+    assert main(args + ["--segments", "split", "--min-split", "5"]) == 0
+    assert 0 < json.loads(capsys.readouterr().out)["mAP_a"] <= 1
+    assert main(args + ["--classes", "4"]) == 2 and "--classes: 4 is not a class 1..3" in capsys.readouterr().err
+    assert main(args[:-3] + ["--num-classes", "5"]) == 2 and "expected (frames, 6)" in capsys.readouterr().err
     assert json.loads((out / "metrics.json").read_text())["mAP_a"] == m["mAP_a"]
 
 

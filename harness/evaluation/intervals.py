@@ -169,3 +169,18 @@ def class_threshold_segments(posteriors: np.ndarray, threshold: float = 0.02) ->
         for s, e in active_runs(col > threshold):
             out.append((c, int(s), int(e), float(col[s:e].mean())))
     return out
+
+
+SEGMENT_RULES = ("naive", "split", "class_threshold")
+
+
+def segments_by_rule(posteriors: np.ndarray, rule: str = "naive", *, k: int = 10, threshold: float = 0.4,
+                     pad_to: int = 0, min_len: int = 20, class_threshold: float = 0.02) -> list[Interval]:
+    """One of :data:`SEGMENT_RULES` by name (the detection protocol's ``segments`` option)."""
+    if rule == "class_threshold":
+        return class_threshold_segments(posteriors, class_threshold)
+    if rule == "split":
+        return split_segments(posteriors, k=k, threshold=threshold, pad_to=pad_to, min_len=min_len)
+    if rule == "naive":
+        return frames_to_intervals(posteriors, k=k, threshold=threshold, pad_to=pad_to)
+    raise ValueError(f"unknown segments rule {rule!r}; one of {', '.join(SEGMENT_RULES)}")
