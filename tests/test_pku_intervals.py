@@ -91,3 +91,11 @@ def test_split_rule_cuts_a_bridged_pair_of_actions_and_keeps_flickers():
     assert got[0][2] == got[1][1] and 34 <= got[0][2] <= 39
     assert all(0 < score <= 1 for *_, score in got)
     assert intervals.split_segments(x, k=3, min_len=100) == intervals.frames_to_intervals(x, k=3)
+
+
+def test_split_rule_gives_a_short_first_stretch_to_the_one_after_it():
+    y = np.zeros((30, 3))
+    y[:, 0] = 0.1
+    y[:3] = [0.1, 0.0, 0.9]  # 3 frames of class 2, then 27 of class 1
+    y[3:, 1] = 0.9
+    assert [(c, s, e) for c, s, e, _ in intervals.split_run(y, 0, 30, min_len=10)] == [(1, 0, 30)]

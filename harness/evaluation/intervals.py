@@ -132,7 +132,8 @@ def split_run(y: np.ndarray, start: int, end: int, min_len: int) -> list[Interva
         else:
             pieces.append([a, b])
     if len(pieces) > 1 and pieces[0][1] - pieces[0][0] < min_len:
-        pieces[1][0] = pieces.pop(0)[0]
+        first = pieces.pop(0)
+        pieces[0][0] = first[0]
     out: list[Interval] = []
     for a, b in pieces:
         mean = y[start + a:start + b, 1:].mean(axis=0)
