@@ -531,3 +531,12 @@ def test_floor_rows_show_every_encoder_and_modality_they_were_measured_with(tmp_
     assert cell(md[1], "Random init (harness reference), DSTE", "Modality") == "J"
     # and a method's floor reads the floor row of its own modality
     assert cell(md[1], "USDRL (DSTE), bone stream (harness)", "untrained floor Recog. (xsub)") == "40.0 (n=1)"
+
+
+def test_an_encoder_may_name_its_own_rows(tmp_path):
+    """The raw-joint baseline (``random`` with the parameter-free ``joints`` encoder) reads as what it is."""
+    store = tmp_path / "res"
+    append_rows(store, [row("random", encoder="joints", value=0.3), row("random", encoder="dste", value=0.2)])
+    _, md = render(store, tmp_path, numbers=(1,))
+    assert cell(md[1], "Random init (harness reference), raw joints (no encoder)", OURS) == "30.0 (n=1)"
+    assert cell(md[1], "Random init (harness reference), DSTE", OURS) == "20.0 (n=1)"

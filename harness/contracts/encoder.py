@@ -35,6 +35,7 @@ class Encoder(nn.Module):
     """
 
     name: ClassVar[str] = ""
+    label: ClassVar[str] = ""  # how tables name a row of this encoder ("" = the name in capitals)
     Options: ClassVar[type | None] = None
     preset_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
     dense: ClassVar[bool] = True

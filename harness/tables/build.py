@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from ..floors import floor_backbone
+from ..registry import ENCODERS
 from .cells import Cell, measured_cell
 from .checkpoint_rows import checkpoint_rows
 from .model import (FLOOR_HEADER, MEASURES, NOT_APPLICABLE, PAPER_DATASETS, PAPER_NA, MeasuredColumn, Selector,
@@ -137,7 +138,8 @@ def _expansions(df: pd.DataFrame, sel: Selector, dataset: str, preset: str, prot
 
 def _expanded_label(label: str, encoder: str, modality: str | None) -> str:
     tag = "" if modality in (None, "joint") else MODALITY_LABELS.get(modality, modality)
-    return f"{label}, {encoder.upper()}" + (f" ({tag})" if tag else "")
+    own = getattr(ENCODERS.get(encoder), "label", "") if encoder in ENCODERS else ""
+    return f"{label}, {own or encoder.upper()}" + (f" ({tag})" if tag else "")
 
 
 def build_table(number: int, df: pd.DataFrame, dataset: str, preset: str, default_split: str = "xsub") -> BuiltTable:

@@ -32,6 +32,7 @@ class RawJoints(Encoder):
     """Hip-centred, body-scaled joint coordinates of each frame (no parameters)."""
 
     name = "joints"
+    label = "raw joints (no encoder)"
     Options = RawJointsOptions
     dense = False  # no temporal / spatial tokens, only per-frame and pooled coordinates
 
