@@ -10,8 +10,6 @@ docs/reference-differences.md "Detection").
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -22,9 +20,7 @@ from harness.errors import HarnessError
 
 from .classifier import HeadBudget, linear_head
 from .detection_data import read_window, window_frames, window_starts
-
-if TYPE_CHECKING:  # detection.py imports this module
-    from .detection import Resolved
+from .detection_options import Resolved
 
 IGNORE = -100  # target of frames past a short video's end: not in the loss
 
