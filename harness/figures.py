@@ -30,6 +30,9 @@ from tabulate import tabulate
 
 from . import atomic
 from .config import PRESETS, resolve
+from .contracts import FigureRole, figure_roles
+from .errors import HarnessError
+from .registry import METHODS
 from .tables import MEASURES, MeasuredColumn, Selector, _row_mask, pick_cell, pretty_dataset
 
 FIGURE4_NAME = "figure4_alpha.png"
@@ -38,16 +41,26 @@ ALPHA_KEY = "encoder.options.alpha"  # what harness reproduce --figure 4 sweeps
 ALPHA_KEYS = {ALPHA_KEY, "encoder.alpha"}  # the second: rows recorded before encoder options existed
 
 
-def default_alpha(preset: str) -> float:
-    """DSTE's α at ``preset`` (the CA/DSA weight of the Table 1 run)."""
-    return float(resolve(preset, overrides=["encoder.name=dste"]).resolved().encoder.options["alpha"])
 FIGURE5_NAME = "figure5_tsne.png"
-FIGURE5_PANELS = (
-    ("(a) negative-based contrastive", "contrastive", "default"),
-    ("(b) MG-FD without XC", "usdrl", "no_xc"),
-    ("(c) single-grained FD with XC", "usdrl", "single_grained"),
-    ("(d) MG-FD with XC (full USDRL)", "usdrl", "default"),
-)
+
+
+def figure4_method() -> tuple[str, FigureRole]:
+    """The method (and its role) whose ``figure_roles`` give it Figure 4: USDRL (DSTE)."""
+    roles = figure_roles(4)
+    if len(roles) != 1:
+        raise HarnessError(f"Figure 4 needs exactly one method with a Figure 4 role, found {[m for m, _ in roles]}")
+    return roles[0]
+
+
+def figure4_label() -> str:
+    method, role = figure4_method()
+    return f"{METHODS.get(method).display_label()} ({role.encoder.upper()})"
+
+
+def default_alpha(preset: str) -> float:
+    """The Figure 4 encoder's α at ``preset`` (the CA/DSA weight of the Table 1 run)."""
+    _, role = figure4_method()
+    return float(resolve(preset, overrides=[f"encoder.name={role.encoder}"]).resolved().encoder.options["alpha"])
 
 
 def _pyplot():
@@ -77,12 +90,13 @@ class AlphaPoint:
 
 
 def alpha_points(df: pd.DataFrame, dataset: str, preset: str, default_alpha: float = 0.5) -> list[AlphaPoint]:
-    """Per (split, α): the USDRL (DSTE) linear best-of cell. ``df`` is :func:`harness.tables.load_store`."""
+    """Per (split, α): the Figure 4 method's linear best-of cell. ``df`` is :func:`harness.tables.load_store`."""
     measure = MEASURES["recog"]
-    sel = Selector("usdrl", encoder="dste")
+    method, role = figure4_method()
+    sel = Selector(method, variant=role.variant, encoder=role.encoder)
     base = (df["dataset"] == dataset) & (df["preset"] == preset) & (df["protocol"] == "linear") \
-        & (df["metric"] == measure.metric) & (df["method"] == "usdrl") & (df["encoder"] == "dste") \
-        & (df["variant"] == "default") & (df["modality"] == "joint") & ~df["_fused"].astype(bool)
+        & (df["metric"] == measure.metric) & (df["method"] == method) & (df["encoder"] == role.encoder) \
+        & (df["variant"] == role.variant) & (df["modality"] == "joint") & ~df["_fused"].astype(bool)
     rows = df[base].copy()
     if rows.empty:
         return []
@@ -130,7 +144,7 @@ def figure4(df: pd.DataFrame, out_dir: str | Path, *, dataset: str, preset: str,
     ax.set_ylabel("linear top-1, best-of (%)")
     ax.set_xticks(sorted({p.alpha for p in points}))
     caveat = "" if dataset == "ntu60" else " — not NTU-60 (the paper's dataset)"
-    ax.set_title(f"Figure 4 (harness): USDRL (DSTE) linear accuracy vs α\n"
+    ax.set_title(f"Figure 4 (harness): {figure4_label()} linear accuracy vs α\n"
                  f"measured on {pretty_dataset(dataset)}, preset {preset}{caveat}", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -147,7 +161,7 @@ def alpha_markdown(points: Sequence[AlphaPoint], dataset: str, preset: str) -> s
              p.bad or ""] for p in sorted(points, key=lambda p: (p.split, p.alpha))]
     table = tabulate(rows, headers=["α", "split", "linear top-1 (%)", "n", "NaN rows"], tablefmt="github",
                      disable_numparse=True)
-    return (f"# Figure 4 (harness): USDRL (DSTE) linear top-1 against α, {pretty_dataset(dataset)}, preset "
+    return (f"# Figure 4 (harness): {figure4_label()} linear top-1 against α, {pretty_dataset(dataset)}, preset "
             f"{preset}\n\nα weighs CA against DSA (Eq. 5; α = 1: CA only, α = 0: DSA only). Linear top-1 is the "
             "SGD probe's best-of; mean ± sample std over pretraining seeds, n = pretraining seeds (probe seeds "
             f"averaged within each). Plotted in `{FIGURE4_NAME}`; produced by `harness reproduce --figure 4`."
@@ -219,11 +233,13 @@ def find_backbone_run(workdir: str | Path, *, method: str, variant: str, encoder
     return best[1] if best else None
 
 
-def figure5_panels(workdir: str | Path, *, dataset: str, preset: str, encoder: str = "dste",
+def figure5_panels(workdir: str | Path, *, dataset: str, preset: str,
                    run_dirs: dict[tuple[str, str], Path | None] | None = None,
                    missing: dict[tuple[str, str], str] | None = None) -> list[Panel]:
+    """One panel per Figure 5 role of the registered methods (``Method.figure_roles``), by title."""
     panels = []
-    for title, method, variant in FIGURE5_PANELS:
+    for method, role in figure_roles(5):
+        title, variant, encoder = role.panel, role.variant, role.encoder
         key = (method, variant)
         if run_dirs is not None and key in run_dirs:
             run = run_dirs[key]

@@ -24,7 +24,8 @@ from .contracts import ProtocolContext
 from .data.kinds import resolve_dataset
 from .data.prepared import PreparedDataset
 from .engine import checkpoint as ck
-from .engine.loop import find_or_pretrain, resolve_device, torch_threads
+from .engine.device import resolve_device, torch_threads
+from .engine.loop import find_or_pretrain
 from .errors import HarnessError
 from .evaluation.diagnostics import collapsed, feature_statistics
 from .evaluation.features import extract_features

@@ -59,7 +59,7 @@ from torch import nn
 
 from harness.augment import Shear
 from harness.config import RunConfig
-from harness.contracts import DataInfo, Method, ModalityBackbone, TableRow, build_encoder
+from harness.contracts import DataInfo, FigureRole, Method, ModalityBackbone, TableRow, build_encoder
 from harness.data.resample import resample
 from harness.errors import HarnessError, UnknownNameError
 from harness.registry import METHODS
@@ -131,6 +131,7 @@ class Contrastive(Method):
         TableRow("MoCo-v2 (harness), STTR", encoder="sttr", tables=(5,), paper=((5, "1", "MoCo-v2 style"),)),
         TableRow("MoCo-v2 (harness), DSTE", encoder="dste", tables=(5,), paper=((5, "4", "MoCo-v2 style"),)),
     )
+    figure_roles = (FigureRole(5, panel="(a) negative-based contrastive"),)
     train_defaults: ClassVar[dict[str, dict[str, Any]]] = TRANSFORMER_TRAIN_DEFAULTS
     table_order: ClassVar[float] = 40
     num_views: ClassVar[int] = 2

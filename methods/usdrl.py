@@ -48,7 +48,7 @@ import torch
 
 from harness.augment import DEFAULT_POOL, Compose, CropResize, HostBufferPool, USDRLSpatial
 from harness.config import RunConfig
-from harness.contracts import DataInfo, Encoder, Method, ModalityBackbone, TableRow, build_encoder
+from harness.contracts import DataInfo, Encoder, FigureRole, Method, ModalityBackbone, TableRow, build_encoder
 from harness.errors import HarnessError
 from harness.engine.distributed import gather_with_grad  # the identity in one process
 from harness.registry import METHODS
@@ -126,6 +126,10 @@ class USDRL(Method):
         TableRow("3s-USDRL (DSTE) (harness)", encoder="dste", modality="jbm", fuse=("joint", "bone", "motion"), tables=(1,),
                  paper=((1, "3s-USDRL (DSTE)"),)),
     )
+    figure_roles = (FigureRole(4, sweep="encoder.options.alpha"),
+                    FigureRole(5, "no_xc", panel="(b) MG-FD without XC"),
+                    FigureRole(5, "single_grained", panel="(c) single-grained FD with XC"),
+                    FigureRole(5, panel="(d) MG-FD with XC (full USDRL)"))
     tunable: ClassVar[dict[str, str]] = {
         "sim": "sim_weight", "vac": "vac_weight", "xc": "xc_weight", "xcorr": "xc_weight", "var": "variance_weight",
         "variance": "variance_weight", "cov": "covariance_weight", "covariance": "covariance_weight",

@@ -78,7 +78,7 @@ from harness.errors import DataError
 from harness.registry import PROTOCOLS
 from harness.results import ResultRow
 
-from harness.contracts import Protocol, ProtocolContext
+from harness.contracts import Measure, Protocol, ProtocolContext
 from harness.evaluation import pku_scorer as S
 from harness.evaluation.intervals import segments_by_rule
 
@@ -110,6 +110,21 @@ class DetectionProtocol(Protocol):
     """Frame-wise action detection on untrimmed videos (PKU-MMD I): official and VOC-style mAP."""
 
     name = "detection"
+    _theta = (("theta", 0.5),)
+    measures = (
+        Measure("mAP_a", "mAP_a", "mAP_a",
+                "action-detection mAP_a / mAP_v at θ = 0.5 from the official PKU-MMD scorer "
+                "(docs/reference/protocols.md §5–6), frame-wise head on the pretrained encoder",
+                sub_key="variant", sub_default="finetune", extra_equals=_theta),
+        Measure("mAP_v", "mAP_v", "mAP_v", sub_key="variant", sub_default="finetune", extra_equals=_theta),
+        Measure("mAP_a_present", "mAP_a_present", "mAP_a present",
+                "on a subset of a dataset also **mAP_a present**: the same per-class AP averaged over the "
+                "classes with a test action, and **mAP_a trained**: over those with at least 5 training "
+                "actions too (the official mAP_a divides by every class of the dataset)",
+                sub_key="variant", sub_default="finetune", extra_equals=_theta, optional=True, tables=(4,)),
+        Measure("mAP_a_trained", "mAP_a_trained", "mAP_a trained", sub_key="variant", sub_default="finetune",
+                extra_equals=_theta, optional=True, tables=(4,)),
+    )
     Options = DetectionOptions
     variants = ("linear", "finetune")
     untrimmed = True

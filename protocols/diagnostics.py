@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from harness.contracts import Protocol, ProtocolContext
+from harness.contracts import Measure, Protocol, ProtocolContext
 from harness.evaluation.diagnostics import collapsed, feature_statistics
 from harness.evaluation.features import extract_features
 from harness.registry import PROTOCOLS
@@ -30,6 +30,16 @@ class FeaturesProtocol(Protocol):
     """Collapse diagnostics of the pooled features: effective rank, top direction share, cosine, std."""
 
     name = "features"
+    measures = (
+        Measure("erank", "eff_rank", "eff. rank",
+                "the effective rank of the pooled test features (exp of the entropy of the normalised "
+                "singular values; 1 = collapsed to one direction)", scale=1.0),
+        Measure("top1_share", "top1_share", "top direction %",
+                "share of the feature variance in the first principal direction"),
+        Measure("mean_cos", "mean_cos", "mean cosine ×100", "mean cosine similarity between distinct test samples"),
+        Measure("mean_std", "mean_std", "std ×100",
+                "mean per-dimension std of the L2-normalised features (1/√D when isotropic)"),
+    )
     Options = FeaturesOptions
 
     def run(self, ctx: ProtocolContext) -> list:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.contracts import Protocol, ProtocolContext
+from harness.contracts import Measure, Protocol, ProtocolContext
 from harness.evaluation.features import extract_features
 from harness.evaluation.knn import knn_predict
 from harness.registry import PROTOCOLS
@@ -30,6 +30,9 @@ class KnnProtocol(Protocol):
     """kNN retrieval: k = 1 cosine on L2-normalised features (the papers' metric) and weighted k = 20."""
 
     name = "knn"
+    measures = (Measure("retrieval", "knn1", "Retrieval",
+                        "kNN retrieval top-1 (k = 1, cosine on L2-normalised features; gallery = train split, "
+                        "queries = test split; docs/reference/protocols.md §2)"),)
     Options = KnnOptions
 
     def run(self, ctx: ProtocolContext) -> list[ResultRow]:

@@ -36,7 +36,7 @@ from sklearn.linear_model import LogisticRegression
 from harness.registry import PROTOCOLS
 from harness.results import ResultRow
 
-from harness.contracts import Protocol, ProtocolContext
+from harness.contracts import Measure, Protocol, ProtocolContext
 from .classifier import EvalHistory, HeadBudget, accuracy, cross_entropy, linear_head
 from harness.evaluation.features import extract_features
 from harness.evaluation.scores import save_scores
@@ -118,6 +118,14 @@ class LinearProtocol(Protocol):
     """Linear probe on the frozen pooled feature; final and best-of top-1/top-5."""
 
     name = "linear"
+    measures = (
+        Measure("recog", "top1_best", "Recog.",
+                "linear-evaluation top-1 accuracy, **best-of** (the maximum test top-1 over the probe's "
+                "evaluations, which is what the papers report; docs/reference/protocols.md §1)", fused_metric="top1"),
+        Measure("recog_white", "top1_whitened", "Recog. whitened",
+                "a second linear readout, **whitened**: a full-batch logistic regression on PCA-whitened "
+                "features (no learning rate; tells no information from badly scaled information)"),
+    )
     Options = LinearOptions
     preset_defaults = {
         # 200 steps whatever the dataset's size (100 epochs of synthetic's 1,000 clips, 200 of MSR's 284)

@@ -34,7 +34,7 @@ from harness.data.prepared import PreparedDataset
 from harness.registry import PROTOCOLS
 from harness.results import ResultRow
 
-from harness.contracts import Protocol, ProtocolContext
+from harness.contracts import Measure, Protocol, ProtocolContext
 from .classifier import EvalHistory, HeadBudget, accuracy, cross_entropy, linear_head
 from harness.evaluation.features import eval_clips
 
@@ -86,6 +86,12 @@ class SemiProtocol(Protocol):
     """Fine-tune the whole network on 1 % / 10 % class-stratified labels; mean ± std over subset seeds."""
 
     name = "semi"
+    measures = (
+        Measure("semi@0.01", "top1_best@0.01", "1 %",
+                "semi-supervised top-1, best-of, after fine-tuning the whole model on 1 % / 10 % of the "
+                "training labels (class-stratified subsets; docs/reference/protocols.md §3)"),
+        Measure("semi@0.1", "top1_best@0.1", "10 %"),
+    )
     Options = SemiOptions
     preset_defaults = {
         # 150 steps per fine-tuning, whatever the subset's size (1 % of a small set is one batch)

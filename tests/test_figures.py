@@ -51,7 +51,7 @@ def test_figure4_reads_alpha_points_from_the_store(tmp_path):
 
 
 def test_figure4_key_is_the_one_reproduce_sweeps():
-    assert reproduce.FIGURE4_KEY == figures.ALPHA_KEY == "encoder.options.alpha"
+    assert figures.figure4_method()[1].sweep == figures.ALPHA_KEY == "encoder.options.alpha"
     assert figures.ALPHA_KEYS == {"encoder.options.alpha", "encoder.alpha"}
     assert figures.default_alpha("cpu") == figures.default_alpha("paper") == 0.5
     with pytest.raises(HarnessError, match="encoder.options.alpha"):  # the old key is refused, naming the new one

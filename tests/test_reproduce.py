@@ -118,6 +118,19 @@ def test_table_plans_protocols_seeds_and_fusion():
     f5 = R.plan(figure=5, pretrain_seeds=(0,))
     assert [(i.method, i.variant, i.protocol) for i in f5] == [
         ("contrastive", "default", ""), ("usdrl", "no_xc", ""), ("usdrl", "single_grained", ""), ("usdrl", "default", "")]
+    # a method with a Figure 5 role joins the figure from its own file (here: a test's toy method)
+    from harness.contracts import FigureRole
+
+    class Toy(METHODS.get("vicreg")):
+        name = "toy"
+        figure_roles = (FigureRole(5, encoder="sttr", panel="(e) a toy panel"),)
+
+    with METHODS.temporarily("toy", Toy):
+        f5 = R.plan(figure=5, pretrain_seeds=(0,))
+        assert [(i.method, i.variant, i.encoder) for i in f5][-1] == ("toy", "default", "sttr")
+        from harness import figures
+        assert [p.title.split("\n")[0] for p in figures.figure5_panels(".", dataset="synthetic", preset="cpu")][-1] \
+            == "(e) a toy panel"
     with pytest.raises(Exception, match="Tables 1-5"):
         R.plan(table=7)
     with pytest.raises(Exception, match="Figure 4"):

@@ -540,3 +540,23 @@ def test_an_encoder_may_name_its_own_rows(tmp_path):
     _, md = render(store, tmp_path, numbers=(1,))
     assert cell(md[1], "Random init (harness reference), raw joints (no encoder)", OURS) == "30.0 (n=1)"
     assert cell(md[1], "Random init (harness reference), DSTE", OURS) == "20.0 (n=1)"
+
+
+def test_a_new_protocol_brings_its_own_table_column(tmp_path):
+    """A protocol declares the measure its rows fill and the tables that show it: nothing under
+    harness/tables changes (the example a third-party protocol follows, docs/extending.md)."""
+    from harness.contracts import Measure, Protocol
+    from harness.registry import PROTOCOLS
+
+    class Linearity(Protocol):
+        name = "linearity"
+        measures = (Measure("lin_cka", "cka", "CKA", "linear CKA between two views' features", tables=(6,)),)
+
+    store = tmp_path / "res"
+    append_rows(store, [row(protocol="linearity", metric="cka", value=0.42)])
+    with PROTOCOLS.temporarily("linearity", Linearity):
+        assert tables.MEASURES["lin_cka"].protocol == "linearity"
+        _, md = render(store, tmp_path, numbers=(6,))
+    assert cell(md[6], "USDRL (DSTE) (harness)", "ours CKA (synthetic xsub, cpu)") == "42.0 (n=1)"
+    assert "linear CKA between two views' features" in md[6]
+    assert "lin_cka" not in tables.MEASURES  # gone with the plugin

@@ -47,6 +47,7 @@ from ..contracts import DataInfo, build_encoder
 from ..data.topology import NTU25
 from ..engine.amp import resolve_amp
 from ..engine.memory import peak_memory
+from ..registry import ENCODERS
 from .flops import count_flops, encoder_flops
 from .train_step import free_cuda, is_oom, make_train_step
 
@@ -209,14 +210,12 @@ def _measure(step: Callable[[], Any], seconds: float, device: torch.device, mm: 
 
 
 def attention_impl(value: str | None = None) -> str:
-    """The DSTE/STTR attention switch (``ATTENTION_IMPL`` of the encoders' shared layers), set first
-    when ``value`` is given. The bench times those encoders, so it reaches into their module."""
-    import importlib
-
-    layers = importlib.import_module("harness.methods.encoders.layers")
-    if value is not None:
-        layers.ATTENTION_IMPL = value
-    return layers.ATTENTION_IMPL
+    """The attention kernel of the registered encoders that have a switch (``Encoder.attention``:
+    DSTE and STTR), set on each first when ``value`` is given."""
+    found = ""
+    for name in ENCODERS.names():
+        found = ENCODERS.get(name).attention(value) or found
+    return found
 
 
 def _resolve_device(name: str) -> torch.device:
@@ -266,7 +265,7 @@ def bench_encoder(name: str, *, config: str = "paper", batch_size: int | None = 
                        views=views, threads=torch.get_num_threads(),
                        clock="process" if mm.clock is time.process_time else "wall", amp=settings.mode,
                        matmul_dtype=str(mm.dtype).replace("torch.", ""), compiled=compile, augment=augment,
-                       attention=attention_impl(), requested_batch_size=b)
+                       attention=ENCODERS.get(name).attention(), requested_batch_size=b)
 
     encoder.eval()
     while True:  # on CUDA, halve an inference batch that does not fit

@@ -23,7 +23,7 @@ import torch
 
 from ..config import RunConfig, stable_hash
 from ..contracts import ProtocolContext, build_method
-from ..engine.loop import resolve_device, torch_threads
+from ..engine.device import resolve_device, torch_threads
 from ..pipeline import base_row_for, collapse_warning, eval_dataset, label_subset
 from ..registry import PROTOCOLS
 from ..results import ResultRow, check_writable, record_rows

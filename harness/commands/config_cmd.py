@@ -65,16 +65,13 @@ def derived_settings(cfg: RunConfig) -> tuple[dict[str, Any], str]:
     from ..data.kinds import resolve_dataset
     from ..engine.distributed import ShardedBatches
     from ..engine.loop import train_indices
-    from ..engine.schedule import budget_steps
+    from ..engine.schedule import train_budget
 
     resolved = cfg.resolved()
     ds = resolve_dataset(cfg.data, cfg.workdir)
     idx = train_indices(ds, cfg)
     t = resolved.train
-    per_epoch = len(ShardedBatches(ds, idx, t.batch_size))
-    if t.max_steps_per_epoch > 0:
-        per_epoch = min(per_epoch, t.max_steps_per_epoch)
-    total = budget_steps(t.steps, t.epochs, per_epoch)
+    per_epoch, total, _ = train_budget(t, len(ShardedBatches(ds, idx, t.batch_size)))
     info = DataInfo(topology=ds.topology, num_classes=ds.num_classes, frames=resolved.data.frames,
                     persons=ds.num_persons, train_samples=int(len(idx)), batch_size=t.batch_size, total_steps=total)
     with torch.random.fork_rng(devices=[]):

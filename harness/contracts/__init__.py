@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from .data import FUSED_MODALITY, DataInfo
 from .encoder import Backbone, Encoder, EncoderOutput, ModalityBackbone, build_encoder
-from .method import Method, TableRow, build_method
-from .protocol import DatasetKind, Protocol, ProtocolContext
+from .method import FigureRole, Method, TableRow, build_method, figure_roles
+from .protocol import DatasetKind, Measure, Protocol, ProtocolContext
 
 __all__ = ["FUSED_MODALITY", "DataInfo", "Backbone", "Encoder", "EncoderOutput", "ModalityBackbone", "build_encoder",
-           "Method", "TableRow", "build_method", "DatasetKind", "Protocol", "ProtocolContext"]
+           "FigureRole", "Method", "TableRow", "build_method", "figure_roles", "DatasetKind", "Measure", "Protocol", "ProtocolContext"]

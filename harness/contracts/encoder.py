@@ -59,6 +59,13 @@ class Encoder(nn.Module):
         return plugin_options(cls.Options, cfg.preset, cls.preset_defaults, cfg.encoder.options,
                               where=f"encoder.options ({cls.name})")
 
+    @classmethod
+    def attention(cls, impl: str | None = None) -> str:
+        """The attention-kernel switch of an encoder that has one (DSTE/STTR: ``auto`` | ``sdpa`` |
+        ``matmul``), set first when ``impl`` is given; "" for encoders without one. ``harness bench``
+        sets and reports it."""
+        return ""
+
     def forward(self, x: torch.Tensor) -> EncoderOutput:  # pragma: no cover - abstract
         raise NotImplementedError
 

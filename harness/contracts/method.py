@@ -43,6 +43,28 @@ class TableRow:
         return next((p[2] for p in self.paper if p[0] == table and len(p) > 2), self.note)
 
 
+@dataclass(frozen=True)
+class FigureRole:
+    """A part a method plays in one of the paper's figures: a panel of Figure 5 (the t-SNE of a
+    pretrained backbone, ``panel`` its title; panels are ordered by title) or the method of Figure 4,
+    whose ``sweep`` is the config key the figure varies."""
+
+    figure: int
+    variant: str = "default"
+    encoder: str = "dste"
+    panel: str = ""  # Figure 5: "(a) negative-based contrastive"
+    sweep: str = ""  # Figure 4: "encoder.options.alpha"
+
+
+def figure_roles(figure: int) -> list[tuple[str, FigureRole]]:
+    """``(method name, role)`` of every registered method with a part in ``figure``, by panel title."""
+    from ..registry import METHODS
+
+    found = [(name, role) for name in METHODS.names() for role in getattr(METHODS.get(name), "figure_roles", ())
+             if role.figure == figure]
+    return sorted(found, key=lambda nr: (nr[1].panel, nr[0]))
+
+
 class Method(nn.Module):
     """Base class of registered methods.
 
@@ -74,6 +96,7 @@ class Method(nn.Module):
     modalities: ClassVar[tuple[str, ...]] = MODALITIES
     default_modality: ClassVar[str] = "joint"
     table_rows: ClassVar[tuple[TableRow, ...]] = ()
+    figure_roles: ClassVar[tuple[FigureRole, ...]] = ()  # its parts in the paper's figures
     table_order: ClassVar[float] = 60  # extra rows are listed by it (references last)
     tunable: ClassVar[dict[str, str]] = {}
     num_views: ClassVar[int] = 2

@@ -32,8 +32,30 @@ class ProtocolContext:
         return ResultRow(metric=metric, value=float(value), **merged)
 
 
+@dataclass(frozen=True)
+class Measure:
+    """A column a protocol's rows fill in the tables: which ``metric`` of the protocol's rows, its
+    short header ``label`` and one sentence ``what`` for the table's header. The paper's tables name
+    the measures they read (``harness.tables.specs``); ``tables`` adds this one as an extra column
+    to those tables, so a new protocol reaches a table through its own file."""
+
+    key: str
+    metric: str
+    label: str  # short name for a column header ("Recog.")
+    what: str = ""  # one sentence for the table header
+    fused_metric: str | None = None  # the metric of fused 3-stream rows (harness fuse), if they count
+    sub_key: str | None = None  # an ``extra`` key that splits measured columns (detection variant)
+    sub_default: str = ""  # the sub column shown when the store has none
+    extra_equals: tuple[tuple[str, Any], ...] = ()  # ``extra`` values a row must have when present
+    scale: float = 100.0  # display factor: fractions in %, 1 for counts such as the effective rank
+    optional: bool = False  # an extra measure shown only where the store has rows of it
+    tables: tuple[int, ...] = ()  # tables that show it as an extra column
+    protocol: str = ""  # the declaring protocol's name (filled in by the tables' lookup)
+
+
 class Protocol:
     name: ClassVar[str] = ""
+    measures: ClassVar[tuple[Measure, ...]] = ()  # what the tables read from its rows
     Options: ClassVar[type | None] = None
     variants: ClassVar[tuple[str, ...]] = ()
     untrimmed: ClassVar[bool] = False  # True: evaluates on untrimmed videos (detection)
@@ -71,6 +93,7 @@ class DatasetKind:
     ``<workdir>/datasets``)."""
 
     name: ClassVar[str] = ""
+    label: ClassVar[str] = ""  # how tables and figures name its measurements ("" = the name)
     variants: ClassVar[tuple[str, ...]] = ()
     untrimmed_variant: ClassVar[str | None] = None  # the variant to use for detection, if any
     format_version: ClassVar[int] = 1  # bump when prepare's output changes, to refresh cached copies

@@ -190,6 +190,7 @@ class MsrAction3D(RealSetKind):
     """MSR Action3D: 557 sequences, 20 joints, 20 actions, cross-subject 284 / 273."""
 
     name = "msr-action3d"
+    label = "MSR Action3D"
     format_version = 2  # 2: hip-centred and shoulder-aligned by default
     folder = "msr_action3d"
     title = "MSR Action3D"

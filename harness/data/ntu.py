@@ -252,6 +252,7 @@ class Ntu60(_NtuKind):
     """NTU RGB+D 60 from raw .skeleton files (UmURL/USDRL preprocessing; splits xsub, xview)"""
 
     name = "ntu60"
+    label = "NTU-60"
     dataset = "ntu60"
     num_classes = 60
     variants = SPLITS["ntu60"]
@@ -262,6 +263,7 @@ class Ntu120(_NtuKind):
     """NTU RGB+D 120 from raw .skeleton files (UmURL/USDRL preprocessing; splits xsub, xset)"""
 
     name = "ntu120"
+    label = "NTU-120"
     dataset = "ntu120"
     num_classes = 120
     variants = SPLITS["ntu120"]

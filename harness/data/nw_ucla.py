@@ -177,6 +177,7 @@ class NwUcla(RealSetKind):
     """Northwestern-UCLA Multiview Action3D: 1,484 clips, 20 joints, 10 actions, 3 views."""
 
     name = "nw-ucla"
+    label = "NW-UCLA"
     folder = f"nw_ucla/{SUBFOLDER}"
     title = "NW-UCLA"
     raw_help = ("Convert NW-UCLA Multiview Action3D skeletons. --raw is the folder of aAA_sSS_eEE_vVV.json "

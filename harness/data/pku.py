@@ -228,6 +228,7 @@ class PkuMmd(DatasetKind):
     """PKU-MMD Phase I/II skeletons and labels: untrimmed videos (detection) and/or trimmed clips."""
 
     name = "pku-mmd"
+    label = "PKU-MMD"
     variants = ("untrimmed", "trimmed")
     untrimmed_variant = "untrimmed"
 

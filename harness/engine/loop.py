@@ -7,10 +7,9 @@ reuses a finished run with the same ``pretrain_hash`` made on the same data, and
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,27 +20,12 @@ from ..data.prepared import PreparedDataset
 from ..errors import HarnessError
 from . import distributed as dd
 from .amp import resolve_amp
+from .device import resolve_device, torch_threads  # re-exported: callers import them from here too
 from .runs import RunInfo, finished_run, recorded_fingerprint, retire_stale_run, run_dir_for, run_lock
 from .trainer import EpochHook, NonFiniteLossError, StartHook, StepHook, Trainer
 
 __all__ = ["pretrain", "find_or_pretrain", "resolve_device", "train_indices", "split_holdout", "torch_threads",
            "NonFiniteLossError"]
-
-
-def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
-    spec = (spec or "auto").strip()
-    if spec == "auto":
-        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    if spec == "cpu":
-        return torch.device("cpu")
-    if spec.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise HarnessError(f"train.device={spec} but CUDA is not available; use train.device=cpu or auto")
-        dev = torch.device(spec if ":" in spec else f"cuda:{local_rank}")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise HarnessError(f"train.device={spec}: only {torch.cuda.device_count()} CUDA device(s)")
-        return dev
-    raise HarnessError(f"train.device={spec!r}: expected auto, cpu, cuda or cuda:N")
 
 
 def split_holdout(ds: PreparedDataset, idx: np.ndarray, spec: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -122,21 +106,6 @@ def pretrain(cfg: RunConfig, *, resume: str | os.PathLike = "auto", progress: bo
                 return trainer.run_all(resume, progress, on_step_end, on_epoch_end, on_start)
     finally:
         dd.teardown(env)
-
-
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run the block with ``n`` torch threads (0: leave torch's count), restoring the count after.
-
-    ``train.num_threads`` covers pretraining and evaluation: on a small shared machine, two jobs
-    with one thread each run far faster than two with two each (oversubscription)."""
-    before = torch.get_num_threads()
-    if n > 0:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _open_data(cfg: RunConfig, env: dd.DistEnv) -> PreparedDataset:

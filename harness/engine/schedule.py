@@ -16,7 +16,7 @@ of updates done so far, so a resumed run picks up the exact learning rate from i
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from timm.scheduler import CosineLRScheduler, MultiStepLRScheduler
@@ -35,6 +35,18 @@ def budget_steps(steps: int, epochs: int, steps_per_epoch: int) -> int:
 def epochs_for(total_steps: int, steps_per_epoch: int) -> int:
     """Passes over the data that hold ``total_steps`` (the last one may stop early)."""
     return math.ceil(total_steps / steps_per_epoch) if total_steps > 0 else 0
+
+
+def train_budget(train: Any, batches_per_epoch: int) -> tuple[int, int, int]:
+    """The pretraining budget of ``train`` (a ``TrainConfig``) on a loader of ``batches_per_epoch``
+    batches: ``(steps per epoch, optimizer steps, epochs)``, with ``train.max_steps_per_epoch`` and
+    the step budget (``train.steps``) or epoch budget applied. The one rule the trainer and
+    ``harness config show`` both use."""
+    per_epoch = int(batches_per_epoch)
+    if train.max_steps_per_epoch > 0:
+        per_epoch = min(per_epoch, int(train.max_steps_per_epoch))
+    total = budget_steps(train.steps, train.epochs, per_epoch)
+    return per_epoch, total, epochs_for(total, per_epoch)
 
 
 def milestone_steps(milestones: Sequence[float], total_steps: int) -> list[int]:

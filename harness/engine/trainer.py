@@ -43,7 +43,7 @@ from .memory import peak_memory
 from .optim import build_optimizer
 from .runs import (RunInfo, checkpoint_dir, clear_run, now, numbered_checkpoint, numbered_checkpoints, resume_source,
                    write_run_json)
-from .schedule import budget_steps, epochs_for, make_scheduler
+from .schedule import make_scheduler, train_budget
 
 LAST_EVERY_S = 600.0  # also refresh last.pt at an epoch end when the last save is older than this
 
@@ -117,11 +117,7 @@ class Trainer:
         t = cfg.train
         self.loader = dd.ShardedBatches(ds, indices, t.batch_size, rank=env.rank, world_size=env.world_size,
                                         shuffle=True, seed=t.seed, device=device)
-        self.steps_per_epoch = len(self.loader)
-        if t.max_steps_per_epoch > 0:
-            self.steps_per_epoch = min(self.steps_per_epoch, t.max_steps_per_epoch)
-        self.total_steps = budget_steps(t.steps, t.epochs, self.steps_per_epoch)
-        self.epochs = epochs_for(self.total_steps, self.steps_per_epoch)
+        self.steps_per_epoch, self.total_steps, self.epochs = train_budget(t, len(self.loader))
         self.info = DataInfo(topology=ds.topology, num_classes=ds.num_classes, frames=cfg.data.frames,
                              persons=ds.num_persons, train_samples=int(len(indices)), batch_size=t.batch_size,
                              total_steps=self.total_steps)

@@ -8,7 +8,8 @@ and ``knn``; 6: ``features``), at the row's variant, encoder and modality. A row
 ``random`` with the run's encoder and modality) is planned too, so a new method's floor comes for
 free. Every run is planned once per pretraining seed (``train.seed``).
 
-Figure 4 sweeps USDRL (DSTE)'s ``encoder.options.alpha``; Figure 5 pretrains four DSTE backbones.
+Figure 4 sweeps the key of the method whose ``figure_roles`` has a Figure 4 part (USDRL (DSTE)'s
+``encoder.options.alpha``); Figure 5 pretrains every method's Figure 5 panels (four DSTE backbones).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 from ..config import RunConfig, resolve
-from ..contracts import FUSED_MODALITY
+from ..contracts import FUSED_MODALITY, figure_roles
 from ..errors import HarnessError
 from ..registry import ENCODERS, METHODS
 from ..tables import MEASURES, table_specs
@@ -28,8 +29,6 @@ from ..tables.specs import method_rows
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 PROBE_SEEDS = {"linear": (0, 1, 2)}  # protocol seeds per protocol (linear probes are cheap: three heads)
 DEFAULT_PRETRAIN_SEEDS = (0, 1, 2)
-FIGURE4_KEY = "encoder.options.alpha"
-FIGURE5_PANELS = (("contrastive", "default"), ("usdrl", "no_xc"), ("usdrl", "single_grained"), ("usdrl", "default"))
 DETECTION_VARIANT = "finetune"  # Table 4: the whole model fine-tuned, as in the paper (--detection-variant)
 
 
@@ -200,17 +199,21 @@ def plan(*, table: int | None = None, figure: int | None = None, methods: Sequen
             raise HarnessError(f"no table {table}: Tables 1-5 are the paper's, 6 the collapse diagnostics")
         items += _table_runs(table, wanted, seeds, detection_variant)
     elif figure == 4:
-        floors = False  # the figure compares α settings of one method
-        if "usdrl" in wanted:
+        floors = False  # the figure compares α settings of one method (the one whose figure_roles say so)
+        for method, role in figure_roles(4):
+            if method not in wanted:
+                continue
             s = tuple(seeds) if seeds else PROBE_SEEDS["linear"]
             for a in alphas:
-                sweep = () if float(a) == float(default_alpha) else ((FIGURE4_KEY, float(a)),)
-                items.append(PlannedRun(f"Figure 4 α={a:g}", "usdrl", "linear", encoder="dste", seeds=s, sweep=sweep))
+                sweep = () if float(a) == float(default_alpha) else ((role.sweep, float(a)),)
+                items.append(PlannedRun(f"Figure 4 α={a:g}", method, "linear", variant=role.variant,
+                                        encoder=role.encoder, seeds=s, sweep=sweep))
     elif figure == 5:
         floors = False
-        for method, variant in FIGURE5_PANELS:
+        for method, role in figure_roles(5):
             if method in wanted:
-                items.append(PlannedRun(f"Figure 5 {method} {variant}", method, "", variant=variant, encoder="dste"))
+                items.append(PlannedRun(f"Figure 5 {method} {role.variant}", method, "", variant=role.variant,
+                                        encoder=role.encoder))
     else:
         raise HarnessError(f"no figure {figure} to reproduce: Figure 4 (α sweep) and Figure 5 (t-SNE) have runs")
     if floors:

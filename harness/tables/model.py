@@ -3,9 +3,15 @@ of store rows, and the row and table specifications (docs in :mod:`harness.table
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from ..contracts.protocol import Measure
+from ..errors import HarnessError
+from ..registry import DATASETS, PROTOCOLS
 
 TABLES = (1, 2, 3, 4, 5, 6)  # the paper's Tables 1–5 and the harness's diagnostics table 6
 PAPER_TABLES = (1, 2, 3, 4, 5)
@@ -20,68 +26,41 @@ FUSED = "‡"
 OLD = "†"  # rows whose pretraining budget is not recorded (an older configuration of the harness)
 
 PAPER_DATASETS = {"ntu60": "NTU-60", "ntu120": "NTU-120", "pku-mmd": "PKU-MMD"}
-PRETTY_DATASETS = {**PAPER_DATASETS, "synthetic": "synthetic", "msr-action3d": "MSR Action3D", "nw-ucla": "NW-UCLA"}
 FLOOR_HEADER = "untrained floor"  # the column beside every measured one: the same backbone before training
 
 
 def pretty_dataset(kind: str) -> str:
-    return PRETTY_DATASETS.get(kind, kind)
+    """The dataset kind's own ``label`` (``DatasetKind.label``), else its name."""
+    label = getattr(DATASETS.get(kind), "label", "") if kind in DATASETS else ""
+    return label or kind
 
 
 # --- what is measured --------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Measure:
-    key: str
-    protocol: str
-    metric: str
-    label: str  # short name for a column header ("Recog.")
-    what: str  # one sentence for the table header
-    fused_metric: str | None = None  # the metric of fused 3-stream rows (harness fuse), if they count
-    sub_key: str | None = None  # an ``extra`` key that splits measured columns (detection variant)
-    sub_default: str = ""  # the sub column shown when the store has none
-    extra_equals: tuple[tuple[str, Any], ...] = ()  # ``extra`` values a row must have when present
-    scale: float = 100.0  # display factor: fractions in %, 1 for counts such as the effective rank
-    optional: bool = False  # an extra measure shown only where the store has rows of it
+class _Measures(Mapping):
+    """Every registered protocol's :class:`~harness.contracts.Measure`, by key (read on first use,
+    so a protocol a plugin registers is found)."""
+
+    def _all(self) -> dict[str, Measure]:
+        out: dict[str, Measure] = {}
+        for name in PROTOCOLS.names():
+            for m in getattr(PROTOCOLS.get(name), "measures", ()):
+                if m.key in out:
+                    raise HarnessError(f"protocols {out[m.key].protocol!r} and {name!r} both declare the table "
+                                       f"measure {m.key!r}")
+                out[m.key] = dataclasses.replace(m, protocol=name)
+        return out
+
+    def __getitem__(self, key: str) -> Measure:
+        return self._all()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
 
 
-MEASURES = {
-    "recog": Measure("recog", "linear", "top1_best", "Recog.",
-                     "linear-evaluation top-1 accuracy, **best-of** (the maximum test top-1 over the probe's "
-                     "evaluations, which is what the papers report; docs/reference/protocols.md §1)", fused_metric="top1"),
-    "retrieval": Measure("retrieval", "knn", "knn1", "Retrieval",
-                         "kNN retrieval top-1 (k = 1, cosine on L2-normalised features; gallery = train split, "
-                         "queries = test split; docs/reference/protocols.md §2)"),
-    "recog_white": Measure("recog_white", "linear", "top1_whitened", "Recog. whitened",
-                           "a second linear readout, **whitened**: a full-batch logistic regression on "
-                           "PCA-whitened features (no learning rate; tells no information from badly scaled "
-                           "information)"),
-    "erank": Measure("erank", "features", "eff_rank", "eff. rank",
-                     "the effective rank of the pooled test features (exp of the entropy of the normalised "
-                     "singular values; 1 = collapsed to one direction)", scale=1.0),
-    "top1_share": Measure("top1_share", "features", "top1_share", "top direction %",
-                          "share of the feature variance in the first principal direction"),
-    "mean_cos": Measure("mean_cos", "features", "mean_cos", "mean cosine ×100",
-                        "mean cosine similarity between distinct test samples"),
-    "mean_std": Measure("mean_std", "features", "mean_std", "std ×100",
-                        "mean per-dimension std of the L2-normalised features (1/√D when isotropic)"),
-    "semi@0.01": Measure("semi@0.01", "semi", "top1_best@0.01", "1 %",
-                         "semi-supervised top-1, best-of, after fine-tuning the whole model on 1 % / 10 % of the "
-                         "training labels (class-stratified subsets; docs/reference/protocols.md §3)"),
-    "semi@0.1": Measure("semi@0.1", "semi", "top1_best@0.1", "10 %", ""),
-    "mAP_a": Measure("mAP_a", "detection", "mAP_a", "mAP_a",
-                     "action-detection mAP_a / mAP_v at θ = 0.5 from the official PKU-MMD scorer "
-                     "(docs/reference/protocols.md §5–6), frame-wise head on the pretrained encoder",
-                     sub_key="variant", sub_default="finetune", extra_equals=(("theta", 0.5),)),
-    "mAP_v": Measure("mAP_v", "detection", "mAP_v", "mAP_v", "", sub_key="variant", sub_default="finetune",
-                     extra_equals=(("theta", 0.5),)),
-    "mAP_a_present": Measure("mAP_a_present", "detection", "mAP_a_present", "mAP_a present",
-                             "on a subset of a dataset also **mAP_a present**: the same per-class AP averaged over "
-                             "the classes with a test action, and **mAP_a trained**: over those with at least 5 "
-                             "training actions too (the official mAP_a divides by every class of the dataset)",
-                             sub_key="variant", sub_default="finetune", extra_equals=(("theta", 0.5),), optional=True),
-    "mAP_a_trained": Measure("mAP_a_trained", "detection", "mAP_a_trained", "mAP_a trained", "", sub_key="variant",
-                             sub_default="finetune", extra_equals=(("theta", 0.5),), optional=True),
-}
+MEASURES: Mapping[str, Measure] = _Measures()
 
 
 @dataclass(frozen=True)
@@ -145,8 +124,10 @@ class TableSpec:
 
     @property
     def measures(self) -> list[str]:
+        """The paper columns' measures, the table's extra ones, then those protocols add to it."""
         out: list[str] = []
-        for key in [c.measure for c in self.columns] + list(self.extra_measures):
+        added = [key for key, m in MEASURES.items() if self.number in m.tables]
+        for key in [c.measure for c in self.columns] + list(self.extra_measures) + added:
             if key not in out:
                 out.append(key)
         return out

@@ -22,7 +22,8 @@ import optuna
 
 from ..config import RunConfig, from_dict
 from ..data.kinds import resolve_dataset
-from ..engine.loop import NonFiniteLossError, pretrain, resolve_device
+from ..engine.device import resolve_device
+from ..engine.loop import NonFiniteLossError, pretrain
 from ..evaluation.features import extract_features
 from ..errors import HarnessError
 from ..evaluation.knn import knn_predict

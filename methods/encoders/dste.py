@@ -42,7 +42,7 @@ from torch import nn
 from harness.contracts import Encoder, EncoderOutput
 from harness.errors import HarnessError
 from harness.registry import ENCODERS
-from .layers import (SinusoidalPE, SkeletonEmbedding, init_weights, self_attention, spatial_tokens,
+from .layers import (SinusoidalPE, SkeletonEmbedding, attention_kernel, init_weights, self_attention, spatial_tokens,
                      temporal_tokens, trunc_normal_)
 
 __all__ = ["DSTE", "DSTEOptions", "DSTLayer", "ConvAttention", "DenseShiftAttention", "dense_shift_mask",
@@ -272,6 +272,10 @@ def frame_features_from_streams(y_t: torch.Tensor, y_s: torch.Tensor) -> torch.T
 
 class _TwoStreamEncoder(Encoder):
     """Shared plumbing of DSTE and STTR: embeddings, PEs, pooling, dense outputs."""
+
+    @classmethod
+    def attention(cls, impl: str | None = None) -> str:
+        return attention_kernel(impl)  # shared by DSTE and STTR: one switch in layers.py
 
     def _build_common(self) -> None:
         d = self.options.hidden

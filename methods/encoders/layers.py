@@ -131,6 +131,16 @@ ATTENTION_IMPLS = ("auto", "sdpa", "matmul")
 ATTENTION_IMPL = os.environ.get("HARNESS_ATTENTION", "auto")
 
 
+def attention_kernel(impl: str | None = None) -> str:
+    """:data:`ATTENTION_IMPL`, set first when ``impl`` is given (the encoders' ``attention`` hook)."""
+    global ATTENTION_IMPL
+    if impl is not None:
+        if impl not in ATTENTION_IMPLS:
+            raise HarnessError(f"attention must be one of {', '.join(ATTENTION_IMPLS)}, got {impl!r}")
+        ATTENTION_IMPL = impl
+    return ATTENTION_IMPL
+
+
 def _use_sdpa(x: torch.Tensor) -> bool:
     impl = ATTENTION_IMPL
     if impl not in ATTENTION_IMPLS:
