@@ -45,7 +45,10 @@ def median_action_frames(ds: PreparedDataset, train_idx: np.ndarray) -> float:
 def auto_frame_step(ds: PreparedDataset, train_idx: np.ndarray, frames: int) -> int:
     """``frame_step = 0``: the step at which a window of ``frames`` frames spans about one median
     training action (as a pretraining clip, resampled to ``frames``, shows one action)."""
-    median = median_action_frames(ds, train_idx)
+    return _step_for(median_action_frames(ds, train_idx), frames)
+
+
+def _step_for(median: float, frames: int) -> int:
     return max(1, int(round(median / frames))) if median else 1
 
 
@@ -58,7 +61,7 @@ def time_scale_note(ds: PreparedDataset, train_idx: np.ndarray, frames: int, ste
         return None
     return (f"windows span {span} frames ({frames} frames at step {step}), the median training action "
             f"{median:g}: protocol.options.frame_step=0 fits the step to the actions "
-            f"({auto_frame_step(ds, train_idx, frames)} here)")
+            f"({_step_for(median, frames)} here)")
 
 
 def class_subsets(ds: PreparedDataset, train_idx: np.ndarray, test_idx: np.ndarray,

@@ -113,10 +113,15 @@ def frames_to_intervals(posteriors: np.ndarray, k: int = 10, threshold: float = 
     Intervals are in frames of the padded array, so a run may reach past the real frames (as in the
     reference, which does not clip them).
     """
+    return get_segments(_padded_smoothed(posteriors, k, pad_to), threshold)
+
+
+def _padded_smoothed(posteriors: np.ndarray, k: int, pad_to: int) -> np.ndarray:
+    """§5.1 steps 1–2, shared by ``naive`` and ``split``: pad (``pad_to`` > 0), then smooth."""
     x = _as_posteriors(posteriors)
     if pad_to > 0:
         x = pad_background(x, pad_to)
-    return get_segments(smooth_posteriors(x, k), threshold)
+    return smooth_posteriors(x, k)
 
 
 def split_run(y: np.ndarray, start: int, end: int, min_len: int) -> list[Interval]:
@@ -148,10 +153,7 @@ def split_run(y: np.ndarray, start: int, end: int, min_len: int) -> list[Interva
 def split_segments(posteriors: np.ndarray, k: int = 10, threshold: float = 0.4, pad_to: int = 0,
                    min_len: int = 20) -> list[Interval]:
     """§5.1 (pad, smooth, active runs), each run split at lasting class changes (:func:`split_run`)."""
-    x = _as_posteriors(posteriors)
-    if pad_to > 0:
-        x = pad_background(x, pad_to)
-    y = smooth_posteriors(x, k)
+    y = _padded_smoothed(posteriors, k, pad_to)
     out: list[Interval] = []
     for s, e in active_runs(1.0 - y[:, 0] >= threshold):
         out += split_run(y, int(s), int(e), max(int(min_len), 1))

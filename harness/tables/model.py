@@ -37,10 +37,21 @@ def pretty_dataset(kind: str) -> str:
 
 # --- what is measured --------------------------------------------------------------------------
 class _Measures(Mapping):
-    """Every registered protocol's :class:`~harness.contracts.Measure`, by key (read on first use,
-    so a protocol a plugin registers is found)."""
+    """Every registered protocol's :class:`~harness.contracts.Measure`, by key (read from the
+    registry, so a protocol a plugin registers is found; rebuilt only when the registered protocol
+    classes change, since a table asks for a measure once per cell)."""
+
+    def __init__(self) -> None:
+        self._key: tuple = ()
+        self._cache: dict[str, Measure] = {}
 
     def _all(self) -> dict[str, Measure]:
+        key = tuple((e.name, id(e.obj)) for e in PROTOCOLS.entries())
+        if key != self._key:
+            self._cache, self._key = self._build(), key
+        return self._cache
+
+    def _build(self) -> dict[str, Measure]:
         out: dict[str, Measure] = {}
         for name in PROTOCOLS.names():
             for m in getattr(PROTOCOLS.get(name), "measures", ()):

@@ -49,16 +49,18 @@ class RawJoints(Encoder):
         present = (x != 0).any(dim=1, keepdim=True)  # (N, 1, T, V, M)
         hip = x[:, :, :, self.hip:self.hip + 1, :1]  # body 0's hip, per frame
         centred = (x - hip) * present
-        body0 = centred[..., 0]  # (N, C, T, V)
-        seen = present[:, 0, :, :, 0]  # (N, T, V)
-        dist = body0.norm(dim=1) * seen
-        scale = dist.sum(dim=(1, 2)) / seen.sum(dim=(1, 2)).clamp(min=1)
-        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-        if self.options is not None and not self.options.scale:
-            scale = torch.ones_like(scale)
-        out = centred / scale.view(-1, 1, 1, 1, 1)
+        out = centred / self._body_scale(centred, present).view(-1, 1, 1, 1, 1) \
+            if self.options is None or self.options.scale else centred
         n, c, t, v, m = out.shape
         return out.permute(0, 2, 1, 3, 4).reshape(n, t, c * v * m)
+
+    @staticmethod
+    def _body_scale(centred: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        """(N,): the mean distance of body 0's present joints from the hip over the clip (1 if none)."""
+        seen = present[:, 0, :, :, 0]  # (N, T, V)
+        dist = centred[..., 0].norm(dim=1) * seen
+        scale = dist.sum(dim=(1, 2)) / seen.sum(dim=(1, 2)).clamp(min=1)
+        return torch.where(scale > 0, scale, torch.ones_like(scale))
 
     def forward(self, x: torch.Tensor) -> EncoderOutput:
         return EncoderOutput(pooled=self.frame_features(x).mean(dim=1))
