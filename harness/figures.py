@@ -277,7 +277,7 @@ def figure5(panels: Sequence[Panel], out_dir: str | Path, *, workdir: str | Path
 
     from harness.evaluation.features import extract_features
 
-    from .data.kinds import resolve_dataset
+    from .data.prepared.kinds import resolve_dataset
     from .engine.checkpoint import load_backbone
 
     available = [p for p in panels if p.run_dir is not None]

@@ -21,8 +21,8 @@ import torch
 
 from .config import RunConfig
 from .contracts import ProtocolContext
-from .data.kinds import resolve_dataset
-from .data.prepared import PreparedDataset
+from .data.prepared.kinds import resolve_dataset
+from .data.prepared.format import PreparedDataset
 from .engine import checkpoint as ck
 from .engine.device import resolve_device, torch_threads
 from .engine.loop import find_or_pretrain

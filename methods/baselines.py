@@ -29,8 +29,8 @@ from torch import nn
 from harness.augment import Compose, CropResize, Shear
 from harness.config import RunConfig
 from harness.contracts import FUSED_MODALITY, DataInfo, Method, ModalityBackbone, TableRow, build_encoder
-from harness.data.modality import MODALITIES
-from harness.data.resample import resample
+from harness.transforms.modality import MODALITIES
+from harness.transforms.resample import resample
 from harness.errors import HarnessError, UnknownNameError
 from harness.registry import METHODS
 

@@ -73,7 +73,7 @@ import torch
 
 from harness import atomic
 from harness.config import DataConfig
-from harness.data.prepared import PreparedDataset
+from harness.data.prepared.format import PreparedDataset
 from harness.errors import DataError
 from harness.registry import PROTOCOLS
 from harness.results import ResultRow

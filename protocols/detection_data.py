@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.data.prepared import PreparedDataset
+from harness.data.prepared.format import PreparedDataset
 
 
 def frame_targets(ds: PreparedDataset, i: int) -> np.ndarray:

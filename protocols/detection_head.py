@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.data.prepared import PreparedDataset
+from harness.data.prepared.format import PreparedDataset
 from harness.errors import HarnessError
 
 from .classifier import HeadBudget, linear_head

@@ -27,7 +27,7 @@ from typing import Iterable
 
 import numpy as np
 
-from harness.data.prepared import PreparedDataset
+from harness.data.prepared.format import PreparedDataset
 from harness.evaluation import pku_scorer as S
 
 from .detection_data import frame_targets

@@ -29,8 +29,8 @@ from torch import nn
 
 from harness import atomic
 from harness.augment import CropResize
-from harness.data.loader import ClipBatches
-from harness.data.prepared import PreparedDataset
+from harness.data.prepared.loader import ClipBatches
+from harness.data.prepared.format import PreparedDataset
 from harness.registry import PROTOCOLS
 from harness.results import ResultRow
 

@@ -28,8 +28,8 @@ import torch
 from sklearn.tree import DecisionTreeClassifier
 from torch import nn
 
-from harness.data import synthetic
-from harness.data.resample import resample
+from harness.data.synthetic import dataset as synthetic
+from harness.transforms.resample import resample
 
 FRAMES = 64
 

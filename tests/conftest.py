@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.data.kinds import real_data_dir
+from harness.data.prepared.kinds import real_data_dir
 
 
 @pytest.fixture(scope="session")

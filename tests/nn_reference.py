@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from harness.data.prepared import PreparedDataset
-from harness.data.resample import resample
+from harness.data.prepared.format import PreparedDataset
+from harness.transforms.resample import resample
 
 
 def raw_one_nn(ds: PreparedDataset, split: str, center: int, frames: int = 32) -> tuple[int, int]:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from harness.config import resolve
-from harness.data.prepared import PreparedWriter, open_prepared
+from harness.data.prepared.format import PreparedWriter, open_prepared
 from harness.data.topology import MSR20
 from harness.contracts import Backbone, EncoderOutput, ProtocolContext
 

@@ -8,8 +8,8 @@ import pickle
 import numpy as np
 import pytest
 
-from harness.data import agcn
-from harness.data.prepared import open_prepared
+from harness.data.readers.ntu import agcn
+from harness.data.prepared.format import open_prepared
 from harness.errors import DataError
 
 pytestmark = pytest.mark.unit

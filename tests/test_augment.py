@@ -18,8 +18,8 @@ from scipy import stats
 
 from harness import augment as A
 from harness.benchmarks.reference_feeder import ReferenceFeeder
-from harness.data.modality import bone, motion, to_modality
-from harness.data.resample import resample, source_positions
+from harness.transforms.modality import bone, motion, to_modality
+from harness.transforms.resample import resample, source_positions
 from harness.data.topology import MSR20, NTU25, Topology
 from harness.errors import HarnessError
 from harness.methods.usdrl import usdrl_views

@@ -23,7 +23,7 @@ import torch
 from harness.config import PRESETS, DataConfig, TrainConfig, resolve
 from harness.contracts import (Backbone, DataInfo, DatasetKind, Encoder, EncoderOutput, Method, Protocol, TableRow,
                                build_encoder, build_method)
-from harness.data.prepared import open_prepared
+from harness.data.prepared.format import open_prepared
 from harness.data.topology import NTU25
 from harness.engine.checkpoint import export_backbone, load_backbone
 from harness.engine.optim import build_optimizer

@@ -13,7 +13,7 @@ from torch import nn
 
 from harness.cli import main
 from harness.config import resolve
-from harness.data.prepared import PreparedWriter, open_prepared
+from harness.data.prepared.format import PreparedWriter, open_prepared
 from harness.data.topology import MSR20
 from harness.errors import DataError, HarnessError
 from harness.registry import ENCODERS, PROTOCOLS

@@ -13,8 +13,8 @@ import torch
 
 from harness.config import resolve
 from harness.contracts import ModalityBackbone, ProtocolContext
-from harness.data import pku
-from harness.data.prepared import open_prepared
+from harness.data.readers.pku import pku_mmd as pku
+from harness.data.prepared.format import open_prepared
 from harness.data.topology import NTU25
 from harness.registry import ENCODERS, PROTOCOLS
 

@@ -16,8 +16,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from harness.config import RunConfig, resolve
-from harness.data.prepared import PreparedWriter
-from harness.data.resample import resample
+from harness.data.prepared.format import PreparedWriter
+from harness.transforms.resample import resample
 from harness.data.topology import NTU25
 from harness.engine import NonFiniteLossError, find_or_pretrain, load_backbone, pretrain
 from harness.engine.amp import resolve_amp
@@ -409,7 +409,7 @@ def test_bad_inputs(dataset, tmp_path):
 
 @pytest.mark.unit
 def test_sharded_batches_match_single_process(dataset):
-    from harness.data.prepared import open_prepared
+    from harness.data.prepared.format import open_prepared
 
     ds = open_prepared(dataset)
     idx = np.arange(30)

@@ -385,7 +385,7 @@ def test_4_a_bad_learning_rate_is_a_message(dataset, tmp_path, capsys, lr):
 
 @pytest.mark.unit
 def test_4_an_ntu_file_claiming_a_trillion_frames(tmp_path):
-    from harness.data import ntu
+    from harness.data.readers.ntu import ntu_rgbd as ntu
 
     lines = _lines([[random_body(np.random.default_rng(0))]])
     path = tmp_path / "S001C001P001R001A001.skeleton"
@@ -404,7 +404,7 @@ def _npy_claiming(path: Path, shape: tuple[int, ...], dtype: str = "<f4") -> Pat
 
 @pytest.mark.unit
 def test_4_a_generic_npy_whose_header_claims_60_gb(tmp_path):
-    from harness.data.generic import SequenceFile, prepare_generic, read_sequence
+    from harness.data.readers.generic import SequenceFile, prepare_generic, read_sequence
 
     raw = tmp_path / "raw"
     (raw / "sequences").mkdir(parents=True)
@@ -423,7 +423,7 @@ def test_4_a_generic_npy_whose_header_claims_60_gb(tmp_path):
 def test_4_agcn_and_ctrgcn_arrays_whose_headers_lie(tmp_path):
     import zipfile
 
-    from harness.data.agcn_readers import NpzStream, _load_npy
+    from harness.data.readers.ntu.agcn_readers import NpzStream, _load_npy
 
     with pytest.raises(DataError, match="header claims"):
         _load_npy(_npy_claiming(tmp_path / "train_num_frame.npy", (10**11,), "<i8"), mmap=False)
@@ -578,7 +578,7 @@ def test_8_a_corrupt_last_pt_names_an_intact_numbered_checkpoint(dataset, tmp_pa
 
 @pytest.mark.unit
 def test_8_ntu_depth_and_colour_columns_must_be_numbers(tmp_path):
-    from harness.data import ntu
+    from harness.data.readers.ntu import ntu_rgbd as ntu
 
     lines = _lines([[random_body(np.random.default_rng(0))]])
     path = tmp_path / "S001C001P001R001A001.skeleton"
@@ -591,8 +591,8 @@ def test_8_ntu_depth_and_colour_columns_must_be_numbers(tmp_path):
 
 @pytest.mark.unit
 def test_8_values_beyond_float32_name_the_file(tmp_path):
-    from harness.data import ntu
-    from harness.data.generic import SequenceFile, read_sequence
+    from harness.data.readers.ntu import ntu_rgbd as ntu
+    from harness.data.readers.generic import SequenceFile, read_sequence
 
     lines = _lines([[random_body(np.random.default_rng(0))]])
     lines[7] = "1e300" + lines[7][lines[7].index(" "):]
@@ -616,7 +616,7 @@ def test_8_values_beyond_float32_name_the_file(tmp_path):
 
 @pytest.mark.unit
 def test_8_an_absurd_body_count_says_what_is_wrong(tmp_path):
-    from harness.data import ntu
+    from harness.data.readers.ntu import ntu_rgbd as ntu
 
     lines = _lines([[random_body(np.random.default_rng(0))], [random_body(np.random.default_rng(1))]])
     lines[1] = "1000"

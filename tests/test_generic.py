@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from harness.cli import main as cli
-from harness.data.generic import prepare_generic
-from harness.data.prepared import check_prepared, open_prepared
+from harness.data.readers.generic import prepare_generic
+from harness.data.prepared.format import check_prepared, open_prepared
 from harness.data.topology import NTU25
 from harness.errors import DataError, UnknownNameError
 

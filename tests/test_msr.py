@@ -11,9 +11,9 @@ import pytest
 
 from harness.cli import main as cli
 from harness.config import DataConfig
-from harness.data import msr
-from harness.data.kinds import resolve_dataset
-from harness.data.prepared import open_prepared
+from harness.data.readers import msr
+from harness.data.prepared.kinds import resolve_dataset
+from harness.data.prepared.format import open_prepared
 from harness.data.topology import MSR20
 from harness.errors import DataError
 from harness.registry import DATASETS

@@ -8,9 +8,10 @@ import shutil
 import numpy as np
 import pytest
 
-from harness.data import ntu, ntu_preprocess as pp
-from harness.data.ntu_splits import training_mask
-from harness.data.prepared import open_prepared
+from harness.data.readers.ntu import ntu_rgbd as ntu
+from harness.transforms import normalize as pp
+from harness.data.readers.ntu.ntu_splits import training_mask
+from harness.data.prepared.format import open_prepared
 from harness.data.topology import NTU25
 from harness.errors import DataError
 

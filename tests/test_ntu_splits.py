@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.data import ntu_splits as ns
+from harness.data.readers.ntu import ntu_splits as ns
 from harness.errors import DataError, UnknownNameError
 
 pytestmark = pytest.mark.unit

@@ -13,13 +13,13 @@ import torch
 
 from harness.cli import main as cli
 from harness.config import DataConfig, resolve
-from harness.data import nw_ucla
+from harness.data.readers import nw_ucla
 from harness.augment import crop_resize
-from harness.data.kinds import resolve_dataset
-from harness.data.loader import ClipBatches
-from harness.data.nw_ucla import UCLA20
-from harness.data.prepared import open_prepared
-from harness.data.resample import resample
+from harness.data.prepared.kinds import resolve_dataset
+from harness.data.prepared.loader import ClipBatches
+from harness.data.readers.nw_ucla import UCLA20
+from harness.data.prepared.format import open_prepared
+from harness.transforms.resample import resample
 from harness.errors import DataError
 from harness.contracts import DataInfo, build_method
 from harness.registry import DATASETS

@@ -36,7 +36,7 @@ def test_wheel_holds_one_namespace(wheel):
     assert "harness/methods/usdrl.py" in names
     assert "harness/methods/encoders/dste.py" in names
     assert "harness/protocols/linear.py" in names
-    assert any(n.startswith("harness/data/resources/") for n in names)  # package data travels too
+    assert any(n.startswith("harness/data/readers/ntu/resources/") for n in names)  # package data travels too
     assert not [n for n in names if n.startswith(("methods/", "protocols/", "harness_methods", "harness_protocols"))]
 
 

@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 
-from harness.data.pickles import safe_load_pickle, safe_loads_pickle
+from harness.data.readers.pickles import safe_load_pickle, safe_loads_pickle
 from harness.errors import DataError
 
 pytestmark = pytest.mark.unit
@@ -179,7 +179,7 @@ def test_numpy_writes_only_admitted_names_and_they_load(protocol):
 def test_neighbouring_numpy_names_are_refused():
     import io
 
-    from harness.data.pickles import RestrictedUnpickler, _Refused
+    from harness.data.readers.pickles import RestrictedUnpickler, _Refused
 
     u = RestrictedUnpickler(io.BytesIO(b""))
     for module, name in [("numpy", "load"), ("numpy", "frombuffer"), ("numpy.core.multiarray", "frombuffer"),

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from harness.cli import main as cli
-from harness.data import pku
-from harness.data.prepared import check_prepared, open_prepared
+from harness.data.readers.pku import pku_mmd as pku
+from harness.data.prepared.format import check_prepared, open_prepared
 from harness.data.topology import NTU25
 from harness.errors import DataError, HarnessError
 from harness.pipeline import label_subset

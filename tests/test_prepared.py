@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from harness.cli import main
-from harness.data.loader import ClipBatches, read_clips
-from harness.data.prepared import PreparedWriter, check_prepared, open_prepared
+from harness.data.prepared.loader import ClipBatches, read_clips
+from harness.data.prepared.format import PreparedWriter, check_prepared, open_prepared
 from harness.data.topology import MSR20, NTU25, Topology, get_topology
 from harness.errors import DataError
 

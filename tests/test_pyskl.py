@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from harness.cli import main
-from harness.data.ntu_preprocess import pre_normalization
-from harness.data.prepared import open_prepared
-from harness.data.pyskl import prepare_pyskl
+from harness.transforms.normalize import pre_normalization
+from harness.data.prepared.format import open_prepared
+from harness.data.readers.ntu.pyskl import prepare_pyskl
 from harness.data.topology import NTU25
 from harness.errors import DataError
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.config import resolve
-from harness.data.modality import bone
+from harness.transforms.modality import bone
 from harness.data.topology import NTU25
 from harness.engine import load_backbone, pretrain
 from harness.errors import HarnessError

@@ -316,7 +316,7 @@ def test_compiled_usdrl_step_equals_eager():
 
 # --- the loader ----------------------------------------------------------------------------------
 def _prepared(tmp_path):
-    from harness.data.prepared import PreparedWriter, open_prepared
+    from harness.data.prepared.format import PreparedWriter, open_prepared
 
     rng = np.random.default_rng(0)
     with PreparedWriter(tmp_path / "toy", kind="toy", topology=NTU25, num_samples=6, max_frames=12,
@@ -329,7 +329,7 @@ def _prepared(tmp_path):
 
 
 def test_read_clips_into_a_given_buffer(tmp_path):
-    from harness.data.loader import read_clips
+    from harness.data.prepared.loader import read_clips
 
     ds = _prepared(tmp_path)
     given = []
@@ -347,7 +347,7 @@ def test_read_clips_into_a_given_buffer(tmp_path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_loader_pinned_side_stream_equals_cpu_loader(tmp_path):
-    from harness.data.loader import ClipBatches
+    from harness.data.prepared.loader import ClipBatches
 
     ds = _prepared(tmp_path)
     idx = ds.indices("xsub", "train")

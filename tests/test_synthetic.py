@@ -8,12 +8,12 @@ import torch
 
 from harness.cli import main as cli
 from harness.config import DataConfig
-from harness.data import synthetic as syn
-from harness.data import synthetic_videos
-from harness.data.kinds import resolve_dataset
-from harness.data.prepared import check_prepared, open_prepared
-from harness.data.resample import resample
-from harness.data.synthetic_motions import (ACTIONS, CLASS_NAMES, TRACK_INDEX, TRACK_NAMES,
+from harness.data.synthetic import dataset as syn
+from harness.data.synthetic import videos as synthetic_videos
+from harness.data.prepared.kinds import resolve_dataset
+from harness.data.prepared.format import check_prepared, open_prepared
+from harness.transforms.resample import resample
+from harness.data.synthetic.motions import (ACTIONS, CLASS_NAMES, TRACK_INDEX, TRACK_NAMES,
                                             TWO_PERSON_CLASSES, Tracks, mirror)
 from harness.data.topology import NTU25
 from harness.registry import DATASETS

@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 
 from harness.cli import main
 from harness.config import resolve
-from harness.data.prepared import open_prepared
+from harness.data.prepared.format import open_prepared
 from harness.engine.loop import split_holdout, train_indices
 from harness.errors import HarnessError, UnknownNameError
 from harness.contracts import Method
@@ -36,7 +36,7 @@ FAST = ["train.max_steps_per_epoch=2", "train.batch_size=16", "train.device=cpu"
 
 @pytest.fixture(scope="module")
 def msr(real_data, tmp_path_factory) -> Path:
-    from harness.data.msr import prepare_msr
+    from harness.data.readers.msr import prepare_msr
 
     return prepare_msr(real_data / "msr_action3d", tmp_path_factory.mktemp("msr") / "prepared")
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from harness.config import resolve
-from harness.data.modality import bone, motion
+from harness.transforms.modality import bone, motion
 from harness.data.topology import NTU25
 from harness.engine import load_backbone, pretrain
 from harness.errors import HarnessError

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from harness.config import resolve
-from harness.data.modality import bone, motion
+from harness.transforms.modality import bone, motion
 from harness.data.topology import NTU25
 from harness.errors import HarnessError, UnknownNameError
 from harness.registry import ENCODERS, METHODS

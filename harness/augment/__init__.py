@@ -8,7 +8,7 @@ Building blocks (functions in :mod:`.ops`, and the same as :class:`Compose` step
 
 - :func:`crop_resize` — USDRL/UmURL temporal crop-resize (docs/reference/usdrl.md §9.1): scale ~ U(ratio),
   ℓ = min(max(⌊nf·scale⌋, min_length), nf) with ``min_length`` = ``frames`` by default, start uniform
-  in [0, nf − ℓ], linear resampling with half-pixel centres (:func:`harness.data.resample.resample`).
+  in [0, nf − ℓ], linear resampling with half-pixel centres (:func:`harness.transforms.resample.resample`).
 - :func:`shear` (S = I + off-diagonals U(−m, m), p' = S·p), :func:`joint_corruption` and
   :func:`usdrl_spatial` (docs/reference/usdrl.md §9.2), :func:`rotate_aimclr` (one main axis U(0°, 30°), the other
   two U(0°, 1°); AimCLR/SCD-Net) and :func:`rotate_euler` (three angles U(−0.3, 0.3) rad; MAMP),

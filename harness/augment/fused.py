@@ -2,7 +2,7 @@
 
 A crop window per clip: scale ~ U(ratio), ℓ = min(max(⌊nf·scale⌋, min_length), nf) with
 ``min_length`` = ``frames`` by default, start uniform in [0, nf − ℓ]; the window is resampled to
-``frames`` by linear interpolation with half-pixel centres (:func:`harness.data.resample.resample`).
+``frames`` by linear interpolation with half-pixel centres (:func:`harness.transforms.resample.resample`).
 
 :func:`crop_resize_map` folds the maps of the spatial steps that follow the crop into the resampling
 gather: ``embedding_bag`` computes Σ_j G_ij·((1−λ)·x_j[lo] + λ·x_j[hi]) for every output row of V·M
@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..data.resample import resample, source_positions
+from ..transforms.resample import resample, source_positions
 from ..errors import HarnessError
 from .buffers import HostBufferPool, _empty
 from .joint_maps import JointMaps, apply_joint_maps

@@ -11,7 +11,7 @@ from typing import Callable, Iterable, Sequence
 
 import torch
 
-from ..data.resample import resample
+from ..transforms.resample import resample
 from ..data.topology import Topology
 from ..errors import HarnessError
 from .buffers import DEFAULT_POOL, HostBufferPool

@@ -62,7 +62,7 @@ def derived_settings(cfg: RunConfig) -> tuple[dict[str, Any], str]:
     import torch
 
     from ..contracts import DataInfo, build_method
-    from ..data.kinds import resolve_dataset
+    from ..data.prepared.kinds import resolve_dataset
     from ..engine.distributed import ShardedBatches
     from ..engine.loop import train_indices
     from ..engine.schedule import train_budget

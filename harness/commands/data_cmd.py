@@ -6,7 +6,7 @@ import argparse
 
 from tabulate import tabulate
 
-from ..data.prepared import check_prepared, open_prepared
+from ..data.prepared.format import check_prepared, open_prepared
 from ..registry import DATASETS
 from .common import print_json
 

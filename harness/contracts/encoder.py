@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..config import RunConfig, plugin_options
-from ..data.modality import MODALITIES, to_modality
+from ..transforms.modality import MODALITIES, to_modality
 from ..data.topology import Topology
 from ..errors import HarnessError, UnknownNameError
 from ..registry import ENCODERS, METHODS

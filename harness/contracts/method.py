@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..config import RunConfig, plugin_options
-from ..data.modality import MODALITIES
+from ..transforms.modality import MODALITIES
 from ..errors import HarnessError, UnknownNameError
 from ..registry import ENCODERS, METHODS
 from .data import DataInfo

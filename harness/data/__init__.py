@@ -1,2 +1,4 @@
-"""The data layer: topologies, the prepared on-disk format, readers for raw datasets, resampling
-and modalities (augmentations are the package :mod:`harness.augment`)."""
+"""The data layer: skeleton topologies (``topology``), the prepared on-disk format and its batches
+(``prepared``), readers of raw datasets, one per family (``readers``), and the built-in synthetic
+dataset (``synthetic``). Clip transforms (normalisation, modalities, resampling) are the package
+:mod:`harness.transforms`; augmentations are :mod:`harness.augment`."""

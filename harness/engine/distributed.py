@@ -29,8 +29,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from ..data.loader import ClipBatches
-from ..data.prepared import PreparedDataset
+from ..data.prepared.loader import ClipBatches
+from ..data.prepared.format import PreparedDataset
 from ..errors import HarnessError
 
 

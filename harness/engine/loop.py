@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from ..config import RunConfig
-from ..data.kinds import resolve_dataset
-from ..data.prepared import PreparedDataset
+from ..data.prepared.kinds import resolve_dataset
+from ..data.prepared.format import PreparedDataset
 from ..errors import HarnessError
 from . import distributed as dd
 from .amp import resolve_amp

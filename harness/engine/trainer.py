@@ -33,7 +33,7 @@ import torch
 from .. import atomic
 from ..config import RunConfig, to_yaml
 from ..contracts import DataInfo, Method, build_method
-from ..data.prepared import PreparedDataset
+from ..data.prepared.format import PreparedDataset
 from ..errors import HarnessError
 from . import checkpoint as ck
 from . import distributed as dd

@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness.data.loader import Batch, ClipBatches
-from harness.data.prepared import PreparedDataset
-from harness.data.resample import resample
+from harness.data.prepared.loader import Batch, ClipBatches
+from harness.data.prepared.format import PreparedDataset
+from harness.transforms.resample import resample
 
 
 def eval_clips(batch: Batch, frames: int) -> torch.Tensor:

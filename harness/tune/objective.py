@@ -21,7 +21,7 @@ import numpy as np
 import optuna
 
 from ..config import RunConfig, from_dict
-from ..data.kinds import resolve_dataset
+from ..data.prepared.kinds import resolve_dataset
 from ..engine.device import resolve_device
 from ..engine.loop import NonFiniteLossError, pretrain
 from ..evaluation.features import extract_features

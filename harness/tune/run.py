@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import RunConfig, from_dict
-from ..data.kinds import resolve_dataset
+from ..data.prepared.kinds import resolve_dataset
 from ..errors import HarnessError
 from .objective import Log, stderr_log
 from .report import TuneResult, atomic_write_best, summarize

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from ..config import RunConfig, stable_hash
-from ..data.kinds import resolve_dataset
-from ..data.prepared import PreparedDataset
+from ..data.prepared.kinds import resolve_dataset
+from ..data.prepared.format import PreparedDataset
 from ..engine.distributed import ShardedBatches
 from ..engine.loop import split_holdout, train_indices
 from ..engine.schedule import budget_steps, epochs_for

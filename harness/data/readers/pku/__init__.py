@@ -1,0 +1,1 @@
+"""PKU-MMD (Phase I and II): raw files, split files, and the dataset kind."""
