@@ -66,7 +66,7 @@ from harness.registry import METHODS
 
 from .moco import (REFERENCE_TRAIN_CLIPS, KeyQueue, derive_for, info_nce,
                    TRANSFORMER_TRAIN_DEFAULTS, key_copy, momentum_update_, projection_head)
-from .usdrl import usdrl_views
+from .views import usdrl_views
 
 AUGMENTS = ("usdrl", "aimclr")
 

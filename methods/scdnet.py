@@ -60,7 +60,7 @@ from harness.registry import METHODS
 
 from .moco import (REFERENCE_TRAIN_CLIPS, KeyQueue, derive_for, info_nce,
                    TRANSFORMER_TRAIN_DEFAULTS, key_copy, momentum_update_, projection_head)
-from .usdrl import token_width
+from .views import token_width
 
 
 @dataclass

@@ -45,7 +45,7 @@ from harness.registry import METHODS
 from . import losses as L
 from .encoders.layers import Projector
 from .encoders.umurl_fusion import UmURLEncoder
-from .usdrl import usdrl_views
+from .views import usdrl_views
 
 
 @dataclass

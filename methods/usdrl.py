@@ -46,7 +46,6 @@ from typing import Any, ClassVar, Sequence
 
 import torch
 
-from harness.augment import DEFAULT_POOL, Compose, CropResize, HostBufferPool, USDRLSpatial
 from harness.config import RunConfig
 from harness.contracts import DataInfo, Encoder, FigureRole, Method, ModalityBackbone, TableRow, build_encoder
 from harness.errors import HarnessError
@@ -55,6 +54,9 @@ from harness.registry import METHODS
 
 from .encoders.layers import Projector, init_weights
 from .losses import multi_grained_loss
+from .views import token_width, usdrl_views  # shared recipe; re-exported for older imports
+
+__all__ = ["USDRL", "USDRLOptions", "usdrl_views", "token_width"]
 
 
 @dataclass
@@ -77,21 +79,6 @@ class USDRLOptions:
     proj_hidden: int = 0  # projector hidden width; 0 = 2·d
     proj_out: int = 0  # t_proj / s_proj output width; 0 = 2·d
     instance_out: int = 0  # i_proj output width; 0 = 4·d
-
-
-def usdrl_views(x: torch.Tensor, lengths: torch.Tensor, num_views: int = 4, frames: int = 64,
-                generator: torch.Generator | None = None, *, ratio: tuple[float, float] = (0.1, 1.0),
-                count: int | None = None, pool: HostBufferPool | None = DEFAULT_POOL) -> list[torch.Tensor]:
-    """USDRL's pretraining views (docs/reference/usdrl.md §9): ``num_views`` independent crop-resizes to ``frames``
-    (scale U(0.1, 1)), each then joint corruption or shear; (B, 3, frames, V, M) each. UmURL, MoCo and
-    VICReg use the same recipe."""
-    pipeline = Compose(CropResize(frames, ratio), USDRLSpatial(count=count))
-    return pipeline.views(x, lengths, num_views, generator, pool=pool)
-
-
-def token_width(encoder: Encoder) -> int:
-    """Width of an encoder's dense tokens (``token_dim``; else its pooled width)."""
-    return int(getattr(encoder, "token_dim", 0) or encoder.feature_dim)
 
 
 def _table5(row: str, label: str, encoder: str, variant: str, note: str) -> TableRow:

@@ -4,7 +4,7 @@ A feature-decorrelation baseline beside USDRL, written as one plugin file: it us
 contracts and the shared loss functions.
 
 **Views and encoder.** Two views of each clip from USDRL's recipe
-(:func:`harness.methods.usdrl.usdrl_views` with ``num_views=2``: crop-resize to T frames with scale
+(:func:`harness.methods.views.usdrl_views` with ``num_views=2``: crop-resize to T frames with scale
 U(0.1, 1), then joint corruption or shear), so that a comparison with USDRL differs in the objective
 and not in the augmentation. One encoder, shared by both views: the configured registered encoder
 (``encoder.name``, DSTE by default; any registered encoder works because only its pooled vector is
@@ -57,7 +57,7 @@ from harness.registry import METHODS
 
 from .encoders.layers import Projector, init_weights
 from .losses import covariance_term, mse, variance_term
-from .usdrl import usdrl_views
+from .views import usdrl_views
 
 __all__ = ["VICReg", "VICRegOptions", "vicreg_loss"]
 

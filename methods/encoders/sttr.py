@@ -25,7 +25,7 @@ from torch import nn
 from harness.errors import HarnessError
 from harness.registry import ENCODERS
 
-from .dste import _TwoStreamEncoder, check_width
+from .two_stream import TwoStreamEncoder, check_width
 from .layers import self_attention, spatial_tokens, temporal_tokens
 
 __all__ = ["STTR", "STTROptions", "post_ln_stack", "run_post_ln"]
@@ -58,7 +58,7 @@ def run_post_ln(stack: nn.TransformerEncoder, x: torch.Tensor) -> torch.Tensor:
 
 
 @ENCODERS.register("sttr")
-class STTR(_TwoStreamEncoder):
+class STTR(TwoStreamEncoder):
     """Spatio-temporal transformer encoder (USDRL's STTR variant: post-LN transformer layers)."""
 
     name = "sttr"

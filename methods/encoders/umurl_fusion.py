@@ -30,7 +30,7 @@ from harness.data.modality import bone, motion
 from harness.errors import HarnessError
 from harness.registry import ENCODERS
 
-from .dste import frame_features_from_streams
+from .two_stream import frame_features_from_streams
 from .layers import SinusoidalPE, SkeletonEmbedding, spatial_tokens, temporal_tokens
 from .sttr import post_ln_stack, run_post_ln
 
