@@ -236,9 +236,9 @@ def test_joint_corruption_zero_and_linear_branches():
     assert maps.selected.sum(1).eq(15).all()
 
 
-def test_usdrl_spatial_branch_probabilities():
+def test_corrupt_or_shear_branch_probabilities():
     n = 8000
-    d = A.USDRLSpatial().draw(n, 25, torch.device("cpu"), gen(1))
+    d = A.CorruptOrShear().draw(n, 25, torch.device("cpu"), gen(1))
     corrupt, zero = d["corrupt"], d["zero"]
     assert abs(corrupt.float().mean() - 0.5) < 0.02
     assert abs((corrupt & zero).float().mean() - 0.25) < 0.02
@@ -249,7 +249,7 @@ def test_msr_counts_and_shapes():
     x = torch.randn(6, 3, 40, 20, 1, generator=gen(0))
     views = usdrl_views(x, torch.tensor([40, 30, 20, 64, 10, 39]).clamp(max=40), 3, 16, gen(0))
     assert len(views) == 3 and all(v.shape == (6, 3, 16, 20, 1) for v in views)
-    d = A.USDRLSpatial().draw(10, 20, torch.device("cpu"), gen(0))
+    d = A.CorruptOrShear().draw(10, 20, torch.device("cpu"), gen(0))
     assert (d["subset"].sum(1) == 12).all()
 
 
@@ -259,7 +259,7 @@ def test_usdrl_views_equal_crop_then_spatial_step_by_step():
     lengths = torch.tensor([300, 120, 64, 50, 200, 90])
     x = torch.randn(6, 3, 300, 25, 2, generator=g)
     views = usdrl_views(x, lengths, 4, 64, gen(9))
-    pipe = A.Compose(A.CropResize(64), A.USDRLSpatial())  # the recipe usdrl_views runs
+    pipe = A.Compose(A.CropResize(64), A.CorruptOrShear())  # the recipe usdrl_views runs
     g2 = gen(9)
     idx = torch.arange(6).repeat(4)
     crop, start = pipe.steps[0].windows(lengths[idx], g2)

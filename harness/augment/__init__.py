@@ -10,7 +10,7 @@ Building blocks (functions in :mod:`.ops`, and the same as :class:`Compose` step
   ℓ = min(max(⌊nf·scale⌋, min_length), nf) with ``min_length`` = ``frames`` by default, start uniform
   in [0, nf − ℓ], linear resampling with half-pixel centres (:func:`harness.transforms.resample.resample`).
 - :func:`shear` (S = I + off-diagonals U(−m, m), p' = S·p), :func:`joint_corruption` and
-  :func:`usdrl_spatial` (docs/reference/usdrl.md §9.2), :func:`rotate_aimclr` (one main axis U(0°, 30°), the other
+  :func:`corrupt_or_shear` (docs/reference/usdrl.md §9.2), :func:`rotate_aimclr` (one main axis U(0°, 30°), the other
   two U(0°, 1°); AimCLR/SCD-Net) and :func:`rotate_euler` (three angles U(−0.3, 0.3) rad; MAMP),
   :func:`axis_mask`, :func:`flip` (``Topology.flip``), :func:`gaussian_noise`,
   :func:`gaussian_blur`, :func:`joint_mask`, :func:`structural_mask` and :func:`temporal_mask`
@@ -30,7 +30,7 @@ Translation-free maps keep zero-padded persons at exactly zero. AimCLR's Gaussia
 with its unnormalised taps (see :class:`GaussianBlur`).
 
 A method's view set is its own recipe, a :class:`Compose` built in its module (USDRL/UmURL's is
-``harness.methods.usdrl.usdrl_views``); :meth:`Compose.views` makes all views of a batch in one
+``harness.methods.views``); :meth:`Compose.views` makes all views of a batch in one
 call. On the CPU the fused crop writes into a :class:`HostBufferPool` (:mod:`.buffers`) that
 recycles a buffer once no tensor refers to it any more (fresh large allocations cost page faults
 that were about half the time of this step).
@@ -41,19 +41,19 @@ from .fused import crop_resize, crop_resize_map, crop_windows
 from .joint_maps import (JointMaps, aimclr_angles, apply_joint_maps, euler_angles, rotation_matrices,
                          shear_matrices)
 from .ops import (axis_mask, flip, gaussian_blur, gaussian_noise, joint_corruption, joint_mask, rotate_aimclr,
-                  rotate_euler, shear, structural_mask, temporal_mask, usdrl_spatial)
+                  rotate_euler, shear, structural_mask, temporal_mask, corrupt_or_shear)
 from .random import random_subsets, scaled_count
 from .steps import (AxisMask, Compose, CropResize, Flip, GaussianBlur, GaussianNoise, JointCorruption, JointMapStep,
                     JointMask, Lambda, RotateAimCLR, RotateEuler, Shear, Step, StructuralMask, TemporalMask,
-                    USDRLSpatial)
+                    CorruptOrShear)
 
 __all__ = [
     "scaled_count", "random_subsets", "HostBufferPool", "JointMaps", "apply_joint_maps",
     "crop_windows", "crop_resize", "crop_resize_map", "shear_matrices", "rotation_matrices",
     "aimclr_angles", "euler_angles", "shear", "rotate_aimclr", "rotate_euler", "axis_mask",
-    "joint_corruption", "usdrl_spatial", "flip", "gaussian_noise", "gaussian_blur", "joint_mask",
+    "joint_corruption", "corrupt_or_shear", "flip", "gaussian_noise", "gaussian_blur", "joint_mask",
     "structural_mask", "temporal_mask", "Compose", "CropResize", "JointMapStep", "Shear",
-    "RotateAimCLR", "RotateEuler", "AxisMask", "JointCorruption", "USDRLSpatial", "Flip",
+    "RotateAimCLR", "RotateEuler", "AxisMask", "JointCorruption", "CorruptOrShear", "Flip",
     "GaussianNoise", "GaussianBlur", "JointMask", "StructuralMask", "TemporalMask", "Lambda", "Step",
     "DEFAULT_POOL",
 ]

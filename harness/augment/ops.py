@@ -9,9 +9,9 @@ import torch
 
 from ..data.topology import Topology
 from .steps import (AxisMask, Flip, GaussianBlur, GaussianNoise, JointCorruption, JointMask, RotateAimCLR,
-                    RotateEuler, Shear, StructuralMask, TemporalMask, USDRLSpatial)
+                    RotateEuler, Shear, StructuralMask, TemporalMask, CorruptOrShear)
 
-__all__ = ["shear", "rotate_aimclr", "rotate_euler", "axis_mask", "joint_corruption", "usdrl_spatial", "flip",
+__all__ = ["shear", "rotate_aimclr", "rotate_euler", "axis_mask", "joint_corruption", "corrupt_or_shear", "flip",
            "gaussian_noise", "gaussian_blur", "joint_mask", "structural_mask", "temporal_mask"]
 
 
@@ -46,10 +46,10 @@ def joint_corruption(x: torch.Tensor, count: int | None = None, p_zero: float = 
     return JointCorruption(count, p_zero)(x, generator=generator)
 
 
-def usdrl_spatial(x: torch.Tensor, p_corrupt: float = 0.5, p_zero: float = 0.5, count: int | None = None,
+def corrupt_or_shear(x: torch.Tensor, p_corrupt: float = 0.5, p_zero: float = 0.5, count: int | None = None,
                   magnitude: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
     """USDRL's one spatial augmentation per view: joint corruption with p_corrupt, else shear."""
-    return USDRLSpatial(p_corrupt, p_zero, count, magnitude)(x, generator=generator)
+    return CorruptOrShear(p_corrupt, p_zero, count, magnitude)(x, generator=generator)
 
 
 def flip(x: torch.Tensor, topology: Topology | Sequence[int], p: float = 0.5,

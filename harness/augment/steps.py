@@ -21,7 +21,7 @@ from .joint_maps import (JointMaps, _eye, aimclr_angles, apply_joint_maps, euler
 from .random import _coin, _draw_device, _randint, _uniform, random_subsets, scaled_count
 
 __all__ = ["Step", "CropResize", "JointMapStep", "Shear", "RotateAimCLR", "RotateEuler", "AxisMask",
-           "USDRLSpatial", "JointCorruption", "Flip", "GaussianNoise", "GaussianBlur", "JointMask",
+           "CorruptOrShear", "JointCorruption", "Flip", "GaussianNoise", "GaussianBlur", "JointMask",
            "StructuralMask", "TemporalMask", "Lambda", "Compose"]
 
 
@@ -121,7 +121,7 @@ class AxisMask(JointMapStep):
         return x * keep.to(x.dtype)[:, :, None, None, None]
 
 
-class USDRLSpatial(JointMapStep):
+class CorruptOrShear(JointMapStep):
     """docs/reference/usdrl.md §9.2: with p_corrupt joint corruption (zero ``count`` joints with p_zero, else map them
     as row vectors by R ~ U(−1, 1)^{3×3}, i.e. p' = Rᵀ·p), otherwise shear with U(−magnitude, magnitude)."""
 
@@ -150,7 +150,7 @@ class USDRLSpatial(JointMapStep):
         return JointMaps(g, lmat, d["subset"] & corrupt[:, None])
 
 
-class JointCorruption(USDRLSpatial):
+class JointCorruption(CorruptOrShear):
     """USDRL ``joint_courruption`` alone (always applied)."""
 
     def __init__(self, count: int | None = None, p_zero: float = 0.5):
