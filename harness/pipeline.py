@@ -7,26 +7,24 @@ built), opens the pretraining dataset once, finds or trains the run with its ``p
 it is the same data), and hands both to the protocol through a :class:`ProtocolContext`. The rows
 carry the run's identity: method, variant, the encoder actually trained, modality, dataset, preset,
 ``config_hash`` (the configuration without its pretraining seed), ``pretrain_seed`` and the
-pretraining budget.
+pretraining budget. With ``checkpoint=`` the same steps evaluate the backbone in a file: both are a
+backbone source (:mod:`harness.backbone_source`) that :func:`evaluate_source` evaluates.
 """
-
 from __future__ import annotations
 
 import dataclasses
 import sys
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from .backbone_source import BackboneSource, PretrainedRun
+from .checkpoints.file_source import CheckpointFile
 from .config import RunConfig
 from .contracts import ProtocolContext
 from .data.prepared.kinds import resolve_dataset
 from .data.prepared.format import PreparedDataset
-from .engine import checkpoint as ck
 from .engine.device import resolve_device, torch_threads
-from .engine.loop import find_or_pretrain
-from .errors import HarnessError
 from .evaluation.diagnostics import collapsed, feature_statistics
 from .evaluation.features import extract_features
 from .registry import PROTOCOLS
@@ -37,36 +35,37 @@ def evaluate(cfg: RunConfig, *, progress: bool = True, record: bool = True, chec
     """Pretrain or reuse ``cfg``'s run, evaluate it with ``cfg.protocol`` and record the rows.
 
     ``checkpoint`` (a path or a read :class:`harness.checkpoints.Checkpoint`): evaluate the backbone in
-    that file instead, without pretraining (:func:`harness.checkpoints.evaluate.evaluate_checkpoint`)."""
-    if checkpoint is not None:
-        from .checkpoints.evaluate import evaluate_checkpoint  # it imports this module's helpers
+    that file instead, without pretraining (:class:`harness.checkpoints.file_source.CheckpointFile`)."""
+    source: BackboneSource = PretrainedRun(progress=progress) if checkpoint is None else CheckpointFile(checkpoint)
+    return evaluate_source(cfg, source, record=record)
 
-        return evaluate_checkpoint(cfg, checkpoint, progress=progress, record=record)
-    resolved = cfg.resolved()  # names and options of every plugin, checked before any work
+
+def evaluate_source(cfg: RunConfig, source: BackboneSource, *, record: bool = True) -> list[ResultRow]:
+    """Evaluate the backbone ``source`` hands over with ``cfg.protocol``; record the rows."""
+    cfg, resolved = source.configure(cfg)
     if record:
         check_writable(cfg.results)  # before hours of work whose rows could not be stored
-    protocol_cls = PROTOCOLS.get(cfg.protocol.name)
-    protocol = protocol_cls(cfg)
-    train_ds = resolve_dataset(cfg.data, cfg.workdir)
-    info = find_or_pretrain(cfg, progress=progress, dataset=train_ds)
-    ds = eval_dataset(cfg, protocol, train_ds)
-    check_compatible(info.backbone, ds)
+    protocol = PROTOCOLS.get(cfg.protocol.name)(cfg)
+    ds = eval_dataset(cfg, protocol, source.prepare(cfg))
     device = resolve_device(cfg.train.device)
-
-    def make_backbone() -> torch.nn.Module:
-        return ck.load_backbone(info.backbone, device)[0]
-
-    if not protocol.untrimmed:
-        with torch_threads(cfg.train.num_threads):
-            warning = collapse_warning(make_backbone(), ds, resolved)
-        if warning:
-            print(warning, file=sys.stderr)
-    base_row = base_row_for(resolved, ds, epochs=info.epochs, steps=info.global_step)
-    run_dir = Path(info.run_dir) / "eval" / f"{cfg.protocol.name}-{cfg.config_hash}"
-    ctx = ProtocolContext(cfg=cfg, dataset=ds, make_backbone=make_backbone, device=device, run_dir=run_dir,
+    with torch_threads(cfg.train.num_threads):
+        bb = source.backbone(cfg, resolved, ds, device)
+        if not protocol.untrimmed:
+            warning = collapse_warning(bb.make_backbone(), ds, resolved)
+            if warning:
+                print(warning, file=sys.stderr)
+    base_row = base_row_for(resolved, ds, epochs=bb.epochs, steps=bb.steps)
+    if bb.config_hash:
+        base_row["config_hash"] = bb.config_hash
+    if bb.pretrain_seed is not None:
+        base_row["pretrain_seed"] = bb.pretrain_seed
+    run_dir = bb.home / "eval" / f"{cfg.protocol.name}-{bb.config_hash or cfg.config_hash}"
+    ctx = ProtocolContext(cfg=cfg, dataset=ds, make_backbone=bb.make_backbone, device=device, run_dir=run_dir,
                           base_row=base_row)
     with torch_threads(cfg.train.num_threads):
         rows = protocol.run(ctx)
+    if bb.extra:
+        rows = [r.add_extra(**bb.extra) for r in rows]
     rows = label_subset(rows, ds)
     if record and rows:
         record_rows(cfg.results, rows, side_dir=run_dir)  # a failed write prints the rows and saves them aside
@@ -115,12 +114,3 @@ def collapse_warning(backbone: torch.nn.Module, ds: PreparedDataset, resolved: R
             f"{ds.kind} {split}/test: {stats['top1_share']:.0%} of the feature variance lies in one direction, "
             f"effective rank {stats['eff_rank']:.1f} of {int(stats['dims'])} (`--protocol features` records the "
             f"diagnostics)")
-
-
-def check_compatible(backbone_path: Path, ds: PreparedDataset) -> None:
-    """The backbone's skeleton (joints × persons) must be the evaluation dataset's."""
-    meta = ck.load_export(backbone_path)["data_info"]  # every key checked: a damaged file is a message
-    joints = len(meta["topology"]["joint_names"])
-    if joints != ds.num_joints or meta["persons"] != ds.num_persons:
-        raise HarnessError(f"{ds.root}: the encoder was pretrained on {joints} joints × {meta['persons']} "
-                           f"person(s) but this dataset has {ds.num_joints} × {ds.num_persons}")

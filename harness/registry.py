@@ -1,11 +1,12 @@
-"""Plugin registries: one per kind (methods, encoders, protocols, datasets).
+"""Plugin registries: one per kind (methods, encoders, protocols, datasets, checkpoint formats).
 
 Built-in plugins register with a decorator in their own module; the first time a registry is asked
 for anything it imports every module of its built-in packages (``harness.methods``,
-``harness.methods.encoders``, ``harness.protocols``, ``harness.data``), so a new built-in plugin is one
-new file. Third-party packages add plugins through the entry-point
-groups ``harness.methods``, ``harness.encoders``, ``harness.protocols`` and ``harness.datasets``; an entry
-point may name a module (importing it runs its decorators) or the plugin object itself.
+``harness.methods.encoders``, ``harness.protocols``, ``harness.data``; for checkpoint formats
+``harness.checkpoints`` and ``harness.methods.checkpoint_formats``), so a new built-in plugin is one
+new file. Third-party packages add plugins through the entry-point groups ``harness.methods``,
+``harness.encoders``, ``harness.protocols``, ``harness.datasets`` and ``harness.checkpoint_formats``; an
+entry point may name a module (importing it runs its decorators) or the plugin object itself.
 """
 
 from __future__ import annotations
@@ -157,5 +158,10 @@ METHODS = Registry("method", "harness.methods", ("harness.methods",))
 ENCODERS = Registry("encoder", "harness.encoders", ("harness.methods.encoders",))
 PROTOCOLS = Registry("protocol", "harness.protocols", ("harness.protocols",))
 DATASETS = Registry("dataset", "harness.datasets", ("harness.data",))
+
+# the harness's own files (harness.checkpoints) and the methods' published layouts; not in REGISTRIES,
+# which is what `harness list` shows (the kinds a run is configured with)
+CHECKPOINT_FORMATS = Registry("checkpoint format", "harness.checkpoint_formats",
+                              ("harness.checkpoints", "harness.methods.checkpoint_formats"))
 
 REGISTRIES = {"methods": METHODS, "encoders": ENCODERS, "protocols": PROTOCOLS, "datasets": DATASETS}

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.checkpoints import FORMATS, read_checkpoint
-from harness.checkpoints.evaluate import backbone_factory
+from harness.checkpoints import formats, read_checkpoint
+from harness.checkpoints.file_source import backbone_factory
 from harness.checkpoints.loading import sha256_of
 from harness.cli import main
 from harness.config import resolve
@@ -208,7 +208,11 @@ def test_unknown_and_unsupported_formats_say_what_was_tried(tmp_path):
     with pytest.raises(HarnessError) as err:
         read_checkpoint(f)
     assert "not a checkpoint format the harness reads" in str(err.value)
-    assert all(name in str(err.value) for name in FORMATS)
+    tried = [f.name for f in formats()]
+    assert tried[:6] == ["harness-backbone", "harness-checkpoint", "usdrl", "umurl", "scdnet", "mamp"]
+    assert all(f"{name}: " in str(err.value) for name in tried)  # every format, in the order tried
+    assert [str(err.value).index(f"{name}: ") for name in tried] == sorted(str(err.value).index(f"{name}: ")
+                                                                           for name in tried)
     scd = tmp_path / "checkpoint.pth.tar"
     torch.save({"epoch": 51, "state_dict": {"encoder_q.encoder.gcn_t.data_bn.weight": torch.ones(150)},
                 "optimizer": {}}, scd)

@@ -140,10 +140,11 @@ def suggest_sets(wanted: dict[str, Any], resolved: RunConfig) -> str:
 
 
 class CheckpointFormat:
-    """One checkpoint layout (see the module docstring); subclasses are registered in
-    :data:`harness.checkpoints.formats.FORMATS`."""
+    """One checkpoint layout (see the module docstring); subclasses register with
+    ``@CHECKPOINT_FORMATS.register()`` (:mod:`harness.registry`) in their own module."""
 
     name: ClassVar[str] = ""
+    order: ClassVar[int] = 100  # files are tried against formats by ascending order (then name)
     label: ClassVar[str] = ""  # "USDRL pretraining checkpoint (wengwanjiang/USDRL pretrain.py)"
     row_label: ClassVar[str] = "released weights"  # how the tables name its rows
     method: ClassVar[str] = ""  # the registered method the file's backbone belongs to

@@ -20,6 +20,7 @@ from ..config import RunConfig, from_dict
 from ..contracts import DataInfo
 from ..engine import checkpoint as ck
 from ..errors import HarnessError
+from ..registry import CHECKPOINT_FORMATS
 from .base import Checkpoint, CheckpointFormat, Mapped
 
 
@@ -74,8 +75,12 @@ class _HarnessFile(CheckpointFormat):
                 "pretrain_seed": int(self.stored(ckpt).train.seed)}
 
 
+@CHECKPOINT_FORMATS.register()
 class HarnessBackboneFormat(_HarnessFile):
+    """The harness's backbone export, backbone.pt."""
+
     name = "harness-backbone"
+    order = 0  # the harness's own files are tried first
     label = "harness backbone export (backbone.pt)"
     expect = ck.BACKBONE_FORMAT
     top_keys = ("format", "version", "pretrain_hash", "config", "method", "state_dict", "feature_dim", "frame_dim",
@@ -101,8 +106,12 @@ class HarnessBackboneFormat(_HarnessFile):
         return f"state_dict.{key}"
 
 
+@CHECKPOINT_FORMATS.register()
 class HarnessTrainingFormat(_HarnessFile):
+    """The harness's training checkpoints, last.pt and epoch_NNNN.pt."""
+
     name = "harness-checkpoint"
+    order = 1
     label = "harness training checkpoint (last.pt / epoch_NNNN.pt)"
     expect = ck.CKPT_FORMAT
     top_keys = ("format", "version", "pretrain_hash", "config", "epoch", "global_step", "train_s", "model",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..checkpoints import FORMATS
+from ..checkpoints import format_named
 from ..registry import METHODS
 from .model import RowSpec, Selector, TableSpec
 from .specs import MODALITY_LABELS
@@ -27,7 +27,8 @@ def _label(method: str, encoder: str, modality: str, fmt: str) -> tuple[float, s
         name += f" ({encoder.upper()})"
     if cls is not None and modality and modality != cls.default_modality:
         name += f", {modality} stream"
-    what = FORMATS[fmt].row_label if fmt in FORMATS else "checkpoint file"
+    known = format_named(fmt)
+    what = known.row_label if known is not None else "checkpoint file"
     return float(getattr(cls, "table_order", 60)), f"{name}, {what}"
 
 

@@ -12,55 +12,21 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import torch
+from harness.checkpoints.base import Checkpoint
+from harness.checkpoints.layouts import IN_CHANNELS, DataParallelFormat, state_of
+from harness.registry import CHECKPOINT_FORMATS
 
-from .base import Checkpoint, CheckpointFormat, Mapped, file_key, map_by_prefix, strip_prefix
-
-RENAMES = (("backbone.", "encoder."),)
 PROJECTORS = ("t_proj.", "s_proj.", "i_proj.")
 DSTE_KEY = "backbone.t_tr.CA.conv1.weight"
 STTR_KEY = "backbone.t_tr.layers.0.self_attn.in_proj_weight"
-IN_CHANNELS = 3  # x, y, z
 
 
-def state_of(obj: Any) -> tuple[dict[str, Any], str]:
-    """The state dict without DataParallel's ``module.`` prefix, and the prefix it had."""
-    state = obj.get("state_dict") if isinstance(obj, dict) else None
-    return strip_prefix(state if isinstance(state, dict) else {})
-
-
-class DataParallelFormat(CheckpointFormat):
-    """``{'epoch', 'state_dict', 'optimizer'}`` of a (Distributed)DataParallel model whose backbone is
-    ``backbone.*``: USDRL's and UmURL's ``pretrain.py``. Subclasses name the key prefix that tells
-    them apart (``marker``) and how the backbone's keys map to the harness's (``renames``)."""
-
-    top_keys = ("epoch", "state_dict", "optimizer")
-    renames: tuple[tuple[str, str], ...] = RENAMES
-    marker = ""  # a state-dict key prefix only this format's backbone has
-    marker_what = ""
-
-    def detect(self, obj: Any) -> str | None:
-        if not isinstance(obj, dict) or not isinstance(obj.get("state_dict"), dict):
-            return "no 'state_dict' dict"
-        state, _ = state_of(obj)
-        if not any(k.startswith(self.marker) for k in state):
-            return f"no {self.marker}* keys ({self.marker_what})"
-        return None
-
-    def backbone_state(self, ckpt: Checkpoint, method: torch.nn.Module) -> Mapped:
-        state, prefix = state_of(ckpt.obj)
-        return map_by_prefix(state, self.renames, self.ignored_prefixes, prefix)
-
-    def file_name(self, ckpt: Checkpoint, key: str) -> str:
-        return file_key(key, self.renames, state_of(ckpt.obj)[1])
-
-    def identity(self, ckpt: Checkpoint) -> dict[str, int]:
-        epoch = ckpt.obj.get("epoch")  # saved as the completed epochs (epoch index + 1)
-        return {"epochs": int(epoch) if isinstance(epoch, int) else 0, "steps": 0, "pretrain_seed": 0}
-
-
+@CHECKPOINT_FORMATS.register()
 class USDRLFormat(DataParallelFormat):
+    """USDRL's pretrain.py checkpoint_NNNN.pth.tar."""
+
     name = "usdrl"
+    order = 10  # after the harness's own files
     label = "USDRL pretraining checkpoint (wengwanjiang/USDRL pretrain.py)"
     method = "usdrl"
     ignored_prefixes = PROJECTORS

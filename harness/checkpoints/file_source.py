@@ -1,7 +1,7 @@
-"""Evaluate the backbone in a checkpoint file with a protocol, without pretraining.
+"""The backbone in a checkpoint file as a backbone source: ``harness run --checkpoint PATH``.
 
-:func:`evaluate_checkpoint` is :func:`harness.pipeline.evaluate` for ``--checkpoint PATH``: the file
-is read weights-only and its format recognised (:func:`~harness.checkpoints.read_checkpoint`); the
+:class:`CheckpointFile` is what :func:`harness.pipeline.evaluate` evaluates for ``checkpoint=``: the
+file is read weights-only and its format recognised (:func:`~harness.checkpoints.read_checkpoint`); the
 backbone is built from the configuration (the method and encoder the file names, the shapes from the
 configuration's ``--set`` values: ``encoder.options.hidden``, ``data.frames``, ...) on the evaluation
 dataset's skeleton, and the file's tensors are loaded into it strictly (every tensor accounted for,
@@ -21,12 +21,9 @@ from typing import Any, Callable
 
 import torch
 
+from ..backbone_source import SourcedBackbone
 from ..config import RunConfig, stable_hash
-from ..contracts import ProtocolContext, build_method
-from ..engine.device import resolve_device, torch_threads
-from ..pipeline import base_row_for, collapse_warning, eval_dataset, label_subset
-from ..registry import PROTOCOLS
-from ..results import ResultRow, check_writable, record_rows
+from ..contracts import build_method
 from .base import Checkpoint, check_tensors, suggest_sets
 from .formats import read_checkpoint
 
@@ -72,41 +69,32 @@ def backbone_factory(ckpt: Checkpoint, cfg: RunConfig, ds: Any, device: torch.de
     return make_backbone
 
 
-def tag_rows(rows: list[ResultRow], ckpt: Checkpoint) -> list[ResultRow]:
-    """Add the file's identity to each row's ``extra`` (a JSON object)."""
-    return [r.add_extra(checkpoint_sha256=ckpt.sha256, checkpoint_format=ckpt.format.name) for r in rows]
+class CheckpointFile:
+    """A :class:`~harness.backbone_source.BackboneSource`: the backbone in one file, nothing pretrained."""
 
+    def __init__(self, checkpoint: Checkpoint | str | Path):
+        self.ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else read_checkpoint(checkpoint)
 
-def evaluate_checkpoint(cfg: RunConfig, checkpoint: Checkpoint | str | Path, *, progress: bool = True,
-                        record: bool = True) -> list[ResultRow]:
-    """Evaluate the backbone in ``checkpoint`` with ``cfg.protocol``; record the rows."""
-    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else read_checkpoint(checkpoint)
-    cfg, notes = ckpt.format.configure(cfg, ckpt)
-    resolved = cfg.resolved()
-    notes += ckpt.format.check_config(ckpt, resolved)
-    for note in notes:
-        print(f"harness: {ckpt.path.name}: {note}", file=sys.stderr)
-    if record:
-        check_writable(cfg.results)
-    protocol = PROTOCOLS.get(cfg.protocol.name)(cfg)
-    ds = eval_dataset(cfg, protocol, None)
-    device = resolve_device(cfg.train.device)
-    with torch_threads(cfg.train.num_threads):
+    def configure(self, cfg: RunConfig) -> tuple[RunConfig, RunConfig]:
+        ckpt = self.ckpt
+        cfg, notes = ckpt.format.configure(cfg, ckpt)
+        resolved = cfg.resolved()
+        notes += ckpt.format.check_config(ckpt, resolved)
+        for note in notes:
+            print(f"harness: {ckpt.path.name}: {note}", file=sys.stderr)
+        return cfg, resolved
+
+    def prepare(self, cfg: RunConfig) -> None:
+        return None  # nothing to pretrain: the evaluation data is opened by itself
+
+    def backbone(self, cfg: RunConfig, resolved: RunConfig, ds: Any, device: torch.device) -> SourcedBackbone:
+        ckpt = self.ckpt
         make_backbone = backbone_factory(ckpt, cfg, ds, device)
         print(f"harness: {ckpt.path.name} ({ckpt.describe()}, sha256 {ckpt.sha256[:12]}): "
-              f"{make_backbone.summary}", file=sys.stderr)
-        if not protocol.untrimmed:
-            warning = collapse_warning(make_backbone(), ds, resolved)
-            if warning:
-                print(warning, file=sys.stderr)
-    ident = ckpt.format.identity(ckpt)
-    base_row = base_row_for(resolved, ds, epochs=ident["epochs"], steps=ident["steps"])
-    base_row.update(config_hash=checkpoint_config_hash(ckpt.sha256, resolved), pretrain_seed=ident["pretrain_seed"])
-    run_dir = Path(cfg.workdir) / "checkpoints" / ckpt.sha256[:16] / "eval" / f"{cfg.protocol.name}-{base_row['config_hash']}"
-    ctx = ProtocolContext(cfg=cfg, dataset=ds, make_backbone=make_backbone, device=device, run_dir=run_dir,
-                          base_row=base_row)
-    with torch_threads(cfg.train.num_threads):
-        rows = label_subset(tag_rows(protocol.run(ctx), ckpt), ds)
-    if record and rows:
-        record_rows(cfg.results, rows, side_dir=run_dir)
-    return rows
+              f"{make_backbone.summary}", file=sys.stderr)  # type: ignore[attr-defined]
+        ident = ckpt.format.identity(ckpt)
+        return SourcedBackbone(make_backbone, epochs=ident["epochs"], steps=ident["steps"],
+                               home=Path(cfg.workdir) / "checkpoints" / ckpt.sha256[:16],
+                               config_hash=checkpoint_config_hash(ckpt.sha256, resolved),
+                               pretrain_seed=ident["pretrain_seed"],
+                               extra={"checkpoint_sha256": ckpt.sha256, "checkpoint_format": ckpt.format.name})

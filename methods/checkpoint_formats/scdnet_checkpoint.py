@@ -14,11 +14,16 @@ from typing import Any
 
 import torch
 
-from .base import Checkpoint, CheckpointFormat, Mapped
+from harness.checkpoints.base import Checkpoint, CheckpointFormat, Mapped
+from harness.registry import CHECKPOINT_FORMATS
 
 
+@CHECKPOINT_FORMATS.register()
 class SCDNetFormat(CheckpointFormat):
+    """SCD-Net's pretraining.py checkpoint.pth.tar (recognised and refused)."""
+
     name = "scdnet"
+    order = 30
     label = "SCD-Net pretraining checkpoint (cong-wu/SCD-Net pretraining.py)"
     method = "scdnet"
     top_keys = ("epoch", "state_dict", "optimizer")

@@ -18,8 +18,10 @@ from typing import Any
 
 import torch
 
-from ..errors import HarnessError
-from .base import Checkpoint, CheckpointFormat, Mapped, file_key, map_by_prefix, strip_prefix, suggest_sets
+from harness.checkpoints.base import (Checkpoint, CheckpointFormat, Mapped, file_key, map_by_prefix, strip_prefix,
+                                      suggest_sets)
+from harness.errors import HarnessError
+from harness.registry import CHECKPOINT_FORMATS
 
 RENAMES = (("joints_embed.proj.", "encoder.joints_embed."), ("blocks.", "encoder.blocks."),
            ("norm.", "encoder.norm."), ("temp_embed", "encoder.temp_embed"), ("pos_embed", "encoder.pos_embed"))
@@ -39,8 +41,12 @@ def model_args(obj: Any) -> dict[str, Any]:
     return margs if isinstance(margs, dict) else {}
 
 
+@CHECKPOINT_FORMATS.register()
 class MAMPFormat(CheckpointFormat):
+    """MAMP's main_pretrain.py checkpoint-N.pth."""
+
     name = "mamp"
+    order = 40  # after SCD-Net
     label = "MAMP pretraining checkpoint (maoyunyao/MAMP main_pretrain.py)"
     method = "mamp"
     top_keys = ("model", "optimizer", "epoch", "scaler", "args")

@@ -12,8 +12,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .base import Checkpoint
-from .usdrl import IN_CHANNELS, DataParallelFormat, state_of
+from harness.checkpoints.base import Checkpoint
+from harness.checkpoints.layouts import IN_CHANNELS, DataParallelFormat, state_of
+from harness.registry import CHECKPOINT_FORMATS
 
 RENAMES = (("backbone.mm_fusion.t_fusion.0.", "encoder.mm_fusion.t_fusion."),
            ("backbone.mm_fusion.s_fusion.0.", "encoder.mm_fusion.s_fusion."),
@@ -21,8 +22,12 @@ RENAMES = (("backbone.mm_fusion.t_fusion.0.", "encoder.mm_fusion.t_fusion."),
 PROJECTORS = ("j_projector.", "b_projector.", "m_projector.")
 
 
+@CHECKPOINT_FORMATS.register()
 class UmURLFormat(DataParallelFormat):
+    """UmURL's pretrain.py checkpoint_NNNN.pth.tar."""
+
     name = "umurl"
+    order = 20
     label = "UmURL pretraining checkpoint (HuiGuanLab/UmURL pretrain.py)"
     method = "umurl"
     ignored_prefixes = PROJECTORS
