@@ -28,9 +28,16 @@ from .registry import METHODS
 T = TypeVar("T")
 
 
+# The defaults of a run: the only place the core names plugins (a fitness test holds it to that).
+DEFAULT_DATASET = "synthetic"
+DEFAULT_METHOD = "usdrl"
+DEFAULT_ENCODER = "dste"  # what a method that trains any encoder trains when none is named
+DEFAULT_PROTOCOL = "linear"
+
+
 @dataclass
 class DataConfig:
-    dataset: str = "synthetic"  # a registered dataset name or a path to a prepared folder
+    dataset: str = DEFAULT_DATASET  # a registered dataset name or a path to a prepared folder
     split: str = "xsub"  # a named split of the prepared dataset
     frames: int = 64  # clip length after temporal resampling (T)
     num_samples: int = 0  # synthetic only: clips to generate (0 = the preset's default)
@@ -47,7 +54,7 @@ class EncoderConfig:
 
 @dataclass
 class MethodConfig:
-    name: str = "usdrl"
+    name: str = DEFAULT_METHOD
     variant: str = "default"  # a named set of option values (e.g. USDRL's Table 5 rows)
     modality: str = ""  # joint | bone | motion | jbm; "" = the method's default (joint; jbm for UmURL)
     options: dict[str, Any] = field(default_factory=dict)
@@ -84,7 +91,7 @@ class TrainConfig:
 
 @dataclass
 class ProtocolConfig:
-    name: str = "linear"
+    name: str = DEFAULT_PROTOCOL
     dataset: str = ""  # evaluation dataset (name or prepared folder); "" = data.dataset (transfer otherwise)
     split: str = ""  # evaluation split; "" = data.split
     seeds: list[int] = field(default_factory=lambda: [0])

@@ -28,7 +28,7 @@ import pandas as pd
 import yaml
 from tabulate import tabulate
 
-from . import atomic
+from . import atomic, paper
 from .config import PRESETS, resolve
 from .contracts import FigureRole, figure_roles
 from .errors import HarnessError
@@ -89,12 +89,16 @@ class AlphaPoint:
     bad: int  # rows with a NaN / missing value
 
 
+def _paper_dataset() -> str:
+    return pretty_dataset(paper.FIGURES_DATASET)
+
+
 def alpha_points(df: pd.DataFrame, dataset: str, preset: str, default_alpha: float = 0.5) -> list[AlphaPoint]:
     """Per (split, α): the Figure 4 method's linear best-of cell. ``df`` is :func:`harness.tables.load_store`."""
     measure = MEASURES["recog"]
     method, role = figure4_method()
     sel = Selector(method, variant=role.variant, encoder=role.encoder)
-    base = (df["dataset"] == dataset) & (df["preset"] == preset) & (df["protocol"] == "linear") \
+    base = (df["dataset"] == dataset) & (df["preset"] == preset) & (df["protocol"] == measure.protocol) \
         & (df["metric"] == measure.metric) & (df["method"] == method) & (df["encoder"] == role.encoder) \
         & (df["variant"] == role.variant) & (df["modality"] == "joint") & ~df["_fused"].astype(bool)
     rows = df[base].copy()
@@ -143,7 +147,7 @@ def figure4(df: pd.DataFrame, out_dir: str | Path, *, dataset: str, preset: str,
     ax.set_xlabel("α (CA weight; 1 − α = DSA weight)   α = 0: DSA only, α = 1: CA only")
     ax.set_ylabel("linear top-1, best-of (%)")
     ax.set_xticks(sorted({p.alpha for p in points}))
-    caveat = "" if dataset == "ntu60" else " — not NTU-60 (the paper's dataset)"
+    caveat = "" if dataset == paper.FIGURES_DATASET else f" — not {_paper_dataset()} (the paper's dataset)"
     ax.set_title(f"Figure 4 (harness): {figure4_label()} linear accuracy vs α\n"
                  f"measured on {pretty_dataset(dataset)}, preset {preset}{caveat}", fontsize=9)
     ax.grid(alpha=0.3)
@@ -335,7 +339,8 @@ def figure5(panels: Sequence[Panel], out_dir: str | Path, *, workdir: str | Path
                    frameon=False)
     fig.suptitle(f"Figure 5 (harness): t-SNE of pooled features, {len(chosen)} random test classes (seed {seed}), "
                  f"{len(idx)} clips\nmeasured on {dataset_label or pretty_dataset(ds.kind)} ({split}), preset "
-                 f"{preset or cfg0.preset}{'' if ds.kind == 'ntu60' else ' — not NTU-60 (the paper' + chr(39) + 's dataset)'}",
+                 f"{preset or cfg0.preset}"
+                 f"{'' if ds.kind == paper.FIGURES_DATASET else f' — not {_paper_dataset()} (the paper' + chr(39) + 's dataset)'}",
                  fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 0.95))
     path = _save(fig, Path(out_dir) / FIGURE5_NAME)

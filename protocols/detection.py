@@ -78,7 +78,7 @@ from harness.errors import DataError
 from harness.registry import PROTOCOLS
 from harness.results import ResultRow
 
-from harness.contracts import Measure, Protocol, ProtocolContext
+from harness.contracts import Measure, Protocol, ProtocolContext, ReproduceFlag
 from harness.evaluation import pku_scorer as S
 from harness.evaluation.intervals import segments_by_rule
 
@@ -110,6 +110,9 @@ class DetectionProtocol(Protocol):
     """Frame-wise action detection on untrimmed videos (PKU-MMD I): official and VOC-style mAP."""
 
     name = "detection"
+    reproduce_flags = (ReproduceFlag("--detection-variant", "variant", ("finetune", "linear"), "finetune",
+                                     "Table 4: fine-tune the whole model as in the paper (finetune) or train the "
+                                     "frame head on the frozen encoder (linear)"),)
     _theta = (("theta", 0.5),)
     measures = (
         Measure("mAP_a", "mAP_a", "mAP_a",

@@ -30,6 +30,7 @@ class FeaturesProtocol(Protocol):
     """Collapse diagnostics of the pooled features: effective rank, top direction share, cosine, std."""
 
     name = "features"
+    seeded = False
     measures = (
         Measure("erank", "eff_rank", "eff. rank",
                 "the effective rank of the pooled test features (exp of the entropy of the normalised "

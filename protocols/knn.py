@@ -30,6 +30,7 @@ class KnnProtocol(Protocol):
     """kNN retrieval: k = 1 cosine on L2-normalised features (the papers' metric) and weighted k = 20."""
 
     name = "knn"
+    seeded = False  # deterministic: no head, no seeds
     measures = (Measure("retrieval", "knn1", "Retrieval",
                         "kNN retrieval top-1 (k = 1, cosine on L2-normalised features; gallery = train split, "
                         "queries = test split; docs/reference/protocols.md §2)"),)

@@ -29,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import math
+from pathlib import Path
 
 import torch
 from sklearn.linear_model import LogisticRegression
@@ -118,6 +119,8 @@ class LinearProtocol(Protocol):
     """Linear probe on the frozen pooled feature; final and best-of top-1/top-5."""
 
     name = "linear"
+    plan_seeds = (0, 1, 2)  # three heads per backbone: probes are cheap
+    fuses_streams = True  # 3s rows fuse the J/B/M streams' saved test scores (harness fuse)
     measures = (
         Measure("recog", "top1_best", "Recog.",
                 "linear-evaluation top-1 accuracy, **best-of** (the maximum test top-1 over the probe's "
@@ -133,6 +136,10 @@ class LinearProtocol(Protocol):
         "smoke": {"epochs": 5, "lr": 0.3, "milestones": [0.8], "eval_every": 1, "standardize": True},
     }
 
+    @staticmethod
+    def score_file(run_dir: Path, dataset: str, split: str, seed: int) -> Path:
+        return run_dir / "scores" / f"linear-{dataset}-{split}-seed{seed}.npz"
+
     def run(self, ctx: ProtocolContext) -> list[ResultRow]:
         ds, split = ctx.dataset, ctx.split
         backbone = ctx.make_backbone().to(ctx.device)
@@ -147,8 +154,7 @@ class LinearProtocol(Protocol):
         for seed in ctx.cfg.protocol.seeds:
             history, logits = train_linear_probe(train_x, train_y, test_x, test_y, ds.num_classes,
                                                  self.options, seed)
-            save_scores(ctx.run_dir / "scores" / f"linear-{ds.kind}-{split}-seed{seed}.npz", logits,
-                        test_y, test_idx)
+            save_scores(self.score_file(ctx.run_dir, ds.kind, split, seed), logits, test_y, test_idx)
             rows += [ctx.row(metric, value, seed=seed) for metric, value in history.metrics().items()]
         if self.options.whitened:
             top1, top5 = whitened_readout(raw_train_x, train_y, raw_test_x, test_y)

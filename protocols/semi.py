@@ -86,6 +86,10 @@ class SemiProtocol(Protocol):
     """Fine-tune the whole network on 1 % / 10 % class-stratified labels; mean ± std over subset seeds."""
 
     name = "semi"
+
+    def describe_seeds(self) -> str:
+        return "subset " + ",".join(map(str, self.options.subset_seeds))
+
     measures = (
         Measure("semi@0.01", "top1_best@0.01", "1 %",
                 "semi-supervised top-1, best-of, after fine-tuning the whole model on 1 % / 10 % of the "

@@ -17,7 +17,7 @@ from harness import reproduce as R
 from harness import tables
 from harness.cli import main
 from harness.registry import METHODS
-from harness.reproduce.plan import PROBE_SEEDS
+from harness.reproduce.plan import default_seeds
 from harness.results import ResultRow, append_rows, load_results
 from harness.floors import floor_method
 from harness.tables.specs import method_rows
@@ -55,7 +55,7 @@ def test_table5_plan_maps_the_seven_rows():
               for e in ("dste", "sttr") for p in ("linear", "knn")]
     assert sorted(got) == sorted(want + floors)
     assert all(k[1] == "random" for k in got[-len(floors):])  # the floors come after the runs, once each
-    assert {i.seeds for i in items if i.protocol == "linear"} == {PROBE_SEEDS["linear"]} == {(0, 1, 2)}
+    assert {i.seeds for i in items if i.protocol == "linear"} == {default_seeds("linear")} == {(0, 1, 2)}
     assert {i.seeds for i in items if i.protocol == "knn"} == {(0,)}
     assert sorted(keys(R.plan(table=5, pretrain_seeds=(0,), floors=False))) == sorted(want)
     only = keys(R.plan(table=5, methods=["usdrl"], pretrain_seeds=(0,)))
@@ -89,7 +89,7 @@ def test_table_plans_protocols_seeds_and_fusion():
     assert fuse[0].target == "Table 1: 3s-USDRL (DSTE) [pretrain seed 0]"
     assert {i.method for i in t1} == {cls.name for cls, r in method_rows() if 1 in r.tables} | {floor_method()}
     assert {i.method for i in t1} == set(METHODS.names())  # every registered method has a Table 1 row
-    assert all(i.seeds == PROBE_SEEDS["linear"] for i in runs if i.protocol == "linear")
+    assert all(i.seeds == default_seeds("linear") for i in runs if i.protocol == "linear")
     assert all(i.seeds == (0,) for i in runs if i.protocol == "features")
     umurl = [i for i in runs if i.method == "umurl"]
     assert [(i.encoder, i.modality, i.protocol) for i in umurl] == [("umurl", "", "linear"), ("umurl", "", "features")]

@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from ..config import PRESETS, resolve
+from ..config import DEFAULT_METHOD, PRESETS, resolve
 from ..contracts import DataInfo, Method, build_method
 from ..data.topology import NTU25
 from ..errors import HarnessError
@@ -71,7 +71,7 @@ def padded_batch(data: np.ndarray, lengths: np.ndarray, idx: np.ndarray, device:
     return x, torch.from_numpy(lengths[idx]).to(device)
 
 
-def build_views_method(name: str = "usdrl", preset: str = "paper", *, frames: int | None = None,
+def build_views_method(name: str = DEFAULT_METHOD, preset: str = "paper", *, frames: int | None = None,
                        overrides: Sequence[str] = (), batch_size: int = 0, train_samples: int = 0,
                        device: torch.device | str = "cpu", seed: int = 0) -> Method:
     """The registered method ``name`` for NTU-like clips (25 joints, 2 persons), as training builds it:
@@ -125,7 +125,7 @@ def _one_thread():
         torch.set_num_threads(old)
 
 
-def run_bench(batch_size: int = 256, seconds: float = 6.0, *, method: str = "usdrl", preset: str = "paper",
+def run_bench(batch_size: int = 256, seconds: float = 6.0, *, method: str = DEFAULT_METHOD, preset: str = "paper",
               frames: int | None = None, overrides: Sequence[str] = (), device: str = "cpu",
               num_clips: int | None = None, seed: int = 0, round_s: float = 0.25) -> AugmentBench:
     """Alternate timed rounds of the method's batched views and the reference until ``seconds`` have passed."""
@@ -196,7 +196,8 @@ def run_bench(batch_size: int = 256, seconds: float = 6.0, *, method: str = "usd
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--method", default="usdrl", help="registered method whose make_views is timed (default usdrl)")
+    p.add_argument("--method", default=DEFAULT_METHOD,
+                   help=f"registered method whose make_views is timed (default {DEFAULT_METHOD})")
     p.add_argument("--preset", default="paper", choices=list(PRESETS),
                    help="config preset the method is built with (default paper: 64 frames)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

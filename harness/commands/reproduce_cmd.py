@@ -28,6 +28,7 @@ from tabulate import tabulate
 from ..config import PRESETS
 from ..errors import HarnessError
 from ..figures import default_alpha
+from ..registry import PROTOCOLS
 from .common import parse_ints
 
 
@@ -44,14 +45,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", help="pretraining/evaluation dataset (name or prepared folder; default: preset's)")
     p.add_argument("--eval-dataset", help="evaluate on this dataset instead (e.g. an untrimmed PKU-MMD folder)")
     p.add_argument("--methods", help="comma-separated methods to include (default: all the table has)")
-    p.add_argument("--seeds", help="comma-separated protocol seeds for linear/detection (default 0,1,2 / 0)")
+    p.add_argument("--seeds", help="comma-separated protocol seeds (default: each protocol's own, e.g. 0,1,2 for "
+                                   "linear probes, 0 for detection)")
     p.add_argument("--pretrain-seeds", default="0,1,2",
                    help="comma-separated pretraining seeds (train.seed); every run is trained once per seed and the "
                         "tables show mean ± std over them (default 0,1,2)")
     p.add_argument("--no-floors", action="store_true", help="do not plan the untrained floor of every run")
-    p.add_argument("--detection-variant", choices=["finetune", "linear"], default="finetune",
-                   help="Table 4: fine-tune the whole model (default, as the paper) or train a head on the "
-                        "frozen encoder (linear)")
+    for name in PROTOCOLS.names():  # each protocol's own options for its planned runs
+        for flag in PROTOCOLS.get(name).reproduce_flags:
+            p.add_argument(flag.flag, choices=list(flag.choices), default=flag.default, dest=_flag_dest(flag.flag),
+                           help=f"{flag.help} (default {flag.default})")
     p.add_argument("--workdir", help="datasets, checkpoints and logs (default .harness)")
     p.add_argument("--results", help="the results store folder (default results)")
     p.add_argument("--out", help="where the table goes (default <results>/tables/<dataset>-<preset>)")
@@ -59,6 +62,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the plan and each run's status; run nothing")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
+
+
+def _flag_dest(flag: str) -> str:
+    return "protocol_flag_" + flag.lstrip("-").replace("-", "_")
+
+
+def _flag_values(args: argparse.Namespace) -> dict[str, str]:
+    return {flag.flag: getattr(args, _flag_dest(flag.flag)) for name in PROTOCOLS.names()
+            for flag in PROTOCOLS.get(name).reproduce_flags}
 
 
 def _measured_kind(outcomes, store, fallback: str) -> str:
@@ -88,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     items = R.plan(table=args.table, figure=args.figure, methods=methods, seeds=parse_ints(args.seeds, "--seeds") if args.seeds else None,
                    pretrain_seeds=parse_ints(args.pretrain_seeds, "--pretrain-seeds"),
                    default_alpha=default_alpha(args.preset), floors=not args.no_floors,
-                   detection_variant=args.detection_variant)
+                   flags=_flag_values(args))
     target = f"Table {args.table}" if args.table else f"Figure {args.figure}"
     if not items:
         raise HarnessError(f"nothing to run for {target} with --methods {args.methods}")

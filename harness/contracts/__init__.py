@@ -21,7 +21,8 @@ from __future__ import annotations
 from .data import FUSED_MODALITY, DataInfo
 from .encoder import Backbone, Encoder, EncoderOutput, ModalityBackbone, build_encoder
 from .method import FigureRole, Method, TableRow, build_method, figure_roles
-from .protocol import DatasetKind, Measure, Protocol, ProtocolContext
+from .protocol import DatasetKind, Measure, Protocol, ProtocolContext, ReproduceFlag
 
 __all__ = ["FUSED_MODALITY", "DataInfo", "Backbone", "Encoder", "EncoderOutput", "ModalityBackbone", "build_encoder",
-           "FigureRole", "Method", "TableRow", "build_method", "figure_roles", "DatasetKind", "Measure", "Protocol", "ProtocolContext"]
+           "FigureRole", "Method", "TableRow", "build_method", "figure_roles", "DatasetKind", "Measure", "Protocol", "ProtocolContext",
+           "ReproduceFlag"]

@@ -53,9 +53,26 @@ class Measure:
     protocol: str = ""  # the declaring protocol's name (filled in by the tables' lookup)
 
 
+@dataclass(frozen=True)
+class ReproduceFlag:
+    """A ``harness reproduce`` option a protocol adds for its own runs: ``--flag VALUE`` sets
+    ``protocol.options.<option>`` of every planned run of the protocol (``default`` when not given)."""
+
+    flag: str  # "--detection-variant"
+    option: str  # "variant"
+    choices: tuple[str, ...]
+    default: str
+    help: str = ""
+
+
 class Protocol:
     name: ClassVar[str] = ""
     measures: ClassVar[tuple[Measure, ...]] = ()  # what the tables read from its rows
+    # --- what `harness reproduce` reads ---
+    plan_seeds: ClassVar[tuple[int, ...]] = (0,)  # protocol seeds a reproduced table runs by default
+    seeded: ClassVar[bool] = True  # False: one deterministic evaluation, protocol.seeds unused (kNN)
+    fuses_streams: ClassVar[bool] = False  # True: 3-stream rows fuse its per-seed score files
+    reproduce_flags: ClassVar[tuple[ReproduceFlag, ...]] = ()
     Options: ClassVar[type | None] = None
     variants: ClassVar[tuple[str, ...]] = ()
     untrimmed: ClassVar[bool] = False  # True: evaluates on untrimmed videos (detection)
@@ -82,6 +99,16 @@ class Protocol:
         return data
 
     def run(self, ctx: ProtocolContext) -> list:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def describe_seeds(self) -> str:
+        """How a reproduce plan lists this run's seeds."""
+        return ",".join(map(str, self.cfg.protocol.seeds)) if self.seeded else "—"
+
+    @staticmethod
+    def score_file(run_dir: Path, dataset: str, split: str, seed: int) -> Path:
+        """Where a protocol with ``fuses_streams`` keeps one seed's per-sample scores (``run_dir``:
+        its evaluation folder)."""
         raise NotImplementedError
 
 

@@ -18,18 +18,17 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
+from .. import paper
 from ..config import RunConfig, resolve
 from ..contracts import FUSED_MODALITY, figure_roles
 from ..errors import HarnessError
-from ..registry import ENCODERS, METHODS
+from ..registry import ENCODERS, METHODS, PROTOCOLS
 from ..tables import MEASURES, table_specs
 from ..floors import floor_backbone
 from ..tables.specs import method_rows
 
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
-PROBE_SEEDS = {"linear": (0, 1, 2)}  # protocol seeds per protocol (linear probes are cheap: three heads)
 DEFAULT_PRETRAIN_SEEDS = (0, 1, 2)
-DETECTION_VARIANT = "finetune"  # Table 4: the whole model fine-tuned, as in the paper (--detection-variant)
 
 
 @dataclass(frozen=True)
@@ -64,10 +63,15 @@ class PlannedRun:
 
 @dataclass(frozen=True)
 class PlannedFuse:
-    """Fuse the per-seed linear scores of stream runs (J, B, M) into 3-stream rows (modality jbm)."""
+    """Fuse the per-seed scores of stream runs (J, B, M) into 3-stream rows (modality jbm), for the
+    protocol of the streams (one whose ``fuses_streams`` is set)."""
 
     target: str
     streams: tuple[PlannedRun, ...]
+
+    @property
+    def protocol(self) -> str:
+        return self.streams[0].protocol
 
     @property
     def method(self) -> str:
@@ -127,8 +131,18 @@ def _floor_of(run: PlannedRun) -> PlannedRun | None:
                    sweep=())
 
 
+def flag_options(protocol: str, flags: dict[str, str] | None) -> tuple[tuple[str, Any], ...]:
+    """The protocol's ``reproduce_flags`` as protocol options: the user's value (by flag) or the default."""
+    chosen = flags or {}
+    return tuple((f.option, chosen.get(f.flag, f.default)) for f in PROTOCOLS.get(protocol).reproduce_flags)
+
+
+def default_seeds(protocol: str) -> tuple[int, ...]:
+    return tuple(PROTOCOLS.get(protocol).plan_seeds)
+
+
 def _table_runs(table: int, wanted: set[str], seeds: Sequence[int] | None,
-                detection_variant: str = DETECTION_VARIANT) -> list[PlanItem]:
+                flags: dict[str, str] | None = None) -> list[PlanItem]:
     protocols = table_protocols(table)
     items: list[PlanItem] = []
     for cls, row in method_rows():
@@ -136,10 +150,10 @@ def _table_runs(table: int, wanted: set[str], seeds: Sequence[int] | None,
             continue
         label = f"Table {table}: {row.paper_label(table) or row.label}"
         for protocol in protocols:
-            if row.fuse and protocol != "linear":
+            if row.fuse and not PROTOCOLS.get(protocol).fuses_streams:
                 continue
-            opts = (("variant", detection_variant),) if protocol == "detection" else ()
-            s = tuple(seeds) if seeds else PROBE_SEEDS.get(protocol, (0,))
+            opts = flag_options(protocol, flags)
+            s = tuple(seeds) if seeds else default_seeds(protocol)
             base = PlannedRun(label, cls.name, protocol, variant=row.variant, encoder=row.encoder, seeds=s,
                               protocol_options=opts)
             if row.fuse:
@@ -184,9 +198,9 @@ def per_pretrain_seed(items: list[PlanItem], pretrain_seeds: Sequence[int]) -> l
 def plan(*, table: int | None = None, figure: int | None = None, methods: Sequence[str] | None = None,
          seeds: Sequence[int] | None = None, pretrain_seeds: Sequence[int] = DEFAULT_PRETRAIN_SEEDS,
          alphas: Sequence[float] = ALPHAS, default_alpha: float = 0.5, floors: bool = True,
-         detection_variant: str = DETECTION_VARIANT) -> list[PlanItem]:
-    """The runs one table or figure needs, in order, restricted to ``methods`` when given;
-    ``detection_variant`` is Table 4's (``finetune``, or ``linear`` for the frozen encoder)."""
+         flags: dict[str, str] | None = None) -> list[PlanItem]:
+    """The runs one table or figure needs, in order, restricted to ``methods`` when given; ``flags``
+    holds the values of the protocols' own ``reproduce_flags`` (e.g. ``{"--detection-variant": "linear"}``)."""
     if (table is None) == (figure is None):
         raise HarnessError("choose one of --table N or --figure N")
     wanted = set(methods) if methods else set(METHODS.names())
@@ -197,16 +211,16 @@ def plan(*, table: int | None = None, figure: int | None = None, methods: Sequen
     if table is not None:
         if table not in table_specs():
             raise HarnessError(f"no table {table}: Tables 1-5 are the paper's, 6 the collapse diagnostics")
-        items += _table_runs(table, wanted, seeds, detection_variant)
+        items += _table_runs(table, wanted, seeds, flags)
     elif figure == 4:
         floors = False  # the figure compares α settings of one method (the one whose figure_roles say so)
         for method, role in figure_roles(4):
             if method not in wanted:
                 continue
-            s = tuple(seeds) if seeds else PROBE_SEEDS["linear"]
+            s = tuple(seeds) if seeds else default_seeds(paper.FIGURE4_PROTOCOL)
             for a in alphas:
                 sweep = () if float(a) == float(default_alpha) else ((role.sweep, float(a)),)
-                items.append(PlannedRun(f"Figure 4 α={a:g}", method, "linear", variant=role.variant,
+                items.append(PlannedRun(f"Figure 4 α={a:g}", method, paper.FIGURE4_PROTOCOL, variant=role.variant,
                                         encoder=role.encoder, seeds=s, sweep=sweep))
     elif figure == 5:
         floors = False

@@ -54,7 +54,7 @@ def describe_status(item: PlanItem, settings: Settings, store) -> tuple[str, str
         return "not installed", ""
     if isinstance(item, PlannedFuse):
         h = fused_hash([settings.config(s).config_hash for s in item.streams])
-        return ("recorded" if recorded(store, h, "linear", item.pretrain_seed) else "to fuse"), h
+        return ("recorded" if recorded(store, h, item.protocol, item.pretrain_seed) else "to fuse"), h
     cfg = settings.config(item)
     if not item.protocol:
         return ("pretrained" if finished_run(cfg) is not None else "to pretrain"), cfg.pretrain_hash
@@ -84,21 +84,22 @@ def _run_one(run: PlannedRun, settings: Settings, progress: bool) -> Outcome:
 
 
 def _fuse(item: PlannedFuse, settings: Settings) -> Outcome:
-    """Fuse the streams' per-seed linear scores as `harness fuse` does and record the rows (modality jbm)."""
+    """Fuse the streams' per-seed scores as `harness fuse` does and record the rows (modality jbm)."""
     cfgs = [settings.config(s) for s in item.streams]
     h = fused_hash([c.config_hash for c in cfgs])
     store = load_results(cfgs[0].results)
-    if recorded(store, h, "linear", item.pretrain_seed):
+    if recorded(store, h, item.protocol, item.pretrain_seed):
         return Outcome(item, "recorded", "already in the results store", h)
     first = store[(store["config_hash"].astype(str) == cfgs[0].config_hash)
                   & (store["pretrain_seed"].astype(int) == item.pretrain_seed)]
     if first.empty:
         return Outcome(item, "skipped", "the joint stream has no rows in the store", h)
     kind, split = str(first["dataset"].iloc[0]), str(first["split"].iloc[0])
+    protocol = PROTOCOLS.get(item.protocol)
     base: RunConfig = cfgs[0].resolved()
     rows = []
     for seed in item.streams[0].seeds:
-        files = [run_dir_for(c) / "eval" / f"linear-{c.config_hash}" / "scores" / f"linear-{kind}-{split}-seed{seed}.npz"
+        files = [protocol.score_file(run_dir_for(c) / "eval" / f"{item.protocol}-{c.config_hash}", kind, split, seed)
                  for c in cfgs]
         missing = [str(f) for f in files if not f.is_file()]
         if missing:
@@ -108,7 +109,7 @@ def _fuse(item: PlannedFuse, settings: Settings) -> Outcome:
         values = {"top1": float((top[:, 0] == labels).mean()), "top5": float((top == labels[:, None]).any(axis=1).mean())}
         extra = json.dumps({"files": [str(f) for f in files], "weights": [1.0] * len(files),
                             "streams": [c.config_hash for c in cfgs]}, sort_keys=True)
-        rows += [ResultRow(base.method.name, kind, "linear", metric, value, variant=base.method.variant,
+        rows += [ResultRow(base.method.name, kind, item.protocol, metric, value, variant=base.method.variant,
                            encoder=base.encoder.name, modality="jbm", split=split, seed=seed, preset=base.preset,
                            epochs=int(first["epochs"].iloc[0]), steps=int(first["steps"].iloc[0]),
                            pretrain_seed=item.pretrain_seed, config_hash=h, extra=extra)
@@ -147,7 +148,7 @@ def execute(items: Iterable[PlanItem], settings: Settings, *, progress: bool = T
 def describe(item: PlanItem) -> str:
     if isinstance(item, PlannedFuse):
         return f"fuse {' + '.join(s.modality or 'joint' for s in item.streams)} of {item.method} " \
-               f"{item.streams[0].encoder or ''} linear".replace("  ", " ")
+               f"{item.streams[0].encoder or ''} {item.protocol}".replace("  ", " ")
     parts = [item.method]
     if item.variant != "default":
         parts.append(item.variant)
@@ -170,15 +171,10 @@ def plan_table(items: Sequence[PlanItem], settings: Settings, *, check: bool = T
     for k, item in enumerate(items, 1):
         if isinstance(item, PlannedFuse):
             s0 = item.streams[0]
-            rec = [item.target, s0.method, s0.variant, s0.encoder or "(default)", "jbm (fused J+M+B)", "linear",
+            rec = [item.target, s0.method, s0.variant, s0.encoder or "(default)", "jbm (fused J+M+B)", item.protocol,
                    str(item.pretrain_seed), ",".join(map(str, s0.seeds)), "fuse of the stream runs above"]
         else:
-            if item.protocol == "semi":
-                seeds = "subset " + ",".join(map(str, _semi_seeds(settings.config(item))))
-            elif item.protocol in ("", "knn", "features"):
-                seeds = "—"
-            else:
-                seeds = ",".join(map(str, item.seeds))
+            seeds = _describe_seeds(item, settings)
             rec = [item.target, item.method, item.variant, item.encoder or "(default)", item.modality or "(default)",
                    item.protocol or "pretrain only", str(item.pretrain_seed), seeds, item.describe_settings()]
         status = describe_status(item, settings, store)[0] if check else ""
@@ -186,8 +182,11 @@ def plan_table(items: Sequence[PlanItem], settings: Settings, *, check: bool = T
     return out
 
 
-def _semi_seeds(cfg: RunConfig) -> list[int]:
+def _describe_seeds(item: PlannedRun, settings: Settings) -> str:
+    """The protocol's own account of its seeds (a subset seed list, or none for kNN)."""
+    if not item.protocol:
+        return "—"
     try:
-        return list(PROTOCOLS.get("semi")(cfg).options.subset_seeds)
+        return PROTOCOLS.get(item.protocol)(settings.config(item)).describe_seeds()
     except HarnessError:
-        return list(cfg.protocol.seeds)
+        return ",".join(map(str, item.seeds))

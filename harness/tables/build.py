@@ -12,9 +12,9 @@ from ..floors import floor_backbone
 from ..registry import ENCODERS
 from .cells import Cell, measured_cell
 from .checkpoint_rows import checkpoint_rows
-from .model import (FLOOR_HEADER, MEASURES, NOT_APPLICABLE, PAPER_DATASETS, PAPER_NA, MeasuredColumn, Selector,
+from .model import (FLOOR_HEADER, MEASURES, NOT_APPLICABLE, PAPER_NA, MeasuredColumn, Selector,
                     TableSpec, pretty_dataset)
-from .specs import MODALITY_LABELS, table_specs
+from .specs import MODALITY_LABELS, paper_datasets, table_specs
 
 
 def floor_selector(sel: Selector) -> Selector | None:
@@ -88,7 +88,7 @@ def measured_columns(spec: TableSpec, df: pd.DataFrame, dataset: str, preset: st
 
 
 def _split_order(spec: TableSpec, dataset: str, splits: set[str]) -> list[str]:
-    paper_order = [c.split for c in spec.columns if dataset not in PAPER_DATASETS or c.dataset == dataset]
+    paper_order = [c.split for c in spec.columns if dataset not in paper_datasets() or c.dataset == dataset]
     return sorted(splits, key=lambda s: (paper_order.index(s) if s in paper_order else len(paper_order), s))
 
 
@@ -97,7 +97,7 @@ def _paper_partner(spec: TableSpec, col: MeasuredColumn, dataset: str) -> int | 
     for i, pc in enumerate(spec.columns):
         if pc.measure != col.measure:
             continue
-        if dataset in PAPER_DATASETS:
+        if dataset in paper_datasets():
             if pc.dataset == dataset and pc.split == col.split:
                 return i
         elif pc.split == col.split:

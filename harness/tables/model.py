@@ -25,7 +25,6 @@ WARN = "⚠"
 FUSED = "‡"
 OLD = "†"  # rows whose pretraining budget is not recorded (an older configuration of the harness)
 
-PAPER_DATASETS = {"ntu60": "NTU-60", "ntu120": "NTU-120", "pku-mmd": "PKU-MMD"}
 FLOOR_HEADER = "untrained floor"  # the column beside every measured one: the same backbone before training
 
 

@@ -11,8 +11,9 @@ from tabulate import tabulate
 from .. import atomic
 from ..results import STORE_NAME
 from .build import BuiltTable, build_table
-from .model import (FLOOR_HEADER, FUSED, OLD, MARKER, MARKER_RE, MEASURES, NOT_APPLICABLE, NOT_RUN, PAPER_DATASETS,
+from .model import (FLOOR_HEADER, FUSED, OLD, MARKER, MARKER_RE, MEASURES, NOT_APPLICABLE, NOT_RUN,
                     PAPER_NA, TABLES, WARN, pretty_dataset)
+from .specs import paper_datasets
 from .store import load_store
 
 # --- markdown ----------------------------------------------------------------------------------------
@@ -52,8 +53,8 @@ def _header_text(t: BuiltTable) -> list[str]:
         lines.append(f"- **Measured on part of {ds}: {subset}** (the prepared folder's `meta.json`), never the "
                      f"whole dataset. The paper's columns are whole-dataset numbers, beside ours for reading only; "
                      "the absolute values are not comparable.")
-    if t.dataset not in PAPER_DATASETS and spec.columns:
-        paper_sets = list(dict.fromkeys(PAPER_DATASETS[c.dataset] for c in spec.columns))
+    if t.dataset not in paper_datasets() and spec.columns:
+        paper_sets = list(dict.fromkeys(pretty_dataset(c.dataset) for c in spec.columns))
         lines.append(
             f"- **These measured numbers are {ds} numbers, not {' / '.join(paper_sets)} numbers.** Each \"ours\" "
             "column sits beside the paper column with the same split name for reading only; the absolute "

@@ -74,6 +74,11 @@ def _attach_harness_rows(number: int, rows: list[RowSpec], modality_index: int |
     return rows + extras
 
 
+def paper_datasets() -> frozenset[str]:
+    """The dataset kinds the paper's columns report (the tables compare ours with the paper's only there)."""
+    return frozenset(c.dataset for spec in table_specs().values() for c in spec.columns)
+
+
 def table_specs() -> dict[int, TableSpec]:
     t1_cols = _paper_columns(paper.TABLE1_COLUMNS, "recog",
                              [("ntu60", "xsub"), ("ntu60", "xview"), ("ntu120", "xsub"), ("ntu120", "xset"),
