@@ -8,7 +8,7 @@ What it follows of the reference (Levigty/AimCLR ``net/skeletonclr.py``):
   replaces the encoder's final fc by this head);
 - key encoder f_k = an EMA copy of encoder + head (m, see below), no gradients;
 - q = normalize(f_q(view 1)), k = normalize(f_k(view 2)); logits [q·k, q·Queue]/τ, cross-entropy
-  with target 0 (:func:`harness.methods.moco.info_nce`); then k is enqueued (FIFO);
+  with target 0 (:func:`harness.methods.losses.info_nce`); then k is enqueued (FIFO);
 - the queue (128 × K) starts as column-normalised Gaussian noise and is a registered buffer
   (checkpoints carry it, so resume is exact); K must be at least the batch size;
 - SkeletonCLR's τ 0.07 and projection 128. K and m follow the data and the budget
@@ -64,8 +64,9 @@ from harness.data.resample import resample
 from harness.errors import HarnessError, UnknownNameError
 from harness.registry import METHODS
 
-from .moco import (REFERENCE_TRAIN_CLIPS, KeyQueue, derive_for, info_nce,
-                   TRANSFORMER_TRAIN_DEFAULTS, key_copy, momentum_update_, projection_head)
+from .losses import info_nce
+from .moco import (REFERENCE_TRAIN_CLIPS, KeyQueue, derive_for, TRANSFORMER_TRAIN_DEFAULTS, key_copy,
+                   momentum_update_, projection_head)
 from .views import usdrl_views
 
 AUGMENTS = ("usdrl", "aimclr")

@@ -47,6 +47,7 @@ from harness.errors import HarnessError
 from harness.registry import METHODS
 
 from .encoders.mamp_vit import PATCH, MAMPViT, vit_blocks, xavier_init
+from .losses import masked_mse  # re-exported for older imports
 
 
 @dataclass
@@ -118,12 +119,6 @@ def motion_target(x: torch.Tensor, normalize: bool = True) -> torch.Tensor:
         var = target.var(dim=-1, keepdim=True)  # unbiased
         target = (target - mean) / (var + 1.0e-6) ** 0.5
     return target
-
-
-def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean over the 12 values, then over the masked tokens (mask 1) only."""
-    loss = (pred.float() - target.float()).pow(2).mean(dim=-1)
-    return (loss * mask).sum() / mask.sum()
 
 
 def decoder_depth(o: MAMPOptions, encoder_layers: int) -> int:

@@ -11,7 +11,8 @@ reference implementations (Levigty/AimCLR ``net/skeletonclr.py``, cong-wu/SCD-Ne
   Gaussian noise; ``queue`` and ``ptr`` are registered buffers, so checkpoints carry them and a
   resumed run continues exactly. Keys are all-gathered across DDP ranks before they are enqueued
   (the reference's ``concat_all_gather``).
-- :func:`info_nce` — logits ``[q·k, q·Queue] / τ`` (B, 1 + K) and cross-entropy with target 0.
+- :func:`info_nce` — logits ``[q·k, q·Queue] / τ`` (B, 1 + K) and cross-entropy with target 0
+  (:mod:`harness.methods.losses.info_nce_term`, re-exported here).
 - :func:`derive_queue_and_momentum` — the queue length and EMA momentum follow the data and the
   budget by stated rules (:func:`queue_rule`, :func:`momentum_rule`) that give the references' exact
   values (K 32,768 / 8,192, m 0.999) at the ``paper`` preset on NTU-60 xsub; at small budgets on
@@ -37,6 +38,8 @@ from torch import nn
 
 from harness.engine.distributed import gather_with_grad  # the identity in one process
 from harness.errors import HarnessError, UnknownNameError
+
+from .losses import info_nce  # re-exported: the loss lives in methods/losses/info_nce_term.py
 
 __all__ = ["projection_head", "key_copy", "momentum_update_", "KeyQueue", "info_nce", "check_queue_size", "queue_rule",
            "momentum_rule", "derive_queue_and_momentum"]
@@ -191,23 +194,3 @@ class KeyQueue(nn.Module):
         idx = (self.ptr + torch.arange(b, device=self.ptr.device)) % self.size
         self.queue.index_copy_(1, idx, keys.detach().T.to(self.queue.dtype))
         self.ptr.copy_((self.ptr + b) % self.size)
-
-
-def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float
-             ) -> tuple[torch.Tensor, torch.Tensor]:
-    """MoCo InfoNCE: logits = [q·k, q·queue] / τ (B, 1 + K), cross-entropy with target 0.
-
-    ``q`` and ``k`` are (B, D) (normalised by the caller), ``queue`` (D, K); no gradient reaches
-    ``k`` or ``queue``. Returns (loss, top-1 accuracy of the positive), computed in float32.
-    """
-    with torch.autocast(device_type=q.device.type, enabled=False):
-        q = q.float()
-        k = k.detach().float()
-        negatives = queue.detach().to(q.dtype, copy=True)  # the queue is overwritten in place later
-        l_pos = (q * k).sum(dim=1, keepdim=True)
-        l_neg = q @ negatives
-        logits = torch.cat([l_pos, l_neg], dim=1) / temperature
-        target = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)
-        loss = F.cross_entropy(logits, target)
-        acc = (logits.argmax(dim=1) == 0).float().mean()
-    return loss, acc.detach()

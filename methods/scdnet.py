@@ -11,7 +11,7 @@ contrast and the augmentation:
 - three queues (t, s, i) of 128 × K, column-normalised Gaussian init, registered buffers; K = 8,192 /
   40,091 of the training clips and m = 0.999^(50,963 / T) (:func:`harness.methods.moco.derive_queue_and_momentum`:
   the reference's 8,192 and 0.999 at ``paper`` on NTU-60 xsub);
-- four InfoNCE terms with τ 0.2, target 0, summed (:func:`scd_loss`)::
+- four InfoNCE terms with τ 0.2, target 0, summed (:func:`harness.methods.losses.scd_loss`)::
 
       (q_t vs k_i, Queue_i)   (q_s vs k_i, Queue_i)   (q_i vs k_t, Queue_t)   (q_i vs k_s, Queue_s)
 
@@ -58,8 +58,9 @@ from harness.data.modality import to_modality
 from harness.errors import HarnessError
 from harness.registry import METHODS
 
-from .moco import (REFERENCE_TRAIN_CLIPS, KeyQueue, derive_for, info_nce,
-                   TRANSFORMER_TRAIN_DEFAULTS, key_copy, momentum_update_, projection_head)
+from .losses import scd_loss  # re-exported for older imports
+from .moco import (REFERENCE_TRAIN_CLIPS, KeyQueue, derive_for, TRANSFORMER_TRAIN_DEFAULTS, key_copy,
+                   momentum_update_, projection_head)
 from .views import token_width
 
 
@@ -82,18 +83,6 @@ class SCDNetOptions:
     shear: float = 1.0  # shear off-diagonals U(−shear, shear)
     p_spatial_mask: float = 0.5
     p_temporal_mask: float = 0.5
-
-
-def scd_loss(q: dict[str, torch.Tensor], k: dict[str, torch.Tensor], queues: dict[str, torch.Tensor],
-             temperature: float = 0.2) -> dict[str, torch.Tensor]:
-    """The four anchor InfoNCE terms and their sum; ``q``/``k`` map "t", "s", "i" to (B, D) features
-    (normalised), ``queues`` "t", "s", "i" to (D, K)."""
-    ti, acc_ti = info_nce(q["t"], k["i"], queues["i"], temperature)
-    si, acc_si = info_nce(q["s"], k["i"], queues["i"], temperature)
-    it, acc_it = info_nce(q["i"], k["t"], queues["t"], temperature)
-    is_, acc_is = info_nce(q["i"], k["s"], queues["s"], temperature)
-    return {"loss": ti + si + it + is_, "nce_ti": ti, "nce_si": si, "nce_it": it, "nce_is": is_,
-            "acc": (acc_ti + acc_si + acc_it + acc_is) / 4}
 
 
 def _head(in_features: int, hidden: int, out_features: int, batch_norm: bool) -> nn.Sequential:

@@ -13,7 +13,7 @@ Follows HuiGuanLab/UmURL @ 744278b (``umurl.py``, ``pretrain.py``):
   two; paper d = 1024: 2048 → 2048 → 2048 → 4096).
 - **Views**: USDRL's 4-view feeder (crop-resize U(0.1, 1) + joint corruption or shear); view 1 as joint,
   view 2 as bone, view 3 as motion (uni-modal), view 4 as all three (multi-modal).
-- **Loss** (:func:`umurl_loss`), with projections all-gathered across DDP ranks (with gradient)::
+- **Loss** (:func:`harness.methods.losses.umurl_loss`), with projections all-gathered across DDP ranks (with gradient)::
 
       intra = MSE(z_j, z_uj) + MSE(z_b, z_ub) + MSE(z_m, z_um)
       c = (z_j + z_b + z_m)/3;   inter = MSE(z_j, c) + MSE(z_b, c) + MSE(z_m, c)
@@ -42,9 +42,9 @@ from harness.errors import HarnessError
 from harness.engine.distributed import gather_with_grad  # the identity in one process
 from harness.registry import METHODS
 
-from . import losses as L
 from .encoders.layers import Projector
 from .encoders.umurl_fusion import UmURLEncoder
+from .losses import umurl_loss  # re-exported for older imports
 from .views import usdrl_views
 
 
@@ -60,25 +60,6 @@ class UmURLOptions:
     variance_eps: float = 1e-4
     proj_hidden: int = 0  # 0 = 2·d
     proj_out: int = 0  # 0 = 4·d
-
-
-def umurl_loss(z_j: torch.Tensor, z_b: torch.Tensor, z_m: torch.Tensor, z_uj: torch.Tensor,
-               z_ub: torch.Tensor, z_um: torch.Tensor, *, sim_weight: float = 5.0, vac_weight: float = 1.0,
-               variance_weight: float = 5.0, covariance_weight: float = 1.0, variance_target: float = 1.0,
-               variance_eps: float = 1e-4) -> dict[str, torch.Tensor]:
-    """UmURL's loss from the six projections (uni-modal z_j, z_b, z_m; multi-modal z_u*).
-
-    Computed in float32 (float64 stays float64) whatever precision the projectors ran in.
-    """
-    z_j, z_b, z_m, z_uj, z_ub, z_um = (z if z.dtype == torch.float64 else z.float()
-                                       for z in (z_j, z_b, z_m, z_uj, z_ub, z_um))
-    intra = L.mse(z_j, z_uj) + L.mse(z_b, z_ub) + L.mse(z_m, z_um)
-    center = (z_j + z_b + z_m) / 3
-    inter = L.mse(z_j, center) + L.mse(z_b, center) + L.mse(z_m, center)
-    reg = sum(L.vac(z, variance_weight, covariance_weight, variance_target, variance_eps)
-              for z in (z_j, z_b, z_m, z_uj, z_ub, z_um))
-    return {"loss": sim_weight * (intra + inter) + vac_weight * reg, "intra": intra, "inter": inter,
-            "vac": reg}
 
 
 @METHODS.register("umurl")

@@ -19,7 +19,8 @@ per view, so its BatchNorm statistics are per view, as when each view is encoded
 Linear layers get the same initialisation as USDRL's projectors (truncated normal, std 0.02, zero
 bias), again so that only the objective differs.
 
-**Loss** on the expander outputs Z, Z' (B × D), from :mod:`harness.methods.losses`:
+**Loss** on the expander outputs Z, Z' (B × D), :func:`harness.methods.losses.vicreg_loss`
+(``methods/losses/vicreg_objective.py``) from the shared terms of :mod:`harness.methods.losses`:
 
 - invariance s(Z, Z') = mean over the B·D entries of (Z − Z')²  (:func:`losses.mse`);
 - variance v(Z) = mean_j max(0, γ − sqrt(Var(Z[:, j]) + ε)), unbiased variance, γ = 1, ε = 1e-4
@@ -56,7 +57,7 @@ from harness.errors import HarnessError
 from harness.registry import METHODS
 
 from .encoders.layers import Projector, init_weights
-from .losses import covariance_term, mse, variance_term
+from .losses import vicreg_loss  # re-exported (__all__)
 from .views import usdrl_views
 
 __all__ = ["VICReg", "VICRegOptions", "vicreg_loss"]
@@ -73,23 +74,6 @@ class VICRegOptions:
     variance_eps: float = 1e-4  # ε inside the square root
     proj_hidden: int = 0  # expander hidden width; 0 = 4F (F = the encoder's pooled width)
     proj_out: int = 0  # expander output width D; 0 = 4F
-
-
-def vicreg_loss(z_a: torch.Tensor, z_b: torch.Tensor, *, sim_weight: float = 25.0, variance_weight: float = 25.0,
-                covariance_weight: float = 1.0, variance_target: float = 1.0,
-                variance_eps: float = 1e-4) -> dict[str, torch.Tensor]:
-    """The VICReg objective of two (B, D) projections: {"loss", "invariance", "variance", "covariance"}."""
-    if z_a.dim() != 2 or z_a.shape != z_b.shape:
-        raise HarnessError(f"VICReg needs two (B, D) projections of one shape, got {tuple(z_a.shape)} and "
-                           f"{tuple(z_b.shape)}")
-    if z_a.shape[0] < 2:
-        raise HarnessError(f"VICReg's variance and covariance need a batch of at least 2, got {z_a.shape[0]}")
-    invariance = mse(z_a, z_b)
-    variance = (variance_term(z_a, variance_target, variance_eps)
-                + variance_term(z_b, variance_target, variance_eps))
-    covariance = covariance_term(z_a) + covariance_term(z_b)
-    loss = sim_weight * invariance + variance_weight * variance + covariance_weight * covariance
-    return {"loss": loss, "invariance": invariance, "variance": variance, "covariance": covariance}
 
 
 @METHODS.register("vicreg")

@@ -18,7 +18,7 @@ from harness.registry import METHODS
 from harness.contracts import DataInfo, build_method
 from harness.methods.contrastive import Contrastive, aimclr_normal_view
 from harness.methods.moco import (REFERENCE_STEPS, REFERENCE_TRAIN_CLIPS, KeyQueue, check_queue_size,
-                                  derive_queue_and_momentum, info_nce, key_copy, momentum_update_)
+                                  derive_queue_and_momentum, key_copy, momentum_update_)
 from protocol_helpers import toy_dataset
 
 FRAMES, B = 16, 8
@@ -44,31 +44,7 @@ def clips(b=B, seed=0, t=FRAMES):
     return [torch.randn(b, 3, t, 25, 2, generator=g) for _ in range(2)]
 
 
-# --- MoCo pieces on hand-checked numbers ---------------------------------------------------------
-
-@pytest.mark.parity
-def test_info_nce_hand_checked():
-    q = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
-    k = torch.tensor([[0.6, 0.8], [1.0, 0.0]])
-    queue = torch.tensor([[1.0, 0.0, 0.6], [0.0, 1.0, 0.8]])  # (D=2, K=3)
-    loss, acc = info_nce(q, k, queue, temperature=0.5)
-    # row 0: logits [0.6, 1, 0, 0.6] / 0.5; row 1: [0, 0, 1, 0.8] / 0.5; target 0
-    row0 = -1.2 + math.log(math.exp(1.2) + math.exp(2.0) + math.exp(0.0) + math.exp(1.2))
-    row1 = -0.0 + math.log(math.exp(0.0) + math.exp(0.0) + math.exp(2.0) + math.exp(1.6))
-    assert loss.item() == pytest.approx((row0 + row1) / 2, rel=1e-6)
-    assert acc.item() == 0.0  # neither positive is the largest logit
-    loss2, acc2 = info_nce(q, q, queue, temperature=0.5)  # k = q: row 0 pos 1 vs max neg 1 (tie), row 1 wins
-    assert acc2.item() == 1.0 and loss2.item() < loss.item()
-
-
-def test_info_nce_gradient_reaches_only_q():
-    q = torch.randn(4, 3, requires_grad=True)
-    k = torch.randn(4, 3, requires_grad=True)
-    queue = torch.randn(3, 5, requires_grad=True)
-    loss, _ = info_nce(q, k, queue, 0.07)
-    loss.backward()
-    assert q.grad is not None and k.grad is None and queue.grad is None
-
+# --- MoCo pieces on hand-checked numbers (InfoNCE: tests/test_loss_info_nce_term.py) -------------
 
 def test_queue_ring_and_init():
     torch.manual_seed(0)

@@ -1,6 +1,6 @@
 """DistributedDataParallel on CPU: two Gloo processes vs one process on the same global batch.
 
-1. A decorrelation loss (VAC + XC + similarity, from methods/losses.py) on embeddings gathered with
+1. A decorrelation loss (VAC + XC + similarity, from methods/losses/) on embeddings gathered with
    ``gather_with_grad`` has the same value on every rank as the single-process loss, and the same
    weight gradients after DDP's averaging; the rank-local input gradients are world_size times the
    single-process ones (DDP's 1/world averaging undoes that for the weights).

@@ -1,4 +1,5 @@
-"""MAMP (methods/mamp.py): motion-aware masking, motion targets, masked loss, backbone, training."""
+"""MAMP (methods/mamp.py): motion-aware masking, motion targets, backbone, training (the masked loss:
+tests/test_loss_mamp_objective.py)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from harness.engine import load_backbone, pretrain
 from harness.errors import HarnessError
 from harness.contracts import DataInfo, ModalityBackbone, build_method
 from harness.methods.encoders.mamp_vit import MAMPViT
-from harness.methods.mamp import (MAMP, decoder_depth, keep_count, mask_from_scores, masked_mse, motion_scores,
-                                  motion_target, patchify)
+from harness.methods.mamp import (MAMP, decoder_depth, keep_count, mask_from_scores, motion_scores, motion_target,
+                                  patchify)
 from protocol_helpers import toy_dataset
 
 FRAMES, B = 16, 4
@@ -74,15 +75,6 @@ def test_motion_target_hand_checked():
     std = math.sqrt(sum((v - mean) ** 2 for v in raw) / 11 + 1e-6)
     assert motion_target(x)[0, 0].tolist() == pytest.approx([(v - mean) / std for v in raw], rel=1e-5)
     assert patchify(torch.arange(24.0).view(1, 8, 1, 3))[0, 1, 0].tolist() == list(range(12, 24))
-
-
-def test_masked_mse_counts_masked_tokens_only():
-    target = torch.zeros(1, 4, 12)
-    pred = target.clone()
-    pred[0, 0] = 5.0  # visible token: ignored
-    pred[0, 1] = 1.0  # masked token with error 1 in all 12 values
-    mask = torch.tensor([[0.0, 1.0, 1.0, 0.0]])
-    assert masked_mse(pred, target, mask).item() == pytest.approx(0.5)
 
 
 def test_options_presets_and_variants():

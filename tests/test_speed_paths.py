@@ -276,7 +276,7 @@ def test_bf16_autocast_step_close_to_fp32():
     """Same weights, same views, no stochastic depth: the bf16 step's loss within 0.2 % of fp32's.
 
     bf16 keeps 8 significant bits (relative rounding 2^-9 ≈ 0.2 % per product); the encoder's matmuls
-    run in bf16 but accumulate in fp32, the loss terms run in fp32 (methods/losses.py) and average
+    run in bf16 but accumulate in fp32, the loss terms run in fp32 (methods/losses/) and average
     thousands of entries whose rounding errors are independent, so the loss moves far less than one
     rounding step: about 5e-5 relative at these sizes. 2e-3 (one bf16 rounding) leaves room for
     other seeds and CPUs while still failing if a D×D product ran in bf16.

@@ -1,4 +1,5 @@
-"""Feature-decorrelation loss terms (methods/losses.py) against values computed by hand (docs/reference/usdrl.md §8)."""
+"""USDRL's multi-grained loss (methods/losses/multi_grained.py) against an independent loop implementation
+(docs/reference/usdrl.md §8): weights, switches, view counts, gradients, precision under autocast."""
 
 from __future__ import annotations
 
@@ -9,104 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from harness.methods import losses as L
-
+from harness.methods.losses import multi_grained as L
 
 pytestmark = [pytest.mark.parity, pytest.mark.unit, pytest.mark.usefixtures("one_thread")]
-
-
-def t(rows, dtype=torch.float64):
-    return torch.tensor(rows, dtype=dtype)
-
-
-# --- hand-computed single terms -------------------------------------------------------------
-
-def test_mse_is_elementwise_mean():
-    a = t([[1.0, 2.0], [3.0, 4.0]])
-    b = t([[0.0, 0.0], [1.0, 1.0]])
-    # (1 + 4 + 4 + 9) / 4
-    assert L.mse(a, b).item() == pytest.approx(18 / 4)
-
-
-def test_similarity_k3_by_hand():
-    # B = 2, D = 1; anchor z2 = 0. centroid of z0, z1 = [[2], [1]]
-    z0, z1, z2 = t([[1.0], [2.0]]), t([[3.0], [0.0]]), t([[0.0], [0.0]])
-    # MSE(z0, z2) = (1 + 4)/2, MSE(z1, z2) = (9 + 0)/2, MSE(z0, c) = (1 + 1)/2, MSE(z1, c) = (1 + 1)/2
-    assert L.similarity([z0, z1, z2]).item() == pytest.approx(2.5 + 4.5 + 1.0 + 1.0)
-
-
-def test_similarity_k4_by_hand():
-    # B = 1, D = 2
-    z = [t([[0.0, 0.0]]), t([[3.0, 0.0]]), t([[0.0, 6.0]]), t([[1.0, 1.0]])]
-    # vs anchor (1, 1): (1 + 1)/2, (4 + 1)/2, (1 + 25)/2
-    anchor = 1.0 + 2.5 + 13.0
-    # centroid (1, 2): (1 + 4)/2, (4 + 4)/2, (1 + 16)/2
-    cent = 2.5 + 4.0 + 8.5
-    assert L.similarity(z).item() == pytest.approx(anchor + cent)
-
-
-def test_similarity_k2_is_plain_mse_and_k1_rejected():
-    a, b = t([[1.0, 3.0]]), t([[0.0, 1.0]])
-    assert L.similarity([a, b]).item() == pytest.approx((1 + 4) / 2)
-    with pytest.raises(ValueError):
-        L.similarity([a])
-
-
-def test_similarity_gradient_by_hand():
-    # K = 3, B = D = 1: c = (z0 + z1)/2, so S = (z0−z2)² + (z1−z2)² + (z0−z1)²/2
-    # (the gradient through the centroid sums to zero, so detaching it would not change this;
-    # the anchor's own gradient shows that nothing is detached there)
-    z = [torch.tensor([[v]], dtype=torch.float64, requires_grad=True) for v in (1.0, 4.0, 0.0)]
-    L.similarity(z).backward()
-    # dS/dz0 = 2(z0−z2) + (z0−z1) ; dS/dz1 = 2(z1−z2) + (z1−z0) ; dS/dz2 = −2(z0−z2) − 2(z1−z2)
-    assert z[0].grad.item() == pytest.approx(2 * 1 + (1 - 4))
-    assert z[1].grad.item() == pytest.approx(2 * 4 + (4 - 1))
-    assert z[2].grad.item() == pytest.approx(-2 * 1 - 2 * 4)
-
-
-Z_VAC = [[0.1, 2.0], [0.3, 0.0], [0.5, 4.0]]  # B = 3, D = 2
-
-
-def test_variance_term_by_hand():
-    # column 0: deviations (−0.2, 0, 0.2) → unbiased var 0.08/2 = 0.04, std sqrt(0.0401) < 1
-    # column 1: deviations (0, −2, 2) → var 8/2 = 4, std > 1 → hinge 0
-    expected = ((1 - math.sqrt(0.04 + 1e-4)) + 0.0) / 2
-    assert L.variance_term(t(Z_VAC)).item() == pytest.approx(expected, rel=1e-12)
-    # target and eps are parameters
-    expected3 = ((3 - math.sqrt(0.04 + 0.01)) + (3 - math.sqrt(4 + 0.01))) / 2
-    assert L.variance_term(t(Z_VAC), target=3.0, eps=0.01).item() == pytest.approx(expected3, rel=1e-12)
-
-
-def test_covariance_term_by_hand():
-    # C_01 = ((−0.2)(0) + (0)(−2) + (0.2)(2)) / 2 = 0.2 ; Σ_{i≠j} C² = 2·0.04 ; / D = 2
-    assert L.covariance_term(t(Z_VAC)).item() == pytest.approx(0.04, rel=1e-12)
-
-
-def test_vac_weights():
-    v = (1 - math.sqrt(0.0401)) / 2
-    assert L.vac(t(Z_VAC)).item() == pytest.approx(5 * v + 0.04, rel=1e-12)
-    assert L.vac(t(Z_VAC), variance_weight=2.0, covariance_weight=3.0).item() == pytest.approx(2 * v + 3 * 0.04)
-
-
-def test_cross_correlation_by_hand():
-    a = t([[1.0, 2.0], [3.0, 0.0], [5.0, 4.0]])
-    b = t([[0.0, 3.0], [1.0, 3.0], [2.0, 0.0]])
-    # â: col0 (−2, 0, 2)/2, col1 (0, −2, 2)/2 (unbiased std 2)
-    # b̂: col0 (−1, 0, 1)/1, col1 (1, 1, −2)/sqrt(3)   (unbiased var (1 + 1 + 4)/2 = 3)
-    r3 = math.sqrt(3)
-    c00 = (1 + 0 + 1) / 3
-    c01 = (-1 * 1 + 0 * 1 + 1 * -2) / r3 / 3
-    c10 = (0 * -1 + -1 * 0 + 1 * 1) / 3
-    c11 = (0 * 1 + -1 * 1 + 1 * -2) / r3 / 3
-    expected = (c00 - 1) ** 2 + (c11 - 1) ** 2 + 0.005 * (c01 ** 2 + c10 ** 2)
-    assert L.cross_correlation(a, b).item() == pytest.approx(expected, rel=1e-12)
-    expected_w = (c00 - 1) ** 2 + (c11 - 1) ** 2 + 0.5 * (c01 ** 2 + c10 ** 2)
-    assert L.cross_correlation(a, b, offdiag_weight=0.5).item() == pytest.approx(expected_w, rel=1e-12)
-
-
-def test_cross_correlation_has_no_epsilon():
-    a = t([[1.0, 2.0], [1.0, 0.0], [1.0, 4.0]])  # constant column: std 0 → NaN, as the reference
-    assert torch.isnan(L.cross_correlation(a, a))
 
 
 # --- the combination against an independent loop implementation ----------------------------
