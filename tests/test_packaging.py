@@ -35,6 +35,7 @@ def test_wheel_holds_one_namespace(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     assert "harness/methods/usdrl.py" in names
     assert "harness/methods/encoders/dste.py" in names
+    assert "harness/methods/checkpoint_formats/usdrl_checkpoint.py" in names
     assert "harness/protocols/linear.py" in names
     assert any(n.startswith("harness/data/readers/ntu/resources/") for n in names)  # package data travels too
     assert not [n for n in names if n.startswith(("methods/", "protocols/", "harness_methods", "harness_protocols"))]
@@ -48,14 +49,16 @@ def test_unpacked_wheel_imports_and_registers_every_plugin(wheel, tmp_path):
         "import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]\n"
         "import harness, harness.methods.usdrl, harness.protocols.linear\n"
         "assert harness.__file__.startswith(sys.argv[1]), harness.__file__\n"
-        "from harness.registry import METHODS, PROTOCOLS, ENCODERS\n"
-        "print(' '.join(METHODS.names()), '|', ' '.join(PROTOCOLS.names()), '|', ' '.join(ENCODERS.names()))\n"
+        "from harness.registry import CHECKPOINT_FORMATS, METHODS, PROTOCOLS, ENCODERS\n"
+        "print(' '.join(METHODS.names()), '|', ' '.join(PROTOCOLS.names()), '|', ' '.join(ENCODERS.names()), '|',\n"
+        "      ' '.join(CHECKPOINT_FORMATS.names()))\n"
     )
     site = sysconfig.get_paths()["purelib"]
     res = subprocess.run([sys.executable, "-S", "-c", code, str(tmp_path / "site"), site],
                          cwd=tmp_path, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
-    methods, protocols, encoders = (part.split() for part in res.stdout.split("|"))
+    methods, protocols, encoders, formats = (part.split() for part in res.stdout.split("|"))
     assert {"usdrl", "mamp", "umurl", "contrastive", "scdnet", "random", "supervised"} <= set(methods)
     assert {"linear", "knn", "semi", "detection"} <= set(protocols)
     assert {"dste", "sttr"} <= set(encoders)
+    assert {"harness-backbone", "harness-checkpoint", "usdrl", "umurl", "scdnet", "mamp"} <= set(formats)
