@@ -4,7 +4,7 @@ wengwanjiang/USDRL @ 7e83bb6, ``feeder/feeder_pretraining.py`` (``Feeder.__getit
 ``feeder/augmentations.py`` (``temporal_cropresize``, ``joint_courruption``, ``pose_augmentation``),
 as described in docs/reference/usdrl.md §9. It is the baseline for ``harness bench augment`` (which times a method's
 own ``make_views``, USDRL's by default) and for the statistical tests of USDRL's batched views
-(:func:`harness.methods.usdrl.usdrl_views`, built on :mod:`harness.augment`); nothing trains with it.
+(:func:`harness.methods.views.usdrl_views`, built on :mod:`harness.augment`); nothing trains with it.
 
 Kept as in the reference: one sample at a time; NumPy draws (``np.random``) for the crop scale and
 start and for the joint choice, Python ``random`` draws for the branch choices and the matrix

@@ -9,9 +9,9 @@ writing each kind.
 - :class:`DataInfo`: what a method learns about the data it trains on (topology, sizes, budget).
 - :class:`Encoder`: ``(N, C, T, V, M) → EncoderOutput`` with its own ``Options``.
 - :class:`Backbone` / :class:`ModalityBackbone`: what protocols evaluate (joint clip → features).
-- :class:`Method`: views + loss terms + the backbone it trains, and a description of itself (label,
-  paradigm, encoders, table rows, tunable weights, training defaults) that tables, ``reproduce`` and
-  ``tune`` read.
+- :class:`Method`: views + loss terms + the backbone it trains (the training core), on its
+  :class:`MethodCard`: a description of itself (label, paradigm, encoders, table rows, tunable
+  weights, training defaults) that tables, ``reproduce`` and ``tune`` read.
 - :class:`Protocol` / :class:`ProtocolContext`: a backbone + a prepared dataset → result rows.
 - :class:`DatasetKind`: ``harness data prepare KIND`` and ``--dataset NAME``.
 """
@@ -20,9 +20,10 @@ from __future__ import annotations
 
 from .data import FUSED_MODALITY, DataInfo
 from .encoder import Backbone, Encoder, EncoderOutput, ModalityBackbone, build_encoder
-from .method import FigureRole, Method, TableRow, build_method, figure_roles
+from .method import Method, build_method
+from .method_card import FigureRole, MethodCard, TableRow, figure_roles
 from .protocol import DatasetKind, Measure, Protocol, ProtocolContext, ReproduceFlag
 
 __all__ = ["FUSED_MODALITY", "DataInfo", "Backbone", "Encoder", "EncoderOutput", "ModalityBackbone", "build_encoder",
-           "FigureRole", "Method", "TableRow", "build_method", "figure_roles", "DatasetKind", "Measure", "Protocol", "ProtocolContext",
+           "FigureRole", "Method", "MethodCard", "TableRow", "build_method", "figure_roles", "DatasetKind", "Measure", "Protocol", "ProtocolContext",
            "ReproduceFlag"]

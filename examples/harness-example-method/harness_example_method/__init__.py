@@ -65,7 +65,7 @@ class SimSiam(Method):
                                        nn.Linear(h, p))
 
     def make_views(self, x: torch.Tensor, lengths: torch.Tensor, generator: torch.Generator | None = None):
-        from harness.methods.usdrl import usdrl_views  # USDRL's view recipe, built on harness.augment
+        from harness.methods.views import usdrl_views  # USDRL's view recipe (shared), built on harness.augment
 
         return usdrl_views(x, lengths, num_views=2, frames=self.info.frames, generator=generator,
                            ratio=(self.options.crop_min, 1.0))
