@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.engine.schedule import budget_steps, epochs_for, make_scheduler
+from harness.results.predictions import Predictions
 
 
 def linear_head(in_dim: int, num_classes: int) -> nn.Linear:
@@ -26,16 +27,30 @@ def topk_correct(logits: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...]
     return {k: int(hit[:, :k].any(dim=1).sum()) for k in ks}
 
 
+def top_classes(logits: torch.Tensor, k: int = 5) -> torch.Tensor:
+    """(N, min(k, C)) classes by descending score, on the CPU: the same ``topk`` as :func:`topk_correct`,
+    so accuracies recomputed from them equal the reported ones."""
+    return logits.topk(min(k, logits.shape[1]), dim=1).indices.cpu()
+
+
 @dataclass
 class EvalHistory:
-    """Accuracies at each evaluation; ``final`` is the last, ``best`` the maximum top-1 (best-of)."""
+    """Accuracies at each evaluation; ``final`` is the last, ``best`` the maximum top-1 (best-of).
+    With ``top`` (:func:`top_classes` of the evaluation's logits) it also keeps the predictions of
+    the final and the best evaluation (:meth:`predictions`)."""
 
     epochs: list[int] = field(default_factory=list)
     top1: list[float] = field(default_factory=list)
     top5: list[float] = field(default_factory=list)
+    final_top: Any = None
+    best_top: Any = None
 
-    def add(self, epoch: int, top1: float, top5: float) -> None:
+    def add(self, epoch: int, top1: float, top5: float, top: Any = None) -> None:
         self.epochs.append(epoch), self.top1.append(top1), self.top5.append(top5)
+        if top is not None:
+            self.final_top = top
+            if self.best_index == len(self.top1) - 1:
+                self.best_top = top
 
     @property
     def best_index(self) -> int:
@@ -45,6 +60,17 @@ class EvalHistory:
         b = self.best_index
         return {"top1": self.top1[-1], "top5": self.top5[-1], "top1_best": self.top1[b],
                 "top5_at_best": self.top5[b]}
+
+    def predictions(self, index: Any, labels: Any, dataset: Any = None, tag: str = "") -> dict[str, Any]:
+        """metric of :meth:`metrics` → the :class:`~harness.results.predictions.Predictions` behind it
+        (final: top1, top5; best: top1_best, top5_at_best); empty without ``top``."""
+        if self.final_top is None:
+            return {}
+        final, best = (Predictions.classification(index, labels, topk=top, group=group + tag, dataset=dataset,
+                                                  epoch=epoch)
+                       for top, group, epoch in ((self.final_top, "final", self.epochs[-1]),
+                                                 (self.best_top, "best", self.epochs[self.best_index])))
+        return {"top1": final, "top5": final, "top1_best": best, "top5_at_best": best}
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:

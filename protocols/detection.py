@@ -56,7 +56,9 @@ Files under ``run_dir/detection/<variant>-<dataset>-<split>-seed<k>/``: ``pred/<
 ``posteriors.npz`` (per-video (L, C + 1) float32 frame posteriors), ``diagnostics.csv`` (per video:
 frame accuracies, true / predicted / merged interval counts; a collapsed or merging head is also
 warned about on stderr) and ``metrics.json``;
-``harness eval-detection --pred .../pred --gt .../gt --num-classes C`` rescores them exactly.
+``harness eval-detection --pred .../pred --gt .../gt --num-classes C`` rescores them exactly. The rows
+of the final evaluation also carry its scored intervals, ground truth and per-frame argmax as
+per-sample predictions, kept beside the results store (:mod:`harness.results.predictions`).
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ from harness.config import DataConfig
 from harness.data.prepared.format import PreparedDataset
 from harness.errors import DataError
 from harness.registry import PROTOCOLS
-from harness.results import ResultRow
+from harness.results import Predictions, ResultRow
 
 from harness.contracts import Measure, Protocol, ProtocolContext, ReproduceFlag
 from harness.evaluation import pku_scorer as S
@@ -226,7 +228,17 @@ class DetectionProtocol(Protocol):
             print(f"harness: warning: detection ({tag}): {line}; per-video numbers in {out_dir / 'diagnostics.csv'}",
                   file=sys.stderr)
         self._save(out_dir, ds, test_idx, post, result, r, history, diagnostics)
-        return self._rows(ctx, ds, split, seed, r, result, history, out_dir)
+        rows = self._rows(ctx, ds, split, seed, r, result, history, out_dir)
+        # the scored intervals, ground truth and frame argmax, kept beside the store for every row measured on
+        # them (the best-of rows come from other evaluations)
+        pred = Predictions.intervals(list(result["files"]), list(result["files"].values()), result["props"],
+                                     result["gts"], num_classes=ds.num_classes, theta=r.opt.theta,
+                                     frame_pred=[np.asarray(p).argmax(axis=1) for p in post], group=r.variant,
+                                     dataset=ds, segments=r.opt.segments)
+        for row in rows:
+            if not row.metric.endswith("_best"):
+                row.predictions = pred
+        return rows
 
     def _segments(self, post: np.ndarray, r: Resolved) -> list[tuple[int, int, int, float]]:
         return segments_by_rule(post, r.opt.segments, k=r.opt.smooth_k, threshold=r.opt.threshold,

@@ -15,8 +15,10 @@ from harness.contracts import Measure, Protocol, ProtocolContext
 from harness.evaluation.features import extract_features
 from harness.evaluation.knn import knn_predict
 from harness.registry import PROTOCOLS
-from harness.results import ResultRow
+from harness.results import Predictions, ResultRow
 from harness.evaluation.scores import save_scores
+
+from .classifier import top_classes
 
 
 @dataclass
@@ -47,7 +49,13 @@ class KnnProtocol(Protocol):
         weighted = knn_predict(g, gl, q, k=self.options.k, num_classes=ds.num_classes,
                                temperature=self.options.temperature)
         save_scores(ctx.run_dir / "scores" / f"knn-{ds.kind}-{split}.npz", weighted, ql, test_idx)
-        acc1 = (nn1.argmax(1) == ql).float().mean().item()
-        acc_w = (weighted.argmax(1) == ql).float().mean().item()
+        pred1, pred_w = nn1.argmax(1), weighted.argmax(1)
+        acc1 = (pred1 == ql).float().mean().item()
+        acc_w = (pred_w == ql).float().mean().item()
         extra = f'{{"k": {self.options.k}, "temperature": {self.options.temperature}}}'
-        return [ctx.row("knn1", acc1), ctx.row(f"knn{self.options.k}_weighted", acc_w, extra=extra)]
+        # per-sample outputs, kept beside the store: the predicted class, and the weighted vote's top 5
+        p1 = Predictions.classification(test_idx, ql, pred=pred1, group="knn1", dataset=ds)
+        pw = Predictions.classification(test_idx, ql, pred=pred_w, topk=top_classes(weighted),
+                                        group=f"knn{self.options.k}_weighted", dataset=ds)
+        return [ctx.row("knn1", acc1, predictions=p1),
+                ctx.row(f"knn{self.options.k}_weighted", acc_w, extra=extra, predictions=pw)]

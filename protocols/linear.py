@@ -35,10 +35,10 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from harness.registry import PROTOCOLS
-from harness.results import ResultRow
+from harness.results import Predictions, ResultRow
 
 from harness.contracts import Measure, Protocol, ProtocolContext
-from .classifier import EvalHistory, HeadBudget, accuracy, cross_entropy, linear_head
+from .classifier import EvalHistory, HeadBudget, accuracy, cross_entropy, linear_head, top_classes
 from harness.evaluation.features import extract_features
 from harness.evaluation.scores import save_scores
 
@@ -67,6 +67,12 @@ def standardize(train_x: torch.Tensor, test_x: torch.Tensor) -> tuple[torch.Tens
 def whitened_readout(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor
                      ) -> tuple[float, float]:
     """(top-1, top-5) of a logistic regression on PCA-whitened features (see the module docstring)."""
+    return accuracy(whitened_logits(train_x, train_y, test_x, test_y), test_y.cpu())
+
+
+def whitened_logits(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor
+                    ) -> torch.Tensor:
+    """The test class probabilities of :func:`whitened_readout` (−inf for classes absent from training)."""
     x = train_x.double().cpu()
     mean = x.mean(0)
     xc = x - mean
@@ -79,7 +85,7 @@ def whitened_readout(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch
     logits = torch.full((len(z_test), int(max(int(train_y.max()), int(test_y.max())) + 1)), -math.inf,
                         dtype=torch.float64)
     logits[:, torch.as_tensor(clf.classes_)] = proba
-    return accuracy(logits, test_y.cpu())
+    return logits
 
 
 def train_linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor,
@@ -109,7 +115,8 @@ def train_linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: tor
             step += 1
         if epoch % opt.eval_every == 0 or epoch == budget.epochs:
             with torch.no_grad():
-                history.add(epoch, *accuracy(fc(test_x), test_y))
+                logits = fc(test_x)
+                history.add(epoch, *accuracy(logits, test_y), top=top_classes(logits))
     with torch.no_grad():
         return history, fc(test_x)
 
@@ -155,11 +162,16 @@ class LinearProtocol(Protocol):
             history, logits = train_linear_probe(train_x, train_y, test_x, test_y, ds.num_classes,
                                                  self.options, seed)
             save_scores(self.score_file(ctx.run_dir, ds.kind, split, seed), logits, test_y, test_idx)
-            rows += [ctx.row(metric, value, seed=seed) for metric, value in history.metrics().items()]
+            preds = history.predictions(test_idx, test_y, ds)  # per-sample outputs, kept beside the store
+            rows += [ctx.row(metric, value, seed=seed, predictions=preds.get(metric))
+                     for metric, value in history.metrics().items()]
         if self.options.whitened:
-            top1, top5 = whitened_readout(raw_train_x, train_y, raw_test_x, test_y)
+            logits = whitened_logits(raw_train_x, train_y, raw_test_x, test_y)
+            top1, top5 = accuracy(logits, test_y.cpu())
+            pred = Predictions.classification(test_idx, test_y, topk=top_classes(logits), group="whitened",
+                                              dataset=ds)
             extra = '{"readout": "PCA-whitened logistic regression"}'
             seed = ctx.cfg.protocol.seeds[0] if ctx.cfg.protocol.seeds else 0
-            rows += [ctx.row("top1_whitened", top1, seed=seed, extra=extra),
-                     ctx.row("top5_whitened", top5, seed=seed, extra=extra)]
+            rows += [ctx.row("top1_whitened", top1, seed=seed, extra=extra, predictions=pred),
+                     ctx.row("top5_whitened", top5, seed=seed, extra=extra, predictions=pred)]
         return rows

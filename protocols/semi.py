@@ -35,7 +35,7 @@ from harness.registry import PROTOCOLS
 from harness.results import ResultRow
 
 from harness.contracts import Measure, Protocol, ProtocolContext
-from .classifier import EvalHistory, HeadBudget, accuracy, cross_entropy, linear_head
+from .classifier import EvalHistory, HeadBudget, accuracy, cross_entropy, linear_head, top_classes
 from harness.evaluation.features import eval_clips
 
 
@@ -118,7 +118,10 @@ class SemiProtocol(Protocol):
                 history = self._finetune(copy.deepcopy(pretrained).to(ctx.device), ds, labelled, test_idx,
                                          frames, seed, ctx)
                 extra = f'{{"fraction": {fraction}, "labelled": {len(labelled)}}}'
-                rows += [ctx.row(f"{metric}@{fraction:g}", value, seed=seed, extra=extra)
+                # per-sample outputs of the final and the best evaluation, kept beside the store
+                preds = history.predictions(test_idx, ds.labels[test_idx], ds, tag=f"@{fraction:g}")
+                rows += [ctx.row(f"{metric}@{fraction:g}", value, seed=seed, extra=extra,
+                                 predictions=preds.get(metric))
                          for metric, value in history.metrics().items()]
         return rows
 
@@ -160,15 +163,17 @@ class SemiProtocol(Protocol):
                 sgd.step()
                 step += 1
             if epoch % opt.eval_every == 0 or epoch == budget.epochs:
-                history.add(epoch, *self._evaluate(backbone, head, ds, test_idx, frames, ctx))
+                logits, labels = self._evaluate(backbone, head, ds, test_idx, frames, ctx)
+                history.add(epoch, *accuracy(logits, labels), top=top_classes(logits))
         return history
 
     @torch.no_grad()
-    def _evaluate(self, backbone, head, ds, test_idx, frames, ctx) -> tuple[float, float]:
+    def _evaluate(self, backbone, head, ds, test_idx, frames, ctx) -> tuple[torch.Tensor, torch.Tensor]:
+        """The test logits and labels, in ``test_idx`` order."""
         backbone.eval()
         head.eval()
         logits, labels = [], []
         for batch in ClipBatches(ds, test_idx, ctx.cfg.protocol.batch_size, device=ctx.device):
             logits.append(head(backbone(eval_clips(batch, frames)).pooled))
             labels.append(batch.labels)
-        return accuracy(torch.cat(logits), torch.cat(labels))
+        return torch.cat(logits), torch.cat(labels)

@@ -6,6 +6,8 @@ Writes ``<out>/table1.md … table5.md`` (default ``<results>/tables``): the pap
 the measured numbers of ``--dataset`` at ``--preset`` beside them (mean ± std over seeds), marks for
 cells the paper leaves empty ("—"), cells not measured ("not run") and rows that do not apply ("·"),
 and a legend. Only ``<results>/results.csv`` is read; rows with a NaN or missing value are listed.
+``<out>/per_class.md`` (per-class accuracy or AP, with confusion-matrix PNGs) comes from the rows'
+per-sample predictions (``<results>/predictions/``, :mod:`harness.tables.per_class`) when they recorded any.
 ``--figures`` also draws Figure 4 (linear accuracy vs encoder.options.alpha, from the store) and Figure 5
 (t-SNE of the four pretrained backbones found under ``--workdir``) into ``<results>/figures/<dataset>-<preset>``.
 """
@@ -101,12 +103,28 @@ def draw_figures(results: str | Path, out: str | Path, *, dataset: str, preset: 
                  + (f"; not pretrained: {', '.join(lacking)}" if lacking else "") + ")")
 
 
+def per_class(results: str | Path, out: str | Path, *, dataset: str, preset: str, echo=print) -> None:
+    """``<out>/per_class.md`` and confusion matrices from the rows' stored predictions (or why not)."""
+    from ..tables.per_class import write_per_class
+
+    report = write_per_class(results, out, dataset=dataset, preset=preset)
+    if report.path is None:
+        echo(f"per-class: skipped: {report.note}")
+        return
+    shown = ", ".join(f"{s.protocol} {s.metric}" for s in report.sections)
+    echo(f"per-class: {report.path} ({shown or 'nothing readable'}"
+         + (f"; confusion matrices: {', '.join(p.name for p in report.figures)}" if report.figures else "") + ")")
+    for p in report.problems:
+        print(f"harness tables: warning: per-class: {p}", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_tables_dir(args.results, args.dataset, args.preset)
     if not (Path(args.results) / "results.csv").is_file():
         print(f"harness tables: note: {Path(args.results) / 'results.csv'} does not exist; every measured cell "
               "is \"not run\"", file=sys.stderr)
     render(args.results, out, dataset=args.dataset, preset=args.preset, tables=args.table, split=args.split)
+    per_class(args.results, out, dataset=args.dataset, preset=args.preset)
     if args.figures:
         fig_out = (Path(args.figures_out) if args.figures_out
                    else Path(args.results) / "figures" / f"{args.dataset}-{args.preset}")

@@ -7,7 +7,8 @@
   without them: a crash in between leaves a line in both files, never in neither. Nothing is deleted
   except those temporary files.
 - :func:`check_writable` proves, before hours of training, that the folder takes a write.
-- :func:`record_rows` appends rows and, when that fails (disk full, permissions changed, a foreign
+- :func:`record_rows` writes the rows' per-sample predictions beside the store (:mod:`.predictions`),
+  appends the rows and, when that fails (disk full, permissions changed, a foreign
   header), prints them and saves them to a side file it names; ``harness results add FILE`` brings
   them into the store later.
 """
@@ -26,6 +27,7 @@ from typing import Iterable, Mapping, Sequence
 
 from .. import atomic
 from ..errors import HarnessError
+from .predictions import attach_predictions
 from .read import STORE_NAME, StoreProblem, StoreRead, check_header, parse_store, read_store
 from .row import COLUMNS, ResultRow, StoreError
 from .store import _store_lock, append_locked, append_rows, rewrite_store, rows_csv
@@ -154,8 +156,13 @@ def save_side_file(rows: Sequence[ResultRow | Mapping], places: Iterable[Path | 
 
 def record_rows(store_dir: str | Path, rows: Iterable[ResultRow], *, side_dir: Path | None = None) -> Path:
     """:func:`append_rows`, and when the store cannot take them: print the rows, save them to a side
-    file (``side_dir``, else the temp folder) and raise :class:`UnrecordedRowsError` naming it."""
+    file (``side_dir``, else the temp folder) and raise :class:`UnrecordedRowsError` naming it.
+
+    First the per-sample predictions the rows carry go to ``store_dir/predictions/`` and each row names
+    its file in ``extra.predictions`` (:mod:`.predictions`); a set that cannot be written is reported
+    and its rows are recorded without it."""
     rows = list(rows)
+    attach_predictions(store_dir, rows)  # never raises: a set it cannot write is reported, the rows go on
     try:
         return append_rows(store_dir, rows)
     except (OSError, StoreError) as exc:

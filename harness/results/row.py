@@ -7,7 +7,7 @@ import datetime as _dt
 import json
 import platform
 import subprocess
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,9 @@ class ResultRow:
     hardware: str = field(default_factory=lambda: hardware())
     date: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
     extra: str = ""  # free-form JSON for protocol specifics (e.g. label fraction, theta)
+    # not a column: the per-sample outputs behind the value (a harness.results.predictions.Predictions),
+    # written beside the store when the row is recorded and named in ``extra.predictions``
+    predictions: Any = field(default=None, repr=False, compare=False, metadata={"column": False})
 
     def add_extra(self, **fields: Any) -> "ResultRow":
         """Merge ``fields`` into the row's ``extra`` JSON object (a non-object ``extra`` is kept under
@@ -52,10 +55,11 @@ class ResultRow:
         return self
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The row's columns (its predictions are not one)."""
+        return {c: getattr(self, c) for c in COLUMNS}
 
 
-COLUMNS = [f.name for f in fields(ResultRow)]
+COLUMNS = [f.name for f in fields(ResultRow) if f.metadata.get("column", True)]
 INT_COLUMNS = ("seed", "epochs", "pretrain_seed", "steps")
 REQUIRED_COLUMNS = ("method", "dataset", "protocol", "metric")  # never empty in a real row
 # columns added since the first store, with the value older rows get when the file is upgraded
