@@ -234,7 +234,7 @@ def confusion_figure(section: Section, out_dir: Path) -> Path:
     c = len(section.class_names)
     cm = sum(confusion_matrix(p["label"], p["pred"], labels=list(range(c))) for _, p in best.preds)
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    size = min(4 + 0.22 * c, 30)
+    size = min(4 + 0.22 * c, 16)  # NTU-120: 16 inches, ticks every 10 classes
     fig, ax = plt.subplots(figsize=(size + 1.5, size))
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     ticks = list(range(c)) if c <= 60 else list(range(0, c, 10))
