@@ -87,6 +87,7 @@ class AlphaPoint:
     std: float  # % (0 when n = 1)
     n: int
     bad: int  # rows with a NaN / missing value
+    lines: tuple[int, ...] = ()  # the results.csv lines of the rows read (harness.tables.index)
 
 
 def _paper_dataset() -> str:
@@ -123,7 +124,8 @@ def alpha_points(df: pd.DataFrame, dataset: str, preset: str, default_alpha: flo
             continue
         v = 100.0 * np.asarray(cell.values, dtype=float)
         points.append(AlphaPoint(float(alpha), str(split), float(v.mean()) if len(v) else math.nan,
-                                 float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v), len(cell.bad)))
+                                 float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v), len(cell.bad),
+                                 tuple(cell.lines)))
     return points
 
 

@@ -456,25 +456,39 @@ def _committed_stores() -> list[Path]:
 
 
 def test_committed_tables_match_the_committed_store(tmp_path):
+    """Every committed table is what `harness tables` writes from its store today, and the folder holds
+    exactly the tables it writes: every table with a measured cell (Table 6 included), no placeholder."""
     checked = 0
     for store in _committed_stores():
-        committed = sorted((store / "tables").rglob("table*.md"))
-        folders = {p.parent for p in committed}
-        for folder in folders:  # every table the harness renders is committed, Table 6 included
-            assert sorted(p.name for p in folder.glob("table*.md")) == [f"table{n}.md" for n in tables.TABLES], folder
-        for path in committed:
-            marker = tables.read_marker(path)
-            assert marker is not None, f"{path} has no `harness tables` marker line: not rendered by the harness"
-            number, dataset, preset = marker
-            out = tmp_path / store.name / f"{dataset}-{preset}"
-            tables.write_tables(store, out, dataset=dataset, preset=preset, tables=(number,))
-            fresh = (out / path.name).read_text(encoding="utf-8")
-            assert path.read_text(encoding="utf-8") == fresh, (
-                f"{path.relative_to(REPO)} is stale: re-render with `harness tables --results "
-                f"{store.relative_to(REPO)} --dataset {dataset} --preset {preset}`")
-            checked += 1
+        for folder in sorted({p.parent for p in (store / "tables").rglob("table*.md")}):
+            committed = sorted(folder.glob("table*.md"))
+            markers = {tables.read_marker(p) for p in committed}
+            assert None not in markers, f"{folder} holds a table without a `harness tables` marker line"
+            (pair,) = {(dataset, preset) for _, dataset, preset in markers}
+            dataset, preset = pair
+            out = tmp_path / store.name / folder.name
+            tables.write_tables(store, out, dataset=dataset, preset=preset, skip_unmeasured=True)
+            command = (f"re-render with `harness tables --results {store.relative_to(REPO)} --dataset {dataset} "
+                       f"--preset {preset}`")
+            assert [p.name for p in committed] == sorted(p.name for p in out.glob("table*.md")), (
+                f"{folder.relative_to(REPO)}: not the tables the harness writes (a placeholder without a measured "
+                f"cell, or a measured table missing): {command}")
+            for path in committed:
+                assert path.read_text(encoding="utf-8") == (out / path.name).read_text(encoding="utf-8"), (
+                    f"{path.relative_to(REPO)} is stale: {command}")
+                checked += 1
     if not checked:
         pytest.skip("no committed tables in results/ yet")
+
+
+def test_committed_index_matches_the_committed_stores():
+    """results/README.md is the index `harness tables --index` generates from the committed stores and files."""
+    from harness.tables import index
+
+    path = REPO / "results" / index.INDEX_NAME
+    assert path.is_file(), "results/README.md is missing: generate it with `harness tables --index`"
+    assert path.read_text(encoding="utf-8") == index.index_markdown(REPO / "results"), (
+        "results/README.md is stale: regenerate it with `harness tables --index`")
 
 
 def test_committed_figure4_points_match_the_committed_store():
@@ -498,9 +512,16 @@ def test_cli_writes_all_tables_atomically(tmp_path, capsys):
     assert main(["tables", "--results", str(store)]) == 0
     out = capsys.readouterr().out
     assert re.search(r"table 1: .*table1\.md \(1 of \d+ harness cells measured on synthetic/cpu\)", out)
-    assert re.search(r"table 6: .*table6\.md \(0 of \d+ harness cells measured on synthetic/cpu\)", out)
-    written = sorted(p.name for p in (store / "tables" / "synthetic-cpu").iterdir())  # one folder per dataset/preset
-    assert written == [f"table{n}.md" for n in tables.TABLES]  # table6.md too; no temporary files left behind
+    assert "table 6: not written: no measured cell on synthetic/cpu" in out
+    folder = store / "tables" / "synthetic-cpu"  # one folder per dataset/preset
+    written = sorted(p.name for p in folder.iterdir())
+    assert written == ["table1.md", "table5.md"]  # the tables a linear top1_best row fills; no temporary files
+    # a placeholder an earlier render left (its own marker) is deleted; a file the harness did not write is kept
+    tables.write_tables(tmp_path / "empty", folder, dataset="synthetic", preset="cpu", tables=(2,))
+    (folder / "table4.md").write_text("my notes\n")
+    assert main(["tables", "--results", str(store)]) == 0
+    assert f"removed {folder / 'table2.md'}: a placeholder without one measured cell" in capsys.readouterr().out
+    assert sorted(p.name for p in folder.iterdir()) == ["table1.md", "table4.md", "table5.md"]
     assert main(["tables", "--results", str(store), "--preset", "smok"]) == 2
     assert "unknown preset 'smok'. Did you mean 'smoke'?" in capsys.readouterr().err
 

@@ -6,6 +6,8 @@
 Each planned configuration goes through ``harness run``'s evaluate: pretraining is reused by
 ``pretrain_hash`` (an unfinished run resumes), and a configuration whose rows are already in the
 results store (same ``config_hash``) is skipped, so a killed reproduce continues where it stopped.
+The store is the committed campaign store ``results/results.csv`` unless ``--results DIR`` names
+another (``harness run`` writes the user's own, ``<workdir>/results``).
 Methods that are not installed are reported and skipped; a run that fails is reported and the others
 go on (exit status 1 at the end). Then the table is written to ``<results>/tables/tableN.md`` (or the
 figure to ``<results>/figures``). ``--dry-run`` prints the plan with each run's status and runs nothing.
@@ -56,7 +58,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             p.add_argument(flag.flag, choices=list(flag.choices), default=flag.default, dest=_flag_dest(flag.flag),
                            help=f"{flag.help} (default {flag.default})")
     p.add_argument("--workdir", help="datasets, checkpoints and logs (default .harness)")
-    p.add_argument("--results", help="the results store folder (default results)")
+    p.add_argument("--results", help="the results store folder (default results: the committed campaign store)")
     p.add_argument("--out", help="where the table goes (default <results>/tables/<dataset>-<preset>)")
     p.add_argument("--figures-out", help="where figures go (default <results>/figures/<dataset>-<preset>)")
     p.add_argument("--dry-run", action="store_true", help="print the plan and each run's status; run nothing")
@@ -91,7 +93,7 @@ def _fallback_kind(name: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from .. import reproduce as R
     from ..results import load_results
-    from .tables_cmd import default_tables_dir, draw_figures, render
+    from .tables_cmd import default_tables_dir, draw_figures, refresh_index, render
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
     settings = R.Settings(preset=args.preset, dataset=args.dataset, workdir=args.workdir, results=args.results,
@@ -118,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         elif o.status == "failed":
             print(f"  FAILED {o.item.target}: {o.message}", file=sys.stderr)
     results = Path(base.results)
+    print(f"{target}: rows in {results / 'results.csv'}")
     fallback = _fallback_kind(args.eval_dataset or base.data.dataset)
     kind = _measured_kind(outcomes, load_results(results), fallback)
     if args.table:
@@ -133,4 +136,5 @@ def run(args: argparse.Namespace) -> int:
                        if not o.run_dir}
         draw_figures(results, fig_out, dataset=kind, preset=args.preset, workdir=base.workdir,
                      run_dirs=run_dirs, missing=missing, which=(args.figure,))
+    refresh_index(results)  # the folder's generated README.md, if it has one, lists what was just written
     return 1 if counts.get("failed") else 0

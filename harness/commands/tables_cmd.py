@@ -1,11 +1,17 @@
 """``harness tables``: the paper's Tables 1–5 (and Figures 4–5) from the results store.
 
     harness tables [--preset P] [--dataset D] [--results DIR] [--out DIR] [--table N ...] [--figures]
+    harness tables --index [--results DIR]
 
 Writes ``<out>/table1.md … table5.md`` (default ``<results>/tables``): the paper's rows and columns with
 the measured numbers of ``--dataset`` at ``--preset`` beside them (mean ± std over seeds), marks for
 cells the paper leaves empty ("—"), cells not measured ("not run") and rows that do not apply ("·"),
-and a legend. Only ``<results>/results.csv`` is read; rows with a NaN or missing value are listed.
+and a legend. Only ``<results>/results.csv`` is read; rows with a NaN or missing value are listed. A
+table without one measured cell is not written (and a placeholder an earlier render left is deleted):
+``<results>/README.md`` lists it as not run. ``--results`` defaults to the committed campaign store
+``results/``; ``harness run`` writes your own, ``.harness/results`` (``--results .harness/results``).
+``--index`` writes only ``<results>/README.md``: every table and figure under the folder with its
+dataset, preset, n, code version and date, and what has not been run (:mod:`harness.tables.index`).
 ``<out>/per_class.md`` (per-class accuracy or AP, with confusion-matrix PNGs) comes from the rows'
 per-sample predictions (``<results>/predictions/``, :mod:`harness.tables.per_class`) when they recorded any.
 ``--figures`` also draws Figure 4 (linear accuracy vs encoder.options.alpha, from the store) and Figure 5
@@ -20,6 +26,7 @@ from pathlib import Path
 
 from ..config import PRESETS, RunConfig
 from ..errors import UnknownNameError
+from ..results.read import CAMPAIGN_STORE
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -30,13 +37,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", default=d.data.dataset,
                    help=f"measured dataset kind (synthetic, msr-action3d, ntu60, ...; default {d.data.dataset})")
     p.add_argument("--split", default=d.data.split, help="split shown when a table has no measurement (default xsub)")
-    p.add_argument("--results", default=d.results, help="the results store folder (default results)")
+    p.add_argument("--results", default=CAMPAIGN_STORE,
+                   help="the results store folder (default results, the committed campaign store; `harness run` "
+                        "writes .harness/results)")
     p.add_argument("--out", help="where the tables go (default <results>/tables/<dataset>-<preset>)")
     p.add_argument("--table", type=int, action="append", choices=[1, 2, 3, 4, 5, 6], help="only this table (repeatable; 6 = collapse diagnostics)")
     p.add_argument("--figures", action="store_true", help="also draw Figures 4 and 5 as PNG")
     p.add_argument("--figures-out", help="where the figures go (default <results>/figures/<dataset>-<preset>)")
     p.add_argument("--workdir", default=d.workdir, help="where the pretrained runs are, for Figure 5 (default .harness)")
     p.add_argument("--tsne-seed", type=int, default=0, help="seed of Figure 5's class and sample choice")
+    p.add_argument("--index", action="store_true",
+                   help="only write <results>/README.md: every table and figure under --results with its dataset, "
+                        "preset, n, code version and date, and what has not been run")
     p.set_defaults(func=run)
 
 
@@ -53,11 +65,15 @@ def render(results: str | Path, out: str | Path, *, dataset: str, preset: str, t
     if preset not in PRESETS:
         raise UnknownNameError("preset", preset, list(PRESETS))
     report = T.write_tables(results, out, dataset=dataset, preset=preset, tables=tables or T.TABLES,
-                            default_split=split)
-    for n, path in zip(report.tables, report.paths):
+                            default_split=split, skip_unmeasured=True)
+    for n, path in zip((n for n in report.tables if n not in report.skipped), report.paths):
         t = report.tables[n]
         measured = sum(c.measured for c in t.cells.values())
         echo(f"table {n}: {path} ({measured} of {len(t.cells)} harness cells measured on {dataset}/{preset})")
+    for n in report.skipped:
+        echo(f"table {n}: not written: no measured cell on {dataset}/{preset}")
+    for path in report.removed:
+        echo(f"removed {path}: a placeholder without one measured cell")
     if not any(c.measured for t in report.tables.values() for c in t.cells.values()):
         from ..results import load_results
 
@@ -118,7 +134,23 @@ def per_class(results: str | Path, out: str | Path, *, dataset: str, preset: str
         print(f"harness tables: warning: per-class: {p}", file=sys.stderr)
 
 
+def refresh_index(results: str | Path, *, force: bool = False, echo=print) -> Path | None:
+    """Rewrite the generated index that lists ``results`` (``<results>/README.md``, or its parent's when
+    ``results`` is a store one level down); with ``force``, write ``<results>/README.md`` anyway."""
+    from ..tables.index import index_root_for, write_index
+
+    root = Path(results) if force else index_root_for(results)
+    if root is None:
+        return None
+    path = write_index(root)
+    echo(f"index: {path}")
+    return path
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.index:
+        refresh_index(args.results, force=True)
+        return 0
     out = Path(args.out) if args.out else default_tables_dir(args.results, args.dataset, args.preset)
     if not (Path(args.results) / "results.csv").is_file():
         print(f"harness tables: note: {Path(args.results) / 'results.csv'} does not exist; every measured cell "
@@ -130,4 +162,10 @@ def run(args: argparse.Namespace) -> int:
                    else Path(args.results) / "figures" / f"{args.dataset}-{args.preset}")
         draw_figures(args.results, fig_out, dataset=args.dataset, preset=args.preset, workdir=args.workdir,
                      tsne_seed=args.tsne_seed)
+    from ..tables.index import INDEX_NAME, index_root_for
+
+    root = index_root_for(args.results)
+    if root is not None:  # rebuilding every table of every store takes a while: only on request
+        print(f"{root / INDEX_NAME} lists the tables and figures of {args.results}: refresh it with "
+              f"`harness tables --index --results {root}`")
     return 0

@@ -14,6 +14,9 @@ import pandas as pd
 from .row import COLUMNS, INT_COLUMNS, StoreError, header_problem, row_problem, upgrade_row
 
 STORE_NAME = "results.csv"
+# the committed campaign store: `harness reproduce` writes it and `harness tables`, `harness results`
+# read it by default; `harness run` writes the user's own store, <workdir>/results (RunConfig.results)
+CAMPAIGN_STORE = "results"
 
 
 @dataclass

@@ -42,6 +42,6 @@ from __future__ import annotations
 from .build import BuiltTable, build_table, measured_columns, measured_header
 from .cells import Cell, _row_mask, measured_cell, pick_cell
 from .model import *  # noqa: F401,F403
-from .render import LEGEND, WriteReport, read_marker, render_markdown, table_path, write_tables
+from .render import LEGEND, WriteReport, has_measurement, read_marker, render_markdown, table_path, write_tables
 from .specs import table_specs
 from .store import load_store, prepare_store

@@ -27,6 +27,7 @@ class Cell:
     fused: bool = False
     no_preset: bool = False  # fused rows that carry no preset
     unrecorded_budget: bool = False  # rows from before stores recorded the pretraining budget (steps 0)
+    lines: list[int] = field(default_factory=list)  # the results.csv lines of the rows read (harness.tables.index)
 
     @property
     def measured(self) -> bool:
@@ -111,6 +112,7 @@ def pick_cell(rows: pd.DataFrame, scale: float = 100.0) -> Cell:
                 unrecorded_budget=bool(chosen["_no_budget"].any()))
     good: dict[int, list[float]] = {}
     for r in per_seed.to_dict("records"):
+        cell.lines.append(int(r["_line"]))
         value, seed = r["_value"], r["_seed"]
         seed_ok = not pd.isna(seed) and not pd.isna(r["_pseed"])
         if math.isfinite(value) and seed_ok:

@@ -122,27 +122,46 @@ def table_path(out_dir: str | Path, number: int) -> Path:
 
 @dataclass
 class WriteReport:
-    paths: list[Path]
+    paths: list[Path]  # the tables written
     problems: list[dict[str, Any]]
-    tables: dict[int, BuiltTable]
+    tables: dict[int, BuiltTable]  # every table built, written or not
     store_problems: list[dict[str, Any]] = field(default_factory=list)  # lines that are not rows
+    skipped: list[int] = field(default_factory=list)  # not written: no measured cell (``skip_unmeasured``)
+    removed: list[Path] = field(default_factory=list)  # stale placeholders of skipped tables, deleted
+
+
+def has_measurement(t: BuiltTable) -> bool:
+    """Whether any method cell of the table holds a store row (the header's "measured cell(s)"); the
+    untrained floors beside them do not count: a table of floors alone measures no method."""
+    return any(c.measured for c in t.cells.values())
 
 
 def write_tables(results_dir: str | Path, out_dir: str | Path, *, dataset: str, preset: str,
-                 tables: Iterable[int] = TABLES, default_split: str = "xsub") -> WriteReport:
-    """Render the tables from ``results_dir/results.csv`` into ``out_dir/tableN.md`` (atomic writes)."""
+                 tables: Iterable[int] = TABLES, default_split: str = "xsub",
+                 skip_unmeasured: bool = False) -> WriteReport:
+    """Render the tables from ``results_dir/results.csv`` into ``out_dir/tableN.md`` (atomic writes).
+
+    ``skip_unmeasured`` (``harness tables``, ``harness reproduce``): a table with no measured cell is
+    not written (a page of "not run" is no result), and a placeholder an earlier render left at its
+    path (a file with the same table, dataset and preset marker) is deleted."""
     df = load_store(results_dir)
-    paths, problems, built = [], [], {}
+    report = WriteReport([], [], {}, list(df.attrs.get("store_problems", ())))
     for n in tables:
         if n not in TABLES:
             raise ValueError(f"no table {n}: tables are {', '.join(map(str, TABLES))} (1-5 the paper's, 6 diagnostics)")
         t = build_table(n, df, dataset, preset, default_split)
+        report.tables[n] = t
         path = table_path(out_dir, n)
-        atomic.write_text(path, render_markdown(t, df.attrs.get("store_problems", ())))
-        paths.append(path)
-        problems += [{**p, "table": n} for p in t.problems]
-        built[n] = t
-    return WriteReport(paths, problems, built, list(df.attrs.get("store_problems", ())))
+        if skip_unmeasured and not has_measurement(t):
+            report.skipped.append(n)
+            if path.is_file() and read_marker(path) == (n, dataset, preset):
+                path.unlink()
+                report.removed.append(path)
+            continue
+        atomic.write_text(path, render_markdown(t, report.store_problems))
+        report.paths.append(path)
+        report.problems += [{**p, "table": n} for p in t.problems]
+    return report
 
 
 def read_marker(path: str | Path) -> tuple[int, str, str] | None:
