@@ -23,6 +23,7 @@ import torch
 
 from ..backbone_source import SourcedBackbone
 from ..config import RunConfig, stable_hash
+from ..resolve import resolved
 from ..contracts import build_method
 from .base import Checkpoint, check_tensors, suggest_sets
 from .formats import read_checkpoint
@@ -40,9 +41,9 @@ def checkpoint_config_hash(sha256: str, resolved: RunConfig) -> str:
 def backbone_factory(ckpt: Checkpoint, cfg: RunConfig, ds: Any, device: torch.device) -> Callable[[], Any]:
     """A function returning a fresh backbone with the file's weights, after one strict check now
     (its ``summary`` attribute says what was loaded and what was dropped)."""
-    resolved = cfg.resolved()
+    res = resolved(cfg)
     fmt = ckpt.format
-    info = fmt.data_info(ckpt, ds, resolved.data.frames)
+    info = fmt.data_info(ckpt, ds, res.data.frames)
 
     def build() -> tuple[Any, Any]:
         with torch.random.fork_rng(devices=[]):  # building must not move the global RNG
@@ -51,11 +52,11 @@ def backbone_factory(ckpt: Checkpoint, cfg: RunConfig, ds: Any, device: torch.de
 
     method, backbone = build()
     mapped = fmt.backbone_state(ckpt, method)
-    opts = ", ".join(f"{k}={v}" for k, v in resolved.encoder.options.items())
-    built_as = (f"method {resolved.method.name}, encoder {resolved.encoder.name} ({opts}), data.frames "
+    opts = ", ".join(f"{k}={v}" for k, v in res.encoder.options.items())
+    built_as = (f"method {res.method.name}, encoder {res.encoder.name} ({opts}), data.frames "
                 f"{info.frames}, {info.joints} joints × {info.persons} person(s)")
     check_tensors(ckpt, mapped, backbone, file_name=lambda k: fmt.file_name(ckpt, k), built_as=built_as,
-                  hint=suggest_sets(fmt.shapes(ckpt), resolved))
+                  hint=suggest_sets(fmt.shapes(ckpt), res))
     state = mapped.tensors
 
     def make_backbone() -> torch.nn.Module:
@@ -63,7 +64,7 @@ def backbone_factory(ckpt: Checkpoint, cfg: RunConfig, ds: Any, device: torch.de
         bb.load_state_dict(state, strict=True)
         return bb.to(device).eval()
 
-    make_backbone.summary = (f"{len(state)} backbone tensors loaded into {resolved.encoder.name}"  # type: ignore[attr-defined]
+    make_backbone.summary = (f"{len(state)} backbone tensors loaded into {res.encoder.name}"  # type: ignore[attr-defined]
                              + (f"; {mapped.ignored} other tensors of the format (projectors, decoder, momentum "
                                 f"copies) left out" if mapped.ignored else ""))
     return make_backbone
@@ -78,11 +79,11 @@ class CheckpointFile:
     def configure(self, cfg: RunConfig) -> tuple[RunConfig, RunConfig]:
         ckpt = self.ckpt
         cfg, notes = ckpt.format.configure(cfg, ckpt)
-        resolved = cfg.resolved()
-        notes += ckpt.format.check_config(ckpt, resolved)
+        res = resolved(cfg)
+        notes += ckpt.format.check_config(ckpt, res)
         for note in notes:
             print(f"harness: {ckpt.path.name}: {note}", file=sys.stderr)
-        return cfg, resolved
+        return cfg, res
 
     def prepare(self, cfg: RunConfig) -> None:
         return None  # nothing to pretrain: the evaluation data is opened by itself
