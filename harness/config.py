@@ -108,7 +108,9 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
     workdir: str = ".harness"  # datasets cache, runs (checkpoints, logs), studies
-    results: str = "results"  # the results store
+    # the results store: by default the user's own, <workdir>/results (_layered follows the workdir);
+    # `harness reproduce` writes the committed campaign store results/ (harness.results.CAMPAIGN_STORE)
+    results: str = ".harness/results"
 
     # --- hashing -------------------------------------------------------------------------
     # Hashes cover the *resolved* configuration (every plugin option filled in from its preset,
@@ -203,6 +205,8 @@ def _layered(preset: str, layers: list[dict[str, Any]]) -> RunConfig:
     cfg = RunConfig(preset=preset)
     for layer in layers:
         apply_overrides(cfg, layer)
+    if not any("results" in layer for layer in layers):  # the user's own store follows the workdir
+        cfg.results = str(Path(cfg.workdir) / "results")
     return cfg
 
 

@@ -20,7 +20,8 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", help="a dataset name or a prepared folder (--set data.dataset=...)")
     p.add_argument("--variant", help="shorthand for --set method.variant=...")
     p.add_argument("--workdir", help="where datasets, checkpoints and logs go (default .harness)")
-    p.add_argument("--results", help="the results store folder (default results)")
+    p.add_argument("--results", help="the results store folder (default <workdir>/results, your own store; "
+                                     "the committed campaign store results/ is `harness reproduce`'s)")
 
 
 def parse_ints(text: str, what: str) -> list[int]:

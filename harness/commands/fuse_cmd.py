@@ -12,6 +12,7 @@ import json
 
 import numpy as np
 
+from ..config import RunConfig
 from ..errors import HarnessError
 from ..evaluation.scores import fuse_scores
 from ..results import ResultRow, append_rows
@@ -25,7 +26,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--raw", action="store_true", help="sum raw scores instead of per-model softmax")
     p.add_argument("--record", nargs=3, metavar=("METHOD", "DATASET", "PROTOCOL"),
                    help="append the fused top-1/top-5 to the results store under these names")
-    p.add_argument("--results", default="results", help="results store folder (with --record)")
+    p.add_argument("--results", default=RunConfig().results,
+                   help=f"results store folder (with --record; default {RunConfig().results}, your own store)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
 
@@ -47,11 +49,13 @@ def run(args: argparse.Namespace) -> int:
     if args.record:
         method, dataset, protocol = args.record
         extra = json.dumps({"files": args.scores, "weights": weights})
-        append_rows(args.results, [ResultRow(method, dataset, protocol, m, result[m], modality="jbm", extra=extra)
-                                   for m in ("top1", "top5")])
+        store = append_rows(args.results, [ResultRow(method, dataset, protocol, m, result[m], modality="jbm",
+                                                     extra=extra) for m in ("top1", "top5")])
     if args.json:
         print_json(result)
     else:
         print(f"fused {len(args.scores)} models on {len(labels)} samples: top-1 {100 * top1:.2f} %, "
               f"top-5 {100 * top5:.2f} %")
+        if args.record:
+            print(f"appended 2 row(s) to {store}")
     return 0

@@ -11,7 +11,9 @@ line numbers and reasons, to ``results.csv.rejected`` (appended; nothing is dele
 store atomically without them and removes the temporary files.
 
 ``add`` appends the rows of a side file that ``harness run`` or ``harness reproduce`` saved when the
-store could not be written; rows the store already holds are skipped.
+store could not be written; rows the store already holds are skipped. Both default to the committed
+campaign store ``results/``; the error that names a side file also names its store (``--results``),
+e.g. ``.harness/results`` for ``harness run``'s rows.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import argparse
 import textwrap
 
-from ..config import RunConfig
+from ..results.read import CAMPAIGN_STORE
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = p.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
-    default = RunConfig().results
+    default = CAMPAIGN_STORE  # the committed campaign store; `harness run` writes <workdir>/results
     c = actions.add_parser("check", help="validate results.csv (and --repair it)")
     c.add_argument("--results", default=default, help=f"the results store folder (default {default})")
     c.add_argument("--repair", action="store_true",

@@ -5,8 +5,11 @@
 
 The pretrained run is found by its ``pretrain_hash`` under ``<workdir>/runs``; an unfinished one is
 resumed. The protocol evaluates on ``protocol.dataset`` (default: the pretraining dataset; another
-one gives a transfer evaluation, e.g. NTU-60 → PKU-MMD I). Result rows are appended to the results
-store (``results/results.csv``) and printed as a table (``--json``: a JSON list of rows).
+one gives a transfer evaluation, e.g. NTU-60 → PKU-MMD I). Result rows are appended to your own
+results store, ``<workdir>/results/results.csv`` (``.harness/results`` by default; ``--results DIR``
+chooses another), never to the committed campaign store ``results/`` that ``harness reproduce`` fills,
+and printed as a table (``--json``: a JSON list of rows). ``harness tables --results .harness/results``
+renders your store.
 
 ``--checkpoint FILE`` evaluates the backbone in FILE without pretraining: a harness ``backbone.pt`` or
 training checkpoint, or a published reference checkpoint (USDRL ``checkpoint_NNNN.pth.tar``, UmURL's,
@@ -18,6 +21,7 @@ tensor must fit. Rows carry the file's sha256 (``extra.checkpoint_sha256``).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from tabulate import tabulate
@@ -26,6 +30,7 @@ from ..checkpoints import read_checkpoint
 from ..config import RunConfig
 from ..errors import HarnessError
 from ..pipeline import evaluate
+from ..results.read import CAMPAIGN_STORE
 from .common import add_config_arguments, config_from_args, parse_ints, print_json
 
 
@@ -61,14 +66,25 @@ def _run(args: argparse.Namespace) -> int:
             rows += evaluate(cfg, progress=not args.no_progress, record=not args.no_record)
     if args.json:
         print_json([r.as_dict() for r in rows])
+        if not args.no_record:  # stdout is the JSON alone
+            print(_where(rows, cfg), file=sys.stderr)
         return 0
     table = [(r.method, r.variant, r.encoder, r.dataset, r.split, r.protocol, r.metric, r.pretrain_seed, r.seed,
               f"{r.value:.4f}") for r in rows]
     print(tabulate(table, headers=["method", "variant", "encoder", "dataset", "split", "protocol", "metric",
                                    "pretrain seed", "seed", "value"]))
     if not args.no_record:
-        print(f"\nappended {len(rows)} row(s) to {Path(cfg.results) / 'results.csv'}")
+        print("\n" + _where(rows, cfg))
     return 0
+
+
+def _where(rows: list, cfg: RunConfig) -> str:
+    """Where the rows went, said on every run: your own store unless ``--results`` chose the campaign's."""
+    store = Path(cfg.results)
+    if store.resolve() == Path(CAMPAIGN_STORE).resolve():
+        return f"appended {len(rows)} row(s) to {store / 'results.csv'} (the campaign store, chosen by --results)"
+    return (f"appended {len(rows)} row(s) to {store / 'results.csv'} (your own store: `harness tables --results "
+            f"{store}` renders it; the committed tables under results/ are `harness reproduce`'s)")
 
 
 def _run_checkpoint(args: argparse.Namespace) -> tuple[RunConfig, list]:

@@ -23,6 +23,7 @@ from ..config import RunConfig, resolve
 from ..contracts import FUSED_MODALITY, figure_roles
 from ..errors import HarnessError
 from ..registry import ENCODERS, METHODS, PROTOCOLS
+from ..results.read import CAMPAIGN_STORE
 from ..tables import MEASURES, table_specs
 from ..floors import floor_backbone
 from ..tables.specs import method_rows
@@ -90,7 +91,7 @@ class Settings:
     preset: str = "cpu"
     dataset: str | None = None  # None: the preset's data.dataset
     workdir: str | None = None
-    results: str | None = None
+    results: str | None = None  # None: the committed campaign store results/ (never <workdir>/results)
     config_file: str | None = None
     overrides: list[str] = field(default_factory=list)  # the user's --set values
     eval_dataset: str | None = None  # protocol.dataset for every protocol run (e.g. a PKU-MMD folder)
@@ -100,7 +101,8 @@ class Settings:
 
     def _locations(self) -> list[str]:
         return [f"{key}={value}" for value, key in ((self.dataset, "data.dataset"), (self.workdir, "workdir"),
-                                                    (self.results, "results")) if value is not None]
+                                                    (self.results or CAMPAIGN_STORE, "results"))
+                if value is not None]
 
     def config(self, run: PlannedRun) -> RunConfig:
         """preset → YAML → the user's --set → the run's own settings → dataset and folders."""
