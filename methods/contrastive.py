@@ -60,7 +60,7 @@ from torch import nn
 from harness.augment import Shear
 from harness.config import RunConfig
 from harness.contracts import DataInfo, FigureRole, Method, ModalityBackbone, TableRow, build_encoder
-from harness.data.resample import resample
+from harness.transforms.resample import resample
 from harness.errors import HarnessError, UnknownNameError
 from harness.registry import METHODS
 

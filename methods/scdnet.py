@@ -19,7 +19,7 @@ contrast and the augmentation:
 - two views: crop-resize U(0.1, 1) → T frames, the modality, then independently with p 0.5 each and
   in this order: rotation (one main axis U(0°, 30°), the others U(0°, 1°)), left/right flip, shear
   U(−1, 1), the structural spatial mask (5 seeds, A² of the graph with self-loops, 8 joints zeroed)
-  and the temporal mask (chunks of 4 frames, 6 of 16 zeroed), from :mod:`harness.data.augment`
+  and the temporal mask (chunks of 4 frames, 6 of 16 zeroed), from :mod:`harness.augment`
   (joint and chunk counts scale with the topology and T).
 
 Departures:
@@ -54,7 +54,7 @@ from torch import nn
 from harness import augment as A
 from harness.config import RunConfig
 from harness.contracts import DataInfo, Method, ModalityBackbone, TableRow, build_encoder
-from harness.data.modality import to_modality
+from harness.transforms.modality import to_modality
 from harness.errors import HarnessError
 from harness.registry import METHODS
 

@@ -19,7 +19,7 @@ global batch (the reference's DataParallel gathers outputs too); projector Batch
 With ``domain_weight`` 0 the temporal/spatial projectors are not built (no unused parameters).
 
 Modality: ``cfg.method.modality`` (joint | bone | motion) is applied inside the backbone, after
-augmentation, by :func:`harness.data.modality.to_modality`. The reference parses ``--moda`` and
+augmentation, by :func:`harness.transforms.modality.to_modality`. The reference parses ``--moda`` and
 ignores it (docs/reference/usdrl.md §13.1); here it is honoured, so bone and motion models (3s-USDRL) exist.
 
 Table 5 and Figure 5 through configuration only (``--set method.variant=NAME``):

@@ -51,7 +51,7 @@ import torch
 from harness.config import RunConfig
 from harness.contracts import (FUSED_MODALITY, DataInfo, Encoder, Method, ModalityBackbone, TableRow,
                                build_encoder)
-from harness.data.modality import MODALITIES
+from harness.transforms.modality import MODALITIES
 from harness.engine.distributed import gather_with_grad  # the identity in one process
 from harness.errors import HarnessError
 from harness.registry import METHODS

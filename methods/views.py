@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from harness.augment import DEFAULT_POOL, Compose, CropResize, HostBufferPool, USDRLSpatial
+from harness.augment import DEFAULT_POOL, Compose, CropResize, HostBufferPool, CorruptOrShear
 from harness.contracts import Encoder
 
 __all__ = ["usdrl_views", "token_width"]
@@ -26,7 +26,7 @@ def usdrl_views(x: torch.Tensor, lengths: torch.Tensor, num_views: int = 4, fram
     """USDRL's pretraining views (docs/reference/usdrl.md §9): ``num_views`` independent crop-resizes to ``frames``
     (scale U(0.1, 1)), each then joint corruption or shear; (B, 3, frames, V, M) each. UmURL, MoCo and
     VICReg use the same recipe."""
-    pipeline = Compose(CropResize(frames, ratio), USDRLSpatial(count=count))
+    pipeline = Compose(CropResize(frames, ratio), CorruptOrShear(count=count))
     return pipeline.views(x, lengths, num_views, generator, pool=pool)
 
 

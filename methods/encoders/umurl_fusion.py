@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from harness.contracts import FUSED_MODALITY, Encoder, EncoderOutput
-from harness.data.modality import bone, motion
+from harness.transforms.modality import bone, motion
 from harness.errors import HarnessError
 from harness.registry import ENCODERS
 
