@@ -17,6 +17,7 @@ from typing import Any, Callable
 import torch
 
 from .config import RunConfig
+from .resolve import resolved
 from .data.prepared.format import PreparedDataset
 from .data.prepared.kinds import resolve_dataset
 from .engine import checkpoint as ck
@@ -63,7 +64,7 @@ class PretrainedRun:
     info: RunInfo | None = None  # set by prepare
 
     def configure(self, cfg: RunConfig) -> tuple[RunConfig, RunConfig]:
-        return cfg, cfg.resolved()  # names and options of every plugin, checked before any work
+        return cfg, resolved(cfg)  # names and options of every plugin, checked before any work
 
     def prepare(self, cfg: RunConfig) -> PreparedDataset:
         train_ds = resolve_dataset(cfg.data, cfg.workdir)

@@ -112,39 +112,13 @@ class RunConfig:
     # `harness reproduce` writes the committed campaign store results/ (harness.results.CAMPAIGN_STORE)
     results: str = ".harness/results"
 
-    # --- hashing -------------------------------------------------------------------------
-    # Hashes cover the *resolved* configuration (every plugin option filled in from its preset,
-    # variant and defaults, harness.resolve), so a changed default in a plugin is a new
-    # configuration, never a silently reused one.
+    # A RunConfig holds what the user asked for; harness.resolve turns it into a ResolvedConfig
+    # (every plugin option filled in and checked), which owns the hashes.
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def resolved(self) -> "RunConfig":
-        from .resolve import resolved  # resolve imports this module: a top-level import would cycle
-
-        return resolved(self)
-
-    def pretrain_dict(self) -> dict[str, Any]:
-        """What determines the pretrained weights (execution-only settings are left out)."""
-        d = self.resolved().to_dict()
-        out = {k: d[k] for k in ("data", "encoder", "method", "train")}
-        for key in EXECUTION_ONLY_TRAIN_KEYS:
-            out["train"].pop(key)
-        return out
-
-    @property
-    def pretrain_hash(self) -> str:
-        return stable_hash(self.pretrain_dict())
-
-    @property
-    def config_hash(self) -> str:
-        """The whole run except the pretraining seed: rows of one configuration trained with several
-        seeds share it and carry the seed in their ``pretrain_seed`` column."""
-        d = self.resolved().to_dict()
-        d.pop("workdir"), d.pop("results")
-        for key in EXECUTION_ONLY_TRAIN_KEYS + ("seed",):
-            d["train"].pop(key)
-        return stable_hash(d)
+    def __eq__(self, other: object) -> bool:  # a ResolvedConfig equals a RunConfig with the same values
+        return isinstance(other, RunConfig) and self.to_dict() == other.to_dict()
 
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")  # train.amp (harness.engine.amp)
@@ -186,10 +160,11 @@ MOVED_KEYS: dict[str, str] = {
 }
 
 
-def resolve(preset: str = "cpu", yaml_file: str | Path | None = None,
-            overrides: list[str] | dict[str, Any] | None = None) -> RunConfig:
+def load_config(preset: str = "cpu", yaml_file: str | Path | None = None,
+                overrides: list[str] | dict[str, Any] | None = None) -> RunConfig:
     """Build a RunConfig: the preset, then the method's own training defaults for that preset
-    (``Method.train_defaults``, e.g. MAMP's AdamW), then a YAML file, then ``a.b=c`` overrides."""
+    (``Method.train_defaults``, e.g. MAMP's AdamW), then a YAML file, then ``a.b=c`` overrides.
+    Plugin options are the user's only: :func:`harness.resolve.resolve_config` also resolves them."""
     if preset not in PRESETS:
         raise UnknownNameError("preset", preset, list(PRESETS))
     layers = [load_yaml(yaml_file) if yaml_file is not None else {}, parse_set(overrides)

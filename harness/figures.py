@@ -29,7 +29,8 @@ import yaml
 from tabulate import tabulate
 
 from . import atomic, paper
-from .config import PRESETS, resolve
+from .config import PRESETS, load_config
+from .resolve import resolved
 from .contracts import FigureRole, figure_roles
 from .errors import HarnessError
 from .registry import METHODS
@@ -60,7 +61,7 @@ def figure4_label() -> str:
 def default_alpha(preset: str) -> float:
     """The Figure 4 encoder's α at ``preset`` (the CA/DSA weight of the Table 1 run)."""
     _, role = figure4_method()
-    return float(resolve(preset, overrides=[f"encoder.name={role.encoder}"]).resolved().encoder.options["alpha"])
+    return float(resolved(load_config(preset, overrides=[f"encoder.name={role.encoder}"])).encoder.options["alpha"])
 
 
 def _pyplot():

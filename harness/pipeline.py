@@ -59,7 +59,7 @@ def evaluate_source(cfg: RunConfig, source: BackboneSource, *, record: bool = Tr
         base_row["config_hash"] = bb.config_hash
     if bb.pretrain_seed is not None:
         base_row["pretrain_seed"] = bb.pretrain_seed
-    run_dir = bb.home / "eval" / f"{cfg.protocol.name}-{bb.config_hash or cfg.config_hash}"
+    run_dir = bb.home / "eval" / f"{cfg.protocol.name}-{bb.config_hash or resolved.config_hash}"
     ctx = ProtocolContext(cfg=cfg, dataset=ds, make_backbone=bb.make_backbone, device=device, run_dir=run_dir,
                           base_row=base_row)
     with torch_threads(cfg.train.num_threads):

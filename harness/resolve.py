@@ -1,6 +1,6 @@
-"""A run configuration with every plugin setting filled in, and checked.
+"""A run configuration with every plugin setting filled in, and checked: :class:`ResolvedConfig`.
 
-:func:`resolved` returns a new :class:`~harness.config.RunConfig` in which
+:func:`resolved` returns a new :class:`ResolvedConfig` (a :class:`~harness.config.RunConfig`) in which
 
 - ``encoder.name`` is the encoder the method trains (its default when unset; an error when the
   method trains its own backbone and another is named),
@@ -11,8 +11,12 @@
 
 and checks the training section (a positive, finite learning rate, a budget for a method that
 pretrains, schedule fractions in range). It never mutates its input, and resolving a resolved
-configuration changes nothing. Hashes (``pretrain_hash``, ``config_hash``), checkpoints, exported
-backbones and ``harness config show`` all use the resolved form.
+configuration changes nothing (it returns the same object). Only a ResolvedConfig has hashes
+(``pretrain_hash``, ``config_hash``); checkpoints, exported backbones and ``harness config show`` use
+it. Entry points resolve once (:func:`resolve_config` loads and resolves) and hand the
+ResolvedConfig down. A ResolvedConfig changed after resolution (a field set, ``dataclasses.replace``)
+is no longer known to be resolved: :func:`resolved` and its hashes resolve it again, so a stale
+hash cannot be read.
 """
 
 from __future__ import annotations
@@ -22,7 +26,10 @@ import dataclasses
 import math
 from typing import Any
 
-from .config import AMP_MODES, RunConfig
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import AMP_MODES, EXECUTION_ONLY_TRAIN_KEYS, RunConfig, load_config, stable_hash
 from .errors import HarnessError, UnknownNameError
 from .registry import ENCODERS, METHODS, PROTOCOLS
 
@@ -34,8 +41,48 @@ def _as_dict(options: Any) -> dict[str, Any]:
     return {} if options is None else copy.deepcopy(dataclasses.asdict(options))
 
 
-def resolved(cfg: RunConfig) -> RunConfig:
-    out = copy.deepcopy(cfg)
+@dataclass(eq=False)  # RunConfig's __eq__: the values, whatever the class
+class ResolvedConfig(RunConfig):
+    """A RunConfig whose plugin names and options are filled in and checked (made by :func:`resolved`)."""
+
+    def is_current(self) -> bool:
+        """True while it holds what was resolved (nothing was changed since)."""
+        return getattr(self, "_resolved_form", None) == stable_hash(self.to_dict(), 64)
+
+    def pretrain_dict(self) -> dict[str, Any]:
+        """What determines the pretrained weights (execution-only settings are left out)."""
+        d = resolved(self).to_dict()
+        out = {k: d[k] for k in ("data", "encoder", "method", "train")}
+        for key in EXECUTION_ONLY_TRAIN_KEYS:
+            out["train"].pop(key)
+        return out
+
+    @property
+    def pretrain_hash(self) -> str:
+        return stable_hash(self.pretrain_dict())
+
+    @property
+    def config_hash(self) -> str:
+        """The whole run except the pretraining seed: rows of one configuration trained with several
+        seeds share it and carry the seed in their ``pretrain_seed`` column."""
+        d = resolved(self).to_dict()
+        d.pop("workdir"), d.pop("results")
+        for key in EXECUTION_ONLY_TRAIN_KEYS + ("seed",):
+            d["train"].pop(key)
+        return stable_hash(d)
+
+
+def resolve_config(preset: str = "cpu", yaml_file: str | Path | None = None,
+                   overrides: list[str] | dict[str, Any] | None = None) -> ResolvedConfig:
+    """:func:`~harness.config.load_config` (preset → method defaults → YAML → ``--set``), resolved."""
+    return resolved(load_config(preset, yaml_file, overrides))
+
+
+def resolved(cfg: RunConfig) -> ResolvedConfig:
+    if isinstance(cfg, ResolvedConfig) and cfg.is_current():
+        return cfg
+    fields = {f.name: copy.deepcopy(getattr(cfg, f.name)) for f in dataclasses.fields(RunConfig)}
+    out = ResolvedConfig(**fields)
     method = METHODS.get(cfg.method.name)
     out.encoder.name = method.encoder_name(cfg)
     out.method.modality = method.modality_name(cfg)
@@ -44,6 +91,7 @@ def resolved(cfg: RunConfig) -> RunConfig:
     if out.protocol.name in PROTOCOLS:  # an unknown protocol fails where it is used, with suggestions
         out.protocol.options = _as_dict(PROTOCOLS.get(out.protocol.name).resolve_options(out))
     check_train(out, pretrains=getattr(method, "pretrains", True))
+    out._resolved_form = stable_hash(out.to_dict(), 64)  # not a field: replace() and YAML leave it out
     return out
 
 

@@ -44,6 +44,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from harness.config import load_config
+from harness.resolve import resolved
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER_EPOCHS, NTU60_XSUB_TRAIN = 451, 40_091
@@ -156,7 +158,7 @@ def _peak_gb(device: torch.device) -> float | None:
 
 # --- parity ------------------------------------------------------------------------------------
 def _our_method(preset: str, device: torch.device, hidden: int | None = None, encoder: str = "dste"):
-    from harness.config import resolve
+    from harness.config import load_config as resolve
     from harness.contracts import DataInfo, build_method
     from harness.data.topology import NTU25
 
@@ -165,7 +167,7 @@ def _our_method(preset: str, device: torch.device, hidden: int | None = None, en
         over["encoder.options"] = {"drop_path": 0.0, **({"hidden": hidden, "mlp_hidden": 2 * hidden} if hidden else {})}
     elif hidden:
         over["encoder.options"] = {"hidden": hidden, "ffn": hidden}
-    cfg = resolve(preset, overrides=over).resolved()
+    cfg = resolved(resolve(preset, overrides=over))
     info = DataInfo(topology=NTU25, num_classes=60, frames=64, persons=2)
     torch.manual_seed(0)
     return build_method(cfg, info).to(device)

@@ -8,10 +8,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness.config import resolve
+
 from harness.data.prepared.format import PreparedWriter, open_prepared
 from harness.data.topology import MSR20
 from harness.contracts import Backbone, EncoderOutput, ProtocolContext
+from harness.config import load_config
 
 
 def toy_dataset(root: Path, n_per_class: int = 12, classes: int = 4, seed: int = 0):
@@ -52,7 +53,7 @@ class MeanPoseBackbone(Backbone):
 
 def context(ds, tmp_path: Path, backbone_factory, preset: str = "smoke", protocol: str = "linear",
             overrides: list[str] | None = None) -> ProtocolContext:
-    cfg = resolve(preset, overrides=[f"protocol.name={protocol}", "data.frames=8", *(overrides or [])])
+    cfg = load_config(preset, overrides=[f"protocol.name={protocol}", "data.frames=8", *(overrides or [])])
     return ProtocolContext(cfg=cfg, dataset=ds, make_backbone=backbone_factory, device=torch.device("cpu"),
                            run_dir=tmp_path / "run", base_row={"method": "toy", "dataset": "toy",
                                                                "protocol": protocol, "preset": preset})

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from harness.config import resolve
+
 from harness.data.topology import NTU25
 from harness.engine import load_backbone, pretrain
 from harness.errors import HarnessError
@@ -15,6 +15,7 @@ from harness.registry import METHODS
 from harness.contracts import DataInfo, build_method
 from harness.methods.baselines import RandomInit, Supervised
 from protocol_helpers import toy_dataset
+from harness.config import load_config
 
 FRAMES, B = 16, 6
 INFO = DataInfo(topology=NTU25, num_classes=5, frames=FRAMES, persons=2)
@@ -30,7 +31,7 @@ def make(name="supervised", seed=0, encoder="dste", **options):
     if options:
         sets["method.options"] = options
     torch.manual_seed(seed)
-    return build_method(resolve("smoke", overrides=sets), INFO)
+    return build_method(load_config("smoke", overrides=sets), INFO)
 
 
 def test_registered():
@@ -90,7 +91,7 @@ def test_random_floor_has_the_shape_of_the_trained_encoders():
 @pytest.mark.parametrize("name", ["supervised", "random"])
 def test_smoke_pretrain_and_reload(name, tmp_path):
     ds = toy_dataset(tmp_path / "data")
-    cfg = resolve("smoke", overrides={"method.name": name, "data.dataset": str(ds.root),
+    cfg = load_config("smoke", overrides={"method.name": name, "data.dataset": str(ds.root),
                                       "workdir": str(tmp_path / "work"), "train.device": "cpu"})
     run = pretrain(cfg, progress=False)
     assert run.status == "finished"

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from harness.config import resolve
+
 from harness.engine import checkpoint as ck
 from harness.errors import HarnessError
+from harness.config import load_config
+from harness.resolve import resolved
 
 pytestmark = pytest.mark.unit
 
@@ -123,17 +125,17 @@ def test_load_errors(tmp_path):
 
 
 def test_config_diff_and_refusal():
-    a = resolve("smoke")
-    b = resolve("smoke", overrides=["train.lr=0.5", "encoder=sttr", "workdir=elsewhere",
+    a = load_config("smoke")
+    b = load_config("smoke", overrides=["train.lr=0.5", "encoder=sttr", "workdir=elsewhere",
                                     "method.options={xc_weight: 0}"])
     diff = ck.config_diff(a.to_dict(), b.to_dict())
     assert diff == ["encoder.name: '' → 'sttr'", "method.options.xc_weight: '<absent>' → 0",
                     "train.lr: 0.001 → 0.5"]
     # a checkpoint stores the resolved configuration (every option filled in), as the trainer writes it
-    state = {"pretrain_hash": a.pretrain_hash, "config": a.resolved().to_dict()}
-    ck.check_same_run(state, resolve("smoke", overrides=["workdir=x"]), "p.pt")  # workdir is not hashed
-    ck.check_same_run(state, resolve("smoke", overrides=["encoder=dste"]), "p.pt")  # the default, stated
+    state = {"pretrain_hash": resolved(a).pretrain_hash, "config": resolved(a).to_dict()}
+    ck.check_same_run(state, load_config("smoke", overrides=["workdir=x"]), "p.pt")  # workdir is not hashed
+    ck.check_same_run(state, load_config("smoke", overrides=["encoder=dste"]), "p.pt")  # the default, stated
     with pytest.raises(HarnessError) as err:
-        ck.check_same_run(state, resolve("smoke", overrides=["train.lr=0.5", "encoder.options.heads=2"]), "p.pt")
+        ck.check_same_run(state, load_config("smoke", overrides=["train.lr=0.5", "encoder.options.heads=2"]), "p.pt")
     detail = str(err.value).split("): ", 1)[1]  # only the settings that really differ, one line each
     assert detail.startswith("encoder.options.heads: 1 → 2; train.lr: 0.001 → 0.5.")

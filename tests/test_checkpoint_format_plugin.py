@@ -15,11 +15,12 @@ from harness.checkpoints import CheckpointFormat, formats, read_checkpoint
 from harness.checkpoints.base import Checkpoint, Mapped, map_by_prefix
 from harness.checkpoints.loading import sha256_of
 from harness.cli import main
-from harness.config import resolve
+
 from harness.contracts import DataInfo, build_method
 from harness.data.topology import NTU25
 from harness.errors import HarnessError
 from harness.registry import CHECKPOINT_FORMATS
+from harness.config import load_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -52,7 +53,7 @@ class ToyFormat(CheckpointFormat):
 
 def toy_file(path: Path) -> Path:
     """An STTR encoder at the smoke sizes, saved in the toy layout."""
-    cfg = resolve("smoke", overrides=["method.name=usdrl", "encoder.name=sttr"])
+    cfg = load_config("smoke", overrides=["method.name=usdrl", "encoder.name=sttr"])
     torch.manual_seed(0)
     method = build_method(cfg, DataInfo(topology=NTU25, num_classes=60, frames=cfg.data.frames, persons=2))
     weights = {k[len("encoder."):]: v for k, v in method.backbone().state_dict().items()}

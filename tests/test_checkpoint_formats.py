@@ -16,12 +16,14 @@ from harness.checkpoints import formats, read_checkpoint
 from harness.checkpoints.file_source import backbone_factory
 from harness.checkpoints.loading import sha256_of
 from harness.cli import main
-from harness.config import resolve
+
 from harness.contracts import DataInfo, build_method
 from harness.data.topology import NTU25
 from harness.errors import HarnessError
 from harness.results import load_results
 from harness.tables import build_table, load_store
+from harness.config import load_config
+from harness.resolve import resolved
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -32,7 +34,7 @@ NTU_DS = types.SimpleNamespace(topology=NTU25, num_classes=60, num_persons=2, nu
 
 
 def _method(preset: str, sets: list[str], **over):
-    cfg = resolve(preset, overrides=sets + [f"{k}={v}" for k, v in over.items()])
+    cfg = load_config(preset, overrides=sets + [f"{k}={v}" for k, v in over.items()])
     torch.manual_seed(0)
     return build_method(cfg, DataInfo(topology=NTU25, num_classes=60, frames=cfg.data.frames, persons=2))
 
@@ -87,7 +89,7 @@ def umurl_file(path: Path) -> Path:
 
 def _load(path: Path, preset: str, sets: list[str], **over):
     ckpt = read_checkpoint(path)
-    cfg = resolve(preset, overrides=sets + [f"method.name={ckpt.method}"] + [f"{k}={v}" for k, v in over.items()])
+    cfg = load_config(preset, overrides=sets + [f"method.name={ckpt.method}"] + [f"{k}={v}" for k, v in over.items()])
     cfg, _ = ckpt.format.configure(cfg, ckpt)
     return ckpt, backbone_factory(ckpt, cfg, NTU_DS, torch.device("cpu"))()
 
@@ -124,9 +126,9 @@ def test_mamp_file_admits_its_namespace_and_checks_the_heads(tmp_path):
     assert torch.equal(bb.state_dict()["encoder.joints_embed.weight"], model["joints_embed.proj.weight"])
     assert len(bb.state_dict()) == sum(not k.startswith(("decoder_", "mask_token")) for k in model)
     assert ckpt.format.identity(ckpt) == {"epochs": 400, "steps": 0, "pretrain_seed": 3}
-    one_head = resolve("smoke", overrides=[s for s in MAMP_SETS if "heads" not in s] + ["method.name=mamp"])
+    one_head = load_config("smoke", overrides=[s for s in MAMP_SETS if "heads" not in s] + ["method.name=mamp"])
     with pytest.raises(HarnessError, match=r"2 attention heads .*--set encoder.options.heads=2"):
-        ckpt.format.check_config(ckpt, one_head.resolved())  # no shape shows the heads: the args do
+        ckpt.format.check_config(ckpt, resolved(one_head))  # no shape shows the heads: the args do
 
 
 # --- refusals ----------------------------------------------------------------------------------------

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.resolve import resolved
 from harness.cli import main
 from harness.commands.config_cmd import builtin_methods, paper_page
-from harness.config import resolve
+from harness.config import load_config
+
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "paper-configs.md"
 
@@ -34,8 +36,8 @@ def test_paper_usdrl_prints_the_papers_values(capsys):
     assert "lr × 0.1 after epochs [351]" in text
     assert cfg["data"]["frames"] == 64 and cfg["method"]["options"]["num_views"] == 4
     assert cfg["method"]["options"]["xc_weight"] == 1e-3 and cfg["method"]["options"]["sim_weight"] == 5.0
-    expected = resolve("paper", overrides={"method.name": "usdrl"})
-    assert hashes == {"pretrain_hash": expected.pretrain_hash, "config_hash": expected.config_hash}
+    expected = load_config("paper", overrides={"method.name": "usdrl"})
+    assert hashes == {"pretrain_hash": resolved(expected).pretrain_hash, "config_hash": resolved(expected).config_hash}
 
 
 @pytest.mark.parametrize("argv", [
@@ -52,7 +54,7 @@ def test_the_output_reads_back_to_the_same_hashes(tmp_path, capsys, argv):
     again, cfg2, hashes2 = _show(capsys, "--preset", preset, "--config", str(f))
     assert hashes2 == hashes and cfg2 == cfg
     assert again.split("\n", 1)[1] == text.split("\n", 1)[1]  # all but the command line
-    loaded = resolve(preset, f)
+    loaded = resolved(load_config(preset, f))
     assert (loaded.pretrain_hash, loaded.config_hash) == (hashes["pretrain_hash"], hashes["config_hash"])
 
 

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.config import PRESETS, DataConfig, TrainConfig, resolve
+from harness.config import PRESETS, DataConfig, TrainConfig, load_config
+from harness.resolve import resolved
 from harness.contracts import (Backbone, DataInfo, DatasetKind, Encoder, EncoderOutput, Method, Protocol, TableRow,
                                build_encoder, build_method)
 from harness.data.prepared.format import open_prepared
@@ -67,7 +68,7 @@ PAIR_IDS = [f"{m}-{e}" for m, e in PAIRS]
 
 
 def smoke_cfg(method: str, encoder: str = "", **sets):
-    return resolve("smoke", overrides={"method.name": method, "encoder.name": encoder, "train.batch_size": B,
+    return load_config("smoke", overrides={"method.name": method, "encoder.name": encoder, "train.batch_size": B,
                                        **sets})
 
 
@@ -134,13 +135,13 @@ def test_method_options_variants_and_tunable_weights(name):
         for alias, field in cls.tunable.items():
             assert types.get(field) is float, f"tunable {alias!r} → {field!r} is not a float option"
     for variant in cls.variants:
-        options = cls.resolve_options(resolve("smoke", overrides={"method.name": name, "method.variant": variant}))
+        options = cls.resolve_options(load_config("smoke", overrides={"method.name": name, "method.variant": variant}))
         assert options is None if cls.Options is None else isinstance(options, cls.Options)
     with pytest.raises(UnknownNameError):  # refused before anything is trained
-        build_method(resolve("smoke", overrides={"method.name": name, "method.variant": "no_such_variant"}), INFO)
+        build_method(load_config("smoke", overrides={"method.name": name, "method.variant": "no_such_variant"}), INFO)
     for old, new in cls.moved_options.items():
         with pytest.raises(HarnessError, match=re.escape(new)):
-            cls.resolve_options(resolve("smoke", overrides={"method.name": name, f"method.options.{old}": 1}))
+            cls.resolve_options(load_config("smoke", overrides={"method.name": name, f"method.options.{old}": 1}))
 
 
 @pytest.mark.parametrize("name", METHOD_NAMES)
@@ -151,9 +152,9 @@ def test_method_config_resolves_at_every_preset(name):
         assert preset == "*" or preset in PRESETS, preset
         assert set(values) <= train_fields, set(values) - train_fields
     for preset in PRESETS:
-        r = resolve(preset, overrides={"method.name": name}).resolved()
+        r = resolved(load_config(preset, overrides={"method.name": name}))
         assert r.encoder.name == cls.default_encoder and r.method.modality in cls.modalities
-        assert r.resolved() == r  # resolving twice changes nothing
+        assert resolved(r) == r  # resolving twice changes nothing
         if cls.Options is not None:
             assert set(r.method.options) == {f.name for f in dataclasses.fields(cls.Options)}
 
@@ -181,7 +182,7 @@ def test_method_optimizer_step_changes_parameters(name, encoder):
     if not m.pretrains:
         pytest.skip(f"{name} pretrains nothing (pretrains = False)")
     m.train()
-    opt = build_optimizer(cfg.resolved(), m, torch.device("cpu"))  # the engine's optimizer, method defaults
+    opt = build_optimizer(resolved(cfg), m, torch.device("cpu"))  # the engine's optimizer, method defaults
     before = {n: p.detach().clone() for n, p in m.named_parameters() if p.requires_grad}
     opt.zero_grad()
     train_step_loss(m).backward()
@@ -214,7 +215,7 @@ def test_method_backbone_round_trips_through_export(name, encoder, tmp_path):
     m, cfg = built(name, encoder)
     path = export_backbone(m, cfg, tmp_path / "backbone.pt", epochs=0, global_step=0)
     loaded, cfg2 = load_backbone(path)
-    assert cfg2.pretrain_hash == cfg.pretrain_hash and cfg2.method.name == name
+    assert resolved(cfg2).pretrain_hash == resolved(cfg).pretrain_hash and cfg2.method.name == name
     assert cfg2.encoder.name == encoder
     want = m.backbone().state_dict()
     got = loaded.state_dict()
@@ -236,17 +237,17 @@ def test_encoder_options_at_every_preset(name):
     for preset, values in cls.preset_defaults.items():
         assert preset in PRESETS and set(values) <= fields, (preset, values)
     for preset in PRESETS:
-        assert isinstance(cls.resolve_options(resolve(preset, overrides={"encoder.name": name})), cls.Options)
+        assert isinstance(cls.resolve_options(load_config(preset, overrides={"encoder.name": name})), cls.Options)
     longest = max(fields, key=len)
     with pytest.raises(UnknownNameError, match=f"Did you mean '{longest}'"):
-        cls.resolve_options(resolve("smoke", overrides={"encoder.name": name,
+        cls.resolve_options(load_config("smoke", overrides={"encoder.name": name,
                                                         f"encoder.options.{longest[:-1]}": 1}))
 
 
 @pytest.mark.parametrize("name", ENCODER_NAMES)
 def test_encoder_forward_shapes(name):
     torch.manual_seed(0)
-    enc = build_encoder(resolve("smoke"), INFO, name=name)
+    enc = build_encoder(load_config("smoke"), INFO, name=name)
     assert isinstance(enc.options, ENCODERS.get(name).Options)
     assert (enc.frames, enc.joints, enc.persons) == (FRAMES, NTU25.num_joints, 2)
     x = torch.randn(2, 3, FRAMES, NTU25.num_joints, 2)
@@ -272,7 +273,7 @@ def test_encoder_forward_shapes(name):
 @pytest.mark.parametrize("name", ENCODER_NAMES)
 def test_encoder_init_weights(name):
     torch.manual_seed(0)
-    enc = build_encoder(resolve("smoke"), INFO, name=name)
+    enc = build_encoder(load_config("smoke"), INFO, name=name)
     if not callable(getattr(enc, "init_weights", None)):
         pytest.skip(f"{name} has no reference initialisation")
     before = {n: p.detach().clone() for n, p in enc.named_parameters()}
@@ -280,9 +281,9 @@ def test_encoder_init_weights(name):
     assert any(not torch.equal(p, before[n]) for n, p in enc.named_parameters())
     assert all(torch.isfinite(p).all() for p in enc.parameters())
     torch.manual_seed(1)
-    a = build_encoder(resolve("smoke"), INFO, name=name, reference_init=True)
+    a = build_encoder(load_config("smoke"), INFO, name=name, reference_init=True)
     torch.manual_seed(1)
-    b = build_encoder(resolve("smoke"), INFO, name=name, reference_init=True)
+    b = build_encoder(load_config("smoke"), INFO, name=name, reference_init=True)
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))  # seeded, reproducible
 
 
@@ -294,7 +295,7 @@ def test_protocol_options(name):
     for preset in cls.preset_defaults:
         assert preset in PRESETS, preset
     for preset in PRESETS:
-        cfg = resolve(preset, overrides={"protocol.name": name})
+        cfg = load_config(preset, overrides={"protocol.name": name})
         options = cls.resolve_options(cfg)
         if cls.Options is None:
             assert options is None
@@ -304,11 +305,11 @@ def test_protocol_options(name):
     if cls.Options is not None:
         longest = max((f.name for f in dataclasses.fields(cls.Options)), key=len)
         with pytest.raises(UnknownNameError, match=f"Did you mean '{longest}'"):
-            cls.resolve_options(resolve("smoke", overrides={"protocol.name": name,
+            cls.resolve_options(load_config("smoke", overrides={"protocol.name": name,
                                                             f"protocol.options.{longest[:-1]}": 1}))
     for old, new in cls.moved_options.items():
         with pytest.raises(HarnessError, match=re.escape(new)):
-            cls.resolve_options(resolve("smoke", overrides={"protocol.name": name, f"protocol.options.{old}": 1}))
+            cls.resolve_options(load_config("smoke", overrides={"protocol.name": name, f"protocol.options.{old}": 1}))
 
 
 # --- dataset kinds ---------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.config import resolve
+
 from harness.data.topology import NTU25
 from harness.engine import load_backbone, pretrain
 from harness.errors import HarnessError, UnknownNameError
@@ -20,6 +20,7 @@ from harness.methods.contrastive import Contrastive, aimclr_normal_view
 from harness.methods.moco import (REFERENCE_STEPS, REFERENCE_TRAIN_CLIPS, KeyQueue, check_queue_size,
                                   derive_queue_and_momentum, key_copy, momentum_update_)
 from protocol_helpers import toy_dataset
+from harness.config import load_config
 
 FRAMES, B = 16, 8
 INFO = DataInfo(topology=NTU25, num_classes=60, frames=FRAMES, persons=2)
@@ -32,7 +33,7 @@ def make(encoder="dste", seed=0, batch=B, variant="default", info=INFO, **option
     options.setdefault("queue_size", 16)
     # DropPath off (DSTE; STTR has none), so a forward is deterministic
     enc_options = {"drop_path": 0.0} if encoder == "dste" else {}
-    cfg = resolve("smoke", overrides={"method.name": "contrastive", "encoder.name": encoder,
+    cfg = load_config("smoke", overrides={"method.name": "contrastive", "encoder.name": encoder,
                                       "encoder.options": enc_options, "train.batch_size": batch,
                                       "method.variant": variant, "method.options": options})
     torch.manual_seed(seed)
@@ -90,7 +91,7 @@ def test_queue_must_hold_a_batch_but_need_not_divide_by_it():
 def test_registered_with_defaults():
     entry = METHODS.entry("contrastive")
     assert entry.obj is Contrastive and set(entry.variants) == {"default", "aimclr_aug"}
-    paper = resolve("paper", overrides={"method.name": "contrastive"})
+    paper = load_config("paper", overrides={"method.name": "contrastive"})
     o = Contrastive.resolve_options(paper)
     assert (o.queue_size, o.temperature, o.momentum, o.proj_dim, o.momentum_rule) == (0, 0.07, 0.999, 128, "budget")
     # queue_size 0 = the rule: SkeletonCLR's exact K and m on NTU-60 xsub at the paper budget
@@ -231,7 +232,7 @@ def test_smoke_pretrain_exports_and_resumes_exactly(tmp_path):
     ds = toy_dataset(tmp_path / "data")
 
     def cfg(work):
-        return resolve("smoke", overrides={"method.name": "contrastive", "data.dataset": str(ds.root),
+        return load_config("smoke", overrides={"method.name": "contrastive", "data.dataset": str(ds.root),
                                            "workdir": str(tmp_path / work), "train.device": "cpu",
                                            "train.steps": 0, "train.epochs": 3, "train.batch_size": 16,
                                            "method.options.queue_size": 80})

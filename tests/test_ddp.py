@@ -19,6 +19,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from harness.resolve import resolved
 from harness.engine import gather_with_grad, pretrain
 
 from test_engine import TOY, _toy_methods, make_dataset, toy_cfg, toy_methods  # noqa: E402,F401  (the toy methods)
@@ -121,7 +122,7 @@ def test_ddp_matches_single_process(tmp_path):
     # 2. the engine: same final weights as one process on the same global batches
     single = pretrain(toy_cfg(dataset, tmp_path / "single", **ENGINE_SETS), progress=False)
     cfg = toy_cfg(dataset, tmp_path / "ddp", **ENGINE_SETS)
-    run = tmp_path / "ddp" / "runs" / f"{TOY}-{cfg.pretrain_hash}"
+    run = tmp_path / "ddp" / "runs" / f"{TOY}-{resolved(cfg).pretrain_hash}"
     assert [torch.load(tmp_path / f"engine{r}.pt")["steps"] for r in range(WORLD)] == [single.global_step] * 2
     got = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     want = torch.load(single.checkpoint, weights_only=True)

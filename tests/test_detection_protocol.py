@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from harness.cli import main
-from harness.config import resolve
+
 from harness.data.prepared.format import PreparedWriter, open_prepared
 from harness.data.topology import MSR20
 from harness.errors import DataError, HarnessError
@@ -22,6 +22,7 @@ from harness.evaluation import pku_scorer as S
 from harness.pipeline import eval_dataset
 from harness.protocols import detection as D
 from harness.protocols import detection_report as report
+from harness.config import load_config
 
 CLASSES = 3
 FRAMES = 16
@@ -88,7 +89,7 @@ def ds(tmp_path_factory):
 
 
 def make_ctx(ds, run_dir: Path, factory, options: dict | None = None, seeds=(0,)) -> ProtocolContext:
-    cfg = resolve("smoke", overrides={"protocol.name": "detection", "data.frames": FRAMES,
+    cfg = load_config("smoke", overrides={"protocol.name": "detection", "data.frames": FRAMES,
                                       "protocol.seeds": list(seeds), "protocol.options": options or {}})
     return ProtocolContext(cfg=cfg, dataset=ds, make_backbone=factory, device=torch.device("cpu"),
                            run_dir=run_dir, base_row={"method": "toy", "dataset": "toy-untrimmed",
@@ -105,26 +106,26 @@ def metrics(rows) -> dict[str, float]:
 def test_registered_and_options():
     cls = PROTOCOLS.get("detection")
     assert cls is D.DetectionProtocol and cls.untrimmed and cls.variants == ("linear", "finetune")
-    cfg = resolve("paper", overrides={"protocol.name": "detection"})
+    cfg = load_config("paper", overrides={"protocol.name": "detection"})
     r = D.resolve_options(cls(cfg).options)
     assert (r.variant, r.epochs, r.lr, r.batch_size, r.milestones, r.nesterov) == ("linear", 60, 0.01, 64, [40 / 60], True)
     assert (r.opt.smooth_k, r.opt.threshold, r.opt.pad_to, r.opt.theta) == (10, 0.4, 9000, 0.5)
-    cfg = resolve("paper", overrides={"protocol.name": "detection", "protocol.options": {"variant": "finetune"}})
+    cfg = load_config("paper", overrides={"protocol.name": "detection", "protocol.options": {"variant": "finetune"}})
     r = D.resolve_options(cls(cfg).options)
     assert (r.epochs, r.lr, r.batch_size, r.milestones, r.nesterov) == (150, 0.005, 512, [], False)
     # cpu: strided, standardised windows and a 1,000-step budget; each variant keeps its schedule
     # with a small-preset lr, decaying for the last quarter
     for variant, lr, milestones in (("linear", 0.1, [0.75]), ("finetune", 0.01, [0.75])):
-        cfg = resolve("cpu", overrides={"protocol.name": "detection", "protocol.options": {"variant": variant}})
+        cfg = load_config("cpu", overrides={"protocol.name": "detection", "protocol.options": {"variant": variant}})
         r = D.resolve_options(cls(cfg).options, "cpu")
         assert (r.lr, r.milestones, r.opt.steps) == (lr, milestones, 1000)
         assert (r.opt.frame_step, r.opt.standardize, r.opt.windows_per_video) == (4, True, 32)
-    cfg = resolve("cpu", overrides={"protocol.name": "detection", "protocol.options": {"lr": 0.2}})
+    cfg = load_config("cpu", overrides={"protocol.name": "detection", "protocol.options": {"lr": 0.2}})
     assert D.resolve_options(cls(cfg).options, "cpu").lr == 0.2
-    cfg = resolve("smoke", overrides={"protocol.name": "detection", "protocol.options": {"variant": "probe"}})
+    cfg = load_config("smoke", overrides={"protocol.name": "detection", "protocol.options": {"variant": "probe"}})
     with pytest.raises(HarnessError, match="finetune"):
         D.resolve_options(cls(cfg).options)
-    cfg = resolve("smoke", overrides={"protocol.name": "detection", "protocol.options": {"smooth": 3}})
+    cfg = load_config("smoke", overrides={"protocol.name": "detection", "protocol.options": {"smooth": 3}})
     with pytest.raises(HarnessError, match="smooth_k"):
         cls(cfg)
 
@@ -220,10 +221,10 @@ def test_frame_step_windows_standardize_and_a_clean_output_folder(ds, tmp_path):
 
 
 def test_num_videos_asks_a_generated_set_for_more_videos():
-    cfg = resolve("smoke", overrides={"protocol.name": "detection", "protocol.options": {"num_videos": 30}})
+    cfg = load_config("smoke", overrides={"protocol.name": "detection", "protocol.options": {"num_videos": 30}})
     data = PROTOCOLS.get("detection")(cfg).eval_data(cfg.data)
     assert data.options["num_videos"] == 30 and cfg.data.options.get("num_videos") is None
-    cfg = resolve("smoke", overrides={"protocol.name": "detection"})
+    cfg = load_config("smoke", overrides={"protocol.name": "detection"})
     assert PROTOCOLS.get("detection")(cfg).eval_data(cfg.data) is cfg.data
 
 

@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.config import resolve
+
 from harness.contracts import ModalityBackbone, ProtocolContext
 from harness.data.readers.pku import pku_mmd as pku
 from harness.data.prepared.format import open_prepared
 from harness.data.topology import NTU25
 from harness.registry import ENCODERS, PROTOCOLS
+from harness.config import load_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("one_thread")]
 
@@ -41,7 +42,7 @@ def test_the_interaction_subset_prepares_as_its_readme_says(pku1: Path):
 
 def test_raw_joint_baseline_detects_the_interaction_classes(pku1: Path, tmp_path: Path):
     ds = open_prepared(pku1 / "untrimmed")
-    cfg = resolve("cpu", overrides={"protocol.name": "detection", "protocol.options": {
+    cfg = load_config("cpu", overrides={"protocol.name": "detection", "protocol.options": {
         "frame_step": 0, "steps": 300, "batch_size": 32, "windows_per_video": 8}})
     enc = ENCODERS.get("joints")(ENCODERS.get("joints").Options(), frames=cfg.data.frames, joints=25, persons=2,
                                  topology=NTU25)

@@ -17,7 +17,7 @@ from torch import nn
 from dataclasses import fields
 
 from harness.benchmarks.flops import dste_macs, encoder_flops, projector_macs, sttr_macs, usdrl_projector_macs
-from harness.config import resolve
+
 from harness.contracts import DataInfo, build_encoder
 from harness.data.topology import NTU25
 from harness.errors import HarnessError
@@ -25,6 +25,7 @@ from harness.methods.encoders.dste import DSTE, DSTEOptions, DSTLayer, dense_shi
 from harness.methods.encoders.layers import Projector, SinusoidalPE, init_weights, spatial_tokens, temporal_tokens
 from harness.methods.encoders.sttr import STTR, STTROptions
 from harness.registry import ENCODERS
+from harness.config import load_config
 
 
 def nparams(*modules: nn.Module) -> int:
@@ -129,7 +130,7 @@ def ref_sttr(enc: STTR, x: torch.Tensor):
 def test_registered():
     assert {"dste", "sttr"} <= set(ENCODERS.names())
     assert ENCODERS.get("dste") is DSTE and ENCODERS.get("sttr") is STTR
-    cfg = resolve("smoke", overrides={"encoder.name": "sttr", "encoder.options": {"hidden": 32, "ffn": 48}})
+    cfg = load_config("smoke", overrides={"encoder.name": "sttr", "encoder.options": {"hidden": 32, "ffn": 48}})
     enc = build_encoder(cfg, DataInfo(topology=NTU25, num_classes=60, frames=16, persons=2))
     assert isinstance(enc, STTR) and enc.feature_dim == 64 and enc.frame_dim == 64
     assert enc.options == STTROptions(hidden=32, ffn=48) and (enc.frames, enc.joints, enc.persons) == (16, 25, 2)

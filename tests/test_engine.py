@@ -15,7 +15,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from harness.config import RunConfig, resolve
+from harness.config import RunConfig, load_config
+from harness.resolve import resolved
 from harness.data.prepared.format import PreparedWriter
 from harness.transforms.resample import resample
 from harness.data.topology import NTU25
@@ -150,7 +151,7 @@ def toy_cfg(dataset: Path, workdir: Path, **overrides) -> RunConfig:
             "train.checkpoint_every": 1, "train.max_steps_per_epoch": 0, "train.log_every": 2,
             "train.device": "cpu", "train.amp": "off", "train.num_threads": 1}
     sets.update(overrides)
-    return resolve("smoke", overrides=sets)
+    return load_config("smoke", overrides=sets)
 
 
 def state_of(path: Path) -> dict:
@@ -168,17 +169,17 @@ class Kill(Exception):
 def test_pretrain_writes_run_folder(dataset, tmp_path):
     cfg = toy_cfg(dataset, tmp_path, **{"train.checkpoint_every": 2})
     info = pretrain(cfg, progress=False)
-    run = tmp_path / "runs" / f"{TOY}-{cfg.pretrain_hash}"
+    run = tmp_path / "runs" / f"{TOY}-{resolved(cfg).pretrain_hash}"
     assert info.run_dir == run and info.status == "finished"
     assert info.epochs == 3 and info.global_step == 3 * 4  # 32 samples / batch 8
     assert (run / "config.yaml").read_text() and (run / "backbone.pt").is_file()
     meta = json.loads((run / "run.json").read_text())
-    assert meta["pretrain_hash"] == cfg.pretrain_hash and meta["config_hash"] == cfg.config_hash
+    assert meta["pretrain_hash"] == resolved(cfg).pretrain_hash and meta["config_hash"] == resolved(cfg).config_hash
     assert meta["status"] == "finished"
     # numbered checkpoints every 2 epochs and at the end, plus last.pt (= the final state)
     assert [p.name for p in info.checkpoints] == ["epoch_0002.pt", "epoch_0003.pt"]
     last = state_of(info.checkpoint)
-    assert last["epoch"] == 3 and last["global_step"] == 12 and last["pretrain_hash"] == cfg.pretrain_hash
+    assert last["epoch"] == 3 and last["global_step"] == 12 and last["pretrain_hash"] == resolved(cfg).pretrain_hash
     # no scheduler state: the learning rate is a function of global_step (harness.engine.schedule)
     assert set(last) >= {"model", "optimizer", "scaler", "rng", "config", "metrics"}
     # metrics: a step line every 2 steps, an epoch line per epoch; lr decays after milestone 1
@@ -196,7 +197,7 @@ def test_training_lowers_the_loss(dataset, tmp_path):
     cfg = toy_cfg(dataset, tmp_path, **{"train.epochs": 6, "train.milestones": [],
                                          "method.options": {"dropout": 0.0}})
     pretrain(cfg, progress=False)
-    losses = [r["loss"] for r in read_metrics(tmp_path / "runs" / f"{TOY}-{cfg.pretrain_hash}")
+    losses = [r["loss"] for r in read_metrics(tmp_path / "runs" / f"{TOY}-{resolved(cfg).pretrain_hash}")
               if r["kind"] == "epoch"]
     assert losses[-1] < 0.7 * losses[0]
 
@@ -218,7 +219,7 @@ def test_resume_is_exact(dataset, tmp_path, kill_at):
 
     with pytest.raises(Kill):
         pretrain(cfg, progress=False, on_epoch_end=on_epoch, on_step_end=on_step)
-    run = tmp_path / "killed" / "runs" / f"{TOY}-{cfg.pretrain_hash}"
+    run = tmp_path / "killed" / "runs" / f"{TOY}-{resolved(cfg).pretrain_hash}"
     assert json.loads((run / "run.json").read_text())["status"] == "failed"
     assert state_of(run / "checkpoints" / "last.pt")["epoch"] == (2 if kill_at[0] == "epoch" else 1)
     resumed = pretrain(cfg, resume="auto", progress=False)
@@ -263,7 +264,7 @@ def test_resume_never_starts_over(dataset, tmp_path):
 
 def test_nan_loss_stops_and_keeps_checkpoint(dataset, tmp_path):
     cfg = toy_cfg(dataset, tmp_path, **{"method.options": {"nan_at_call": 6}})
-    run = tmp_path / "runs" / f"{TOY}-{cfg.pretrain_hash}"
+    run = tmp_path / "runs" / f"{TOY}-{resolved(cfg).pretrain_hash}"
     digests = {}
 
     def on_epoch(done, rec):
@@ -284,7 +285,7 @@ def test_backbone_export_and_load(dataset, tmp_path):
     cfg = toy_cfg(dataset, tmp_path, **{"train.epochs": 1})
     info = pretrain(cfg, progress=False)
     bb, bcfg = load_backbone(info.run_dir, "cpu")
-    assert bcfg.pretrain_hash == cfg.pretrain_hash and bcfg.method.name == TOY
+    assert resolved(bcfg).pretrain_hash == resolved(cfg).pretrain_hash and bcfg.method.name == TOY
     assert not bb.training and bb.feature_dim == 8
     model = state_of(info.checkpoint)["model"]
     for k, v in bb.state_dict().items():
@@ -338,7 +339,7 @@ def test_method_without_pretraining_only_exports(dataset, tmp_path):
 
 def test_run_lock_refuses_a_second_trainer(dataset, tmp_path):
     cfg = toy_cfg(dataset, tmp_path, **{"train.epochs": 1})
-    run = tmp_path / "runs" / f"{TOY}-{cfg.pretrain_hash}"
+    run = tmp_path / "runs" / f"{TOY}-{resolved(cfg).pretrain_hash}"
     with run_lock(run):
         with pytest.raises(HarnessError, match="being trained by another process"):
             pretrain(cfg, progress=False)
@@ -393,7 +394,7 @@ def test_optimizers(dataset, tmp_path):
     assert build_optimizer(cfg, model, cpu).defaults["momentum"] == 0.9
     cfg.train.optimizer = "adamm"
     with pytest.raises(UnknownNameError, match="adam"):  # every run checks its config first
-        cfg.resolved()
+        resolved(cfg)
     with pytest.raises(UnknownNameError, match="adam"):
         pretrain(cfg, progress=False)
 
@@ -444,9 +445,9 @@ def test_step_budget_and_fractional_milestones(dataset, tmp_path):
     lrs = [r["lr"] for r in read_metrics(info.run_dir) if r["kind"] == "step"]  # steps 2, 4, ..., 10
     assert lrs == pytest.approx([1e-2, 1e-2, 1e-3, 1e-3, 1e-3])  # × 0.1 from update 5 on (0-based)
     with pytest.raises(HarnessError, match="fractions of the training budget"):
-        toy_cfg(dataset, tmp_path, **{"train.milestones": [351]}).resolved()
+        resolved(toy_cfg(dataset, tmp_path, **{"train.milestones": [351]}))
     with pytest.raises(HarnessError, match="no training at all"):
-        toy_cfg(dataset, tmp_path, **{"train.steps": 0, "train.epochs": 0}).resolved()
+        resolved(toy_cfg(dataset, tmp_path, **{"train.steps": 0, "train.epochs": 0}))
 
 
 @pytest.mark.unit

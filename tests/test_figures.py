@@ -8,7 +8,8 @@ import yaml
 
 from harness import figures, reproduce, tables
 from harness.cli import main
-from harness.config import resolve, to_yaml
+from harness.config import to_yaml, load_config
+from harness.resolve import resolved
 from harness.errors import HarnessError
 from harness.results import ResultRow, append_rows
 
@@ -55,7 +56,7 @@ def test_figure4_key_is_the_one_reproduce_sweeps():
     assert figures.ALPHA_KEYS == {"encoder.options.alpha", "encoder.alpha"}
     assert figures.default_alpha("cpu") == figures.default_alpha("paper") == 0.5
     with pytest.raises(HarnessError, match="encoder.options.alpha"):  # the old key is refused, naming the new one
-        resolve("cpu", None, ["encoder.alpha=0.25"])
+        load_config("cpu", None, ["encoder.alpha=0.25"])
 
 
 @pytest.mark.e2e
@@ -87,7 +88,7 @@ def fake_run(root, name, *, preset="cpu", method="usdrl", variant="default", enc
             f"data.dataset={dataset}"] + ([f"encoder.options.alpha={alpha}"] if alpha is not None else [])
     run = root / "runs" / name
     run.mkdir(parents=True)
-    (run / "config.yaml").write_text(to_yaml(resolve(preset, None, over).resolved()))  # as the Trainer writes it
+    (run / "config.yaml").write_text(to_yaml(resolved(load_config(preset, None, over))))  # as the Trainer writes it
     (run / "run.json").write_text(json.dumps({"status": status}))
     (run / "backbone.pt").write_bytes(b"not read by the finder")
     return run

@@ -9,7 +9,7 @@ import pytest
 import torch
 from timm.models.vision_transformer import Block
 
-from harness.config import resolve
+
 from harness.data.topology import NTU25
 from harness.engine import load_backbone, pretrain
 from harness.errors import HarnessError
@@ -18,6 +18,8 @@ from harness.methods.encoders.mamp_vit import MAMPViT
 from harness.methods.mamp import (MAMP, decoder_depth, keep_count, mask_from_scores, motion_scores, motion_target,
                                   patchify)
 from protocol_helpers import toy_dataset
+from harness.config import load_config
+from harness.resolve import resolved
 
 FRAMES, B = 16, 4
 INFO = DataInfo(topology=NTU25, num_classes=60, frames=FRAMES, persons=2)
@@ -27,7 +29,7 @@ pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("one_thread")]
 
 
 def make(seed=0, preset="smoke", variant="default", frames=FRAMES, **options):
-    cfg = resolve(preset, overrides={"method.name": "mamp", "method.variant": variant, "method.options": options})
+    cfg = load_config(preset, overrides={"method.name": "mamp", "method.variant": variant, "method.options": options})
     torch.manual_seed(seed)
     return build_method(cfg, DataInfo(NTU25, 60, frames, 2))
 
@@ -84,12 +86,12 @@ def test_options_presets_and_variants():
     assert smoke.net.feature_dim == 32 and len(smoke.encoder.blocks) == 2 and len(smoke.decoder_blocks) == 1
     assert smoke.derived_settings() == {"decoder_depth": 1}
     assert all(isinstance(b, Block) for b in smoke.encoder.blocks)
-    paper_cfg = resolve("paper", overrides={"method.name": "mamp"})
+    paper_cfg = load_config("paper", overrides={"method.name": "mamp"})
     paper, vit = MAMP.resolve_options(paper_cfg), MAMPViT.resolve_options(paper_cfg)
     assert (vit.hidden, vit.heads, vit.layers, decoder_depth(paper, vit.layers), paper.tau, paper.mask_ratio) == \
         (256, 8, 8, 3, 0.8, 0.9)
-    assert paper_cfg.resolved().encoder.name == "mamp-vit"
-    ntu120 = MAMP.resolve_options(resolve("paper", overrides={"method.name": "mamp", "method.variant": "ntu120"}))
+    assert resolved(paper_cfg).encoder.name == "mamp-vit"
+    ntu120 = MAMP.resolve_options(load_config("paper", overrides={"method.name": "mamp", "method.variant": "ntu120"}))
     assert (ntu120.tau, decoder_depth(ntu120, vit.layers)) == (0.75, 5)
     assert len(make(decoder_depth=1).decoder_blocks) == 1
     assert len(make(decoder_depth=3).decoder_blocks) == 3
@@ -148,20 +150,20 @@ def test_moved_options_and_own_encoder_only():
         with pytest.raises(HarnessError, match=new.replace(".", r"\.")):
             make(**{old: 64})
     with pytest.raises(HarnessError, match="mamp-vit"):
-        build_method(resolve("smoke", overrides={"method.name": "mamp", "encoder.name": "dste"}), INFO)
-    wide = build_method(resolve("smoke", overrides={"method.name": "mamp", "encoder.options.hidden": 64,
+        build_method(load_config("smoke", overrides={"method.name": "mamp", "encoder.name": "dste"}), INFO)
+    wide = build_method(load_config("smoke", overrides={"method.name": "mamp", "encoder.options.hidden": 64,
                                                     "encoder.options.heads": 2}), INFO)
     assert wide.net.feature_dim == 64 and wide.decoder_embed.out_features == 64
 
 
 def test_mamp_train_defaults_follow_the_reference():
-    t = resolve("smoke", overrides={"method.name": "mamp"}).train
+    t = load_config("smoke", overrides={"method.name": "mamp"}).train
     assert (t.optimizer, t.betas, t.weight_decay, t.decay_norm_and_bias, t.schedule, t.min_lr) == \
         ("adamw", [0.9, 0.95], 0.05, False, "cosine", 5e-4)
     assert t.warmup == pytest.approx(0.05) and t.steps == 6  # the preset's budget stays
-    paper = resolve("paper", overrides={"method.name": "mamp"}).train
+    paper = load_config("paper", overrides={"method.name": "mamp"}).train
     assert (paper.batch_size, paper.epochs) == (128, 400)
-    assert resolve("smoke", overrides={"method.name": "mamp", "train.lr": 0.01}).train.lr == 0.01  # --set wins
+    assert load_config("smoke", overrides={"method.name": "mamp", "train.lr": 0.01}).train.lr == 0.01  # --set wins
 
 
 def test_adam_steps_lower_the_loss():
@@ -182,7 +184,7 @@ def test_adam_steps_lower_the_loss():
 @pytest.mark.e2e
 def test_smoke_pretrain(tmp_path):
     ds = toy_dataset(tmp_path / "data")
-    cfg = resolve("smoke", overrides={"method.name": "mamp", "data.dataset": str(ds.root),
+    cfg = load_config("smoke", overrides={"method.name": "mamp", "data.dataset": str(ds.root),
                                       "workdir": str(tmp_path / "work"), "train.device": "cpu"})
     run = pretrain(cfg, progress=False)
     assert run.status == "finished" and math.isfinite(run.metrics["loss"])

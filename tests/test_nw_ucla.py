@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from harness.cli import main as cli
-from harness.config import DataConfig, resolve
+from harness.config import DataConfig, load_config
 from harness.data.readers import nw_ucla
 from harness.augment import crop_resize
 from harness.data.prepared.kinds import resolve_dataset
@@ -160,7 +160,7 @@ def test_single_frame_clips_work_downstream(ucla_ds):
     g = torch.Generator().manual_seed(0)
     crops = crop_resize(batch.x, batch.lengths, frames, generator=g)
     assert torch.equal(crops[0], batch.x[0, :, :1].expand_as(crops[0]))
-    cfg = resolve("smoke", overrides={"method.name": "usdrl", "data.frames": frames})
+    cfg = load_config("smoke", overrides={"method.name": "usdrl", "data.frames": frames})
     torch.manual_seed(0)
     method = build_method(cfg, DataInfo(ds.topology, ds.num_classes, frames, 1))
     out = method.forward(method.make_views(batch.x, batch.lengths, g), batch.labels)

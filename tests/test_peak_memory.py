@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from harness.cli import main
-from harness.config import resolve
+
 from harness.engine import pretrain
 from harness.engine.memory import peak_memory, peak_rss_mib
+from harness.config import load_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -24,7 +25,7 @@ def test_peak_rss_covers_a_large_allocation():
 
 
 def test_run_json_records_peak_memory_at_finish(tmp_path):
-    cfg = resolve("smoke", overrides={"method.name": "random", "workdir": str(tmp_path)})
+    cfg = load_config("smoke", overrides={"method.name": "random", "workdir": str(tmp_path)})
     info = pretrain(cfg, progress=False)
     meta = json.loads((info.run_dir / "run.json").read_text())
     assert meta["status"] == "finished" and meta["peak_rss_mib"] > 0

@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.config import resolve
+
 from harness.data.topology import NTU25
 from harness.contracts import DataInfo
 from protocol_helpers import toy_dataset
+from harness.config import load_config
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "harness-example-method"
 
@@ -51,7 +52,7 @@ def test_example_loss_in_process():
         from harness_example_method import SimSiam
     finally:
         sys.path.remove(str(EXAMPLE))
-    cfg = resolve("smoke", overrides={"method.name": "example_simsiam", "encoder.name": "sttr"})
+    cfg = load_config("smoke", overrides={"method.name": "example_simsiam", "encoder.name": "sttr"})
     torch.manual_seed(0)
     m = SimSiam(cfg, DataInfo(NTU25, 60, 16, 2))
     m.predictor = torch.nn.Identity()  # then p = z and identical views give cos = 1 exactly

@@ -91,7 +91,7 @@ def test_standardize_uses_training_statistics_only():
 
 @pytest.mark.parametrize("preset, on", [("cpu", True), ("smoke", True), ("paper", False)])
 def test_semi_standardizes_the_head_input_at_the_small_presets_only(preset, on):
-    from harness.config import resolve
+    from harness.config import load_config as resolve
 
     cfg = resolve(preset, overrides={"protocol.name": "semi"})
     assert PROTOCOLS.get("semi")(cfg).options.standardize is on  # paper: the reference's plain linear head

@@ -21,6 +21,7 @@ from harness.reproduce.plan import default_seeds
 from harness.results import ResultRow, append_rows, load_results
 from harness.floors import floor_method
 from harness.tables.specs import method_rows
+from harness.resolve import resolved
 
 pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("one_thread")]
 
@@ -94,7 +95,7 @@ def test_table_plans_protocols_seeds_and_fusion():
     umurl = [i for i in runs if i.method == "umurl"]
     assert [(i.encoder, i.modality, i.protocol) for i in umurl] == [("umurl", "", "linear"), ("umurl", "", "features")]
     settings = R.Settings(preset="smoke")
-    assert settings.config(umurl[0]).resolved().method.modality == "jbm"  # "" = the method's default
+    assert resolved(settings.config(umurl[0])).method.modality == "jbm"  # "" = the method's default
     assert [i.encoder for i in runs if i.method == "mamp"] == ["mamp-vit", "mamp-vit"]
     assert "Table 1: USDRL (DSTE) [pretrain seed 0]" in {i.target for i in runs}  # the paper row's label
     # every run's floor: random with the run's encoder and modality, once each

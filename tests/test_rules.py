@@ -6,11 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.config import resolve
+
 from harness.contracts import DataInfo, build_method
 from harness.data.topology import NTU25
 from harness.engine.schedule import budget_steps, make_scheduler, milestone_steps
 from harness.methods.moco import REFERENCE_STEPS, REFERENCE_TRAIN_CLIPS, momentum_rule, queue_rule
+from harness.config import load_config
+from harness.resolve import resolved
 
 pytestmark = pytest.mark.unit
 
@@ -25,7 +27,7 @@ def paper_info(total_steps: int = 451 * PAPER_STEPS_PER_EPOCH) -> DataInfo:
 
 def test_reference_constants_are_the_paper_budget():
     assert REFERENCE_TRAIN_CLIPS == NTU60_XSUB and PAPER_STEPS_PER_EPOCH == 113
-    assert REFERENCE_STEPS == 50_963 == budget_steps(0, resolve("paper").train.epochs, PAPER_STEPS_PER_EPOCH)
+    assert REFERENCE_STEPS == 50_963 == budget_steps(0, load_config("paper").train.epochs, PAPER_STEPS_PER_EPOCH)
 
 
 def test_queue_and_momentum_rules_give_the_references_at_paper_and_scale_down():
@@ -42,7 +44,7 @@ def test_queue_and_momentum_rules_give_the_references_at_paper_and_scale_down():
 @pytest.mark.parametrize("method, queue", [("contrastive", 32768), ("scdnet", 8192)])
 def test_queue_methods_derive_the_reference_values_at_paper(method, queue):
     # the rule does not depend on the encoder's width: a narrow DSTE keeps the test light
-    cfg = resolve("paper", overrides=[f"method.name={method}", "encoder.options.hidden=16",
+    cfg = load_config("paper", overrides=[f"method.name={method}", "encoder.options.hidden=16",
                                       "encoder.options.mlp_hidden=16"])
     with torch.random.fork_rng():
         m = build_method(cfg, paper_info())
@@ -50,7 +52,7 @@ def test_queue_methods_derive_the_reference_values_at_paper(method, queue):
 
 
 def test_mamp_at_paper_is_the_reference_recipe():
-    cfg = resolve("paper", overrides=["method.name=mamp"]).resolved()
+    cfg = resolved(load_config("paper", overrides=["method.name=mamp"]))
     t = cfg.train
     assert (t.optimizer, t.betas, t.weight_decay, t.decay_norm_and_bias, t.lr) == ("adamw", [0.9, 0.95], 0.05, False, 1e-3)
     assert (t.schedule, t.warmup, t.min_lr, t.batch_size, t.epochs) == ("cosine", 20 / 400, 5e-4, 128, 400)
@@ -62,7 +64,7 @@ def test_mamp_at_paper_is_the_reference_recipe():
 
 
 def test_mamp_decoder_is_never_deeper_than_its_encoder_at_cpu():
-    cfg = resolve("cpu", overrides=["method.name=mamp"])
+    cfg = load_config("cpu", overrides=["method.name=mamp"])
     info = DataInfo(topology=NTU25, num_classes=60, frames=32, persons=2, train_samples=1000, batch_size=64,
                     total_steps=320)
     m = build_method(cfg, info)
@@ -70,7 +72,7 @@ def test_mamp_decoder_is_never_deeper_than_its_encoder_at_cpu():
 
 
 def test_paper_step_decay_happens_at_the_references_epoch_351():
-    cfg = resolve("paper")
+    cfg = load_config("paper")
     total = budget_steps(cfg.train.steps, cfg.train.epochs, PAPER_STEPS_PER_EPOCH)
     assert milestone_steps(cfg.train.milestones, total) == [351 * PAPER_STEPS_PER_EPOCH]
     p = torch.nn.Parameter(torch.zeros(1))
@@ -86,8 +88,8 @@ def test_paper_step_decay_happens_at_the_references_epoch_351():
 @pytest.mark.parametrize("method", ["contrastive", "scdnet"])
 @pytest.mark.parametrize("preset, batch", [("paper", 356), ("cpu", 64)])
 def test_queue_methods_train_with_moco_v3s_transformer_recipe(method, preset, batch):
-    t = resolve(preset, overrides=[f"method.name={method}"]).resolved().train
+    t = resolved(load_config(preset, overrides=[f"method.name={method}"])).train
     assert (t.optimizer, t.weight_decay, t.schedule, t.warmup, t.milestones) == ("adamw", 0.1, "cosine", 40 / 300, [])
     assert t.batch_size == batch and t.lr == pytest.approx(1.5e-4 * batch / 256)
-    user = resolve(preset, overrides=[f"method.name={method}", "train.lr=0.01"]).resolved().train
+    user = resolved(load_config(preset, overrides=[f"method.name={method}", "train.lr=0.01"])).train
     assert user.lr == 0.01 and user.optimizer == "adamw"  # --set still wins over the method's recipe

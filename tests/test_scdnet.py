@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from harness.config import resolve
+
 from harness.transforms.modality import bone
 from harness.data.topology import NTU25
 from harness.engine import load_backbone, pretrain
@@ -19,6 +19,7 @@ from harness.contracts import DataInfo, build_method
 from harness.methods.moco import REFERENCE_STEPS, REFERENCE_TRAIN_CLIPS, derive_queue_and_momentum
 from harness.methods.scdnet import SCDNet, scd_loss
 from protocol_helpers import toy_dataset
+from harness.config import load_config
 
 FRAMES, B = 16, 8
 INFO = DataInfo(topology=NTU25, num_classes=60, frames=FRAMES, persons=2)
@@ -30,7 +31,7 @@ pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("one_thread")]
 def make(seed=0, modality="joint", encoder="dste", info=INFO, **options):
     options.setdefault("queue_size", 16)
     enc_options = {"drop_path": 0.0} if encoder == "dste" else {}  # deterministic forwards (STTR has none)
-    cfg = resolve("smoke", overrides={"method.name": "scdnet", "encoder.name": encoder, "encoder.options": enc_options,
+    cfg = load_config("smoke", overrides={"method.name": "scdnet", "encoder.name": encoder, "encoder.options": enc_options,
                                       "train.batch_size": B, "method.modality": modality,
                                       "method.options": options})
     torch.manual_seed(seed)
@@ -47,7 +48,7 @@ def clips(b=B, seed=0):
 
 def test_registered_with_reference_defaults():
     assert METHODS.get("scdnet") is SCDNet
-    paper = resolve("paper", overrides={"method.name": "scdnet"})
+    paper = load_config("paper", overrides={"method.name": "scdnet"})
     o = SCDNet.resolve_options(paper)
     assert (o.queue_size, o.temperature, o.momentum, o.proj_dim, o.momentum_rule) == (0, 0.2, 0.999, 128, "budget")
     # queue_size 0 = the rule: SCD-Net's 8,192 and 0.999 on NTU-60 xsub at the paper budget
@@ -162,7 +163,7 @@ def test_sttr_and_smoke_pretrain(tmp_path):
     m = make(encoder="sttr")
     assert torch.isfinite(m(clips())["loss"])
     ds = toy_dataset(tmp_path / "data")
-    cfg = resolve("smoke", overrides={"method.name": "scdnet", "data.dataset": str(ds.root),
+    cfg = load_config("smoke", overrides={"method.name": "scdnet", "data.dataset": str(ds.root),
                                       "workdir": str(tmp_path / "work"), "train.device": "cpu"})
     run = pretrain(cfg, progress=False)
     assert run.status == "finished" and math.isfinite(run.metrics["loss"])

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.augment import sync as aug_sync
-from harness.config import resolve
+
 from harness.contracts import DataInfo, build_method
 from harness.data.topology import NTU25
 from harness.errors import HarnessError
@@ -29,6 +29,8 @@ from harness.methods.encoders import dste as dste_mod
 from harness.methods.encoders import layers
 from harness.methods.encoders.dste import DSTE, DSTEOptions, DSTLayer
 from harness.methods.usdrl import usdrl_views
+from harness.config import load_config
+from harness.resolve import resolved
 
 pytestmark = [pytest.mark.parity, pytest.mark.unit, pytest.mark.usefixtures("one_thread")]
 
@@ -117,8 +119,8 @@ def test_sdpa_path_equals_matmul_path(monkeypatch, heads):
 
 @pytest.mark.parametrize("name", ["dste", "sttr"])
 def test_encoders_on_the_sdpa_path(monkeypatch, name):
-    cfg = resolve("smoke", overrides={"encoder.name": name, "encoder.options": {"drop_path": 0.0}}
-                  if name == "dste" else {"encoder.name": name}).resolved()
+    cfg = resolved(load_config("smoke", overrides={"encoder.name": name, "encoder.options": {"drop_path": 0.0}}
+                  if name == "dste" else {"encoder.name": name}))
     info = DataInfo(topology=NTU25, num_classes=60, frames=cfg.data.frames, persons=2)
     from harness.contracts import build_encoder
 
@@ -165,7 +167,7 @@ def _usdrl(preset: str = "smoke", **options):
     over = {"method.name": "usdrl"}
     if options:
         over.update({f"{k}": v for k, v in options.items()})
-    cfg = resolve(preset, overrides=over).resolved()
+    cfg = resolved(load_config(preset, overrides=over))
     info = DataInfo(topology=NTU25, num_classes=60, frames=cfg.data.frames, persons=2)
     torch.manual_seed(0)
     return build_method(cfg, info), info

@@ -8,9 +8,10 @@ import sys
 
 import pytest
 
-from harness.config import resolve
+
 from harness.engine import pretrain
 from harness.engine.logging import MetricsLog, read_metrics
+from harness.config import load_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 NO_TB = "tensorboard is not installed (it is the optional extra: pip install -e '.[tb]')"
@@ -39,7 +40,7 @@ def test_metrics_log_writes_the_jsonl_values_as_scalars(tmp_path):
 
 def test_a_pretraining_run_logs_its_epochs_to_tensorboard(tmp_path):
     pytest.importorskip("tensorboard", reason=NO_TB)
-    cfg = resolve("smoke", overrides={"method.name": "usdrl", "workdir": str(tmp_path), "train.num_threads": 1})
+    cfg = load_config("smoke", overrides={"method.name": "usdrl", "workdir": str(tmp_path), "train.num_threads": 1})
     info = pretrain(cfg, progress=False)
     epochs = [r for r in read_metrics(info.run_dir) if r["kind"] == "epoch"]
     scalars = _scalars(info.run_dir / "tb")

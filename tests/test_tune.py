@@ -15,7 +15,7 @@ import yaml
 from optuna.trial import TrialState
 
 from harness.cli import main
-from harness.config import resolve
+
 from harness.data.prepared.format import open_prepared
 from harness.engine.loop import split_holdout, train_indices
 from harness.errors import HarnessError, UnknownNameError
@@ -26,6 +26,8 @@ from harness.tune import (OverBudget, Objective, TuneResult, TuneSpec, best_yaml
                           make_spec, open_study, paper_weights, planned_epochs, resolve_params, run_worker,
                           search_space, validation_indices)
 from harness.tune.report import changed_keys
+from harness.config import load_config
+from harness.resolve import resolved
 
 # the paper's loss weights: LOSS = 5·SIM + 1·VAC + 1e-3·XC; VAC = 5·V + 1·AC; XC off-diagonal 0.005; domains 0.5
 PAPER = {"sim_weight": 5.0, "vac_weight": 1.0, "xc_weight": 1e-3, "variance_weight": 5.0,
@@ -42,7 +44,7 @@ def msr(real_data, tmp_path_factory) -> Path:
 
 
 def smoke_cfg(dataset: Path, workdir: Path, *extra: str):
-    return resolve("smoke", overrides=["method.name=usdrl", f"data.dataset={dataset}", "data.split=xsub",
+    return load_config("smoke", overrides=["method.name=usdrl", f"data.dataset={dataset}", "data.split=xsub",
                                        f"workdir={workdir}", *FAST, *extra])
 
 
@@ -90,13 +92,13 @@ def test_aliases_are_declared_by_the_method():
 
 
 def test_paper_weights_and_log_range():
-    cfg = resolve("smoke", overrides=["method.name=usdrl"])
+    cfg = load_config("smoke", overrides=["method.name=usdrl"])
     paper = paper_weights(USDRL, cfg, list(PAPER))
     assert paper == PAPER
     space = search_space(paper, 10.0)
     assert space["xc_weight"] == pytest.approx((1e-4, 1e-2))
     assert space["sim_weight"] == pytest.approx((0.5, 50.0))
-    single = resolve("smoke", overrides=["method.name=usdrl", "method.variant=single_grained"])
+    single = load_config("smoke", overrides=["method.name=usdrl", "method.variant=single_grained"])
     with pytest.raises(HarnessError, match="domain_weight is 0.0"):
         paper_weights(USDRL, single, ["domain_weight"])
 
@@ -159,8 +161,8 @@ def test_budget_gives_the_epochs_and_the_default_eval_every(msr, tmp_path):
 
 def test_best_yaml_names_the_changed_keys_as_set_arguments(tmp_path):
     sets = ["encoder.options.hidden=48", "train.steps=9", "train.milestones=[0.25, 0.75]", "data.frames=12"]
-    cfg = resolve("smoke", overrides=["method.name=usdrl", "method.options.vac_weight=2.0", *sets])
-    plain = resolve("smoke", overrides=["method.name=usdrl"])
+    cfg = load_config("smoke", overrides=["method.name=usdrl", "method.options.vac_weight=2.0", *sets])
+    plain = load_config("smoke", overrides=["method.name=usdrl"])
     changed = dict(changed_keys(plain.to_dict(), cfg.to_dict()))
     assert changed == {"encoder.options.hidden": "48", "train.steps": "9", "train.milestones": "[0.25, 0.75]",
                        "data.frames": "12", "method.options.vac_weight": "2.0"}
@@ -178,12 +180,12 @@ def test_best_yaml_names_the_changed_keys_as_set_arguments(tmp_path):
     assert sorted(items) == sorted(sets)  # the method's own section is the file's body, not a comment
     out = tmp_path / "best.yaml"
     out.write_text(text)
-    again = resolve("smoke", out, overrides=items)
-    assert again.resolved().to_dict() == resolve("smoke", overrides=[
+    again = load_config("smoke", out, overrides=items)
+    assert resolved(again).to_dict() == resolved(load_config("smoke", overrides=[
         "method.name=usdrl", "method.options.vac_weight=2.0", "method.options.sim_weight=7.0", *sets]
-    ).resolved().to_dict()
+    )).to_dict()
     # a method's own training defaults (MAMP's AdamW, cosine) are not changes the user made
-    mamp = resolve("smoke", overrides=["method.name=mamp"])
+    mamp = load_config("smoke", overrides=["method.name=mamp"])
     spec.space, spec.paper = {"mask_ratio": [0.5, 0.95]}, {"mask_ratio": 0.9}
     result.params, result.paper, result.space = ["mask_ratio"], spec.paper, spec.space
     result.best_params = {"mask_ratio": 0.8}
@@ -260,7 +262,7 @@ def test_two_workers_then_resume(msr, tmp_path, capfd):
         info = json.loads((run / "run.json").read_text())
         assert info["train_samples"] == 226  # 284 xsub/train samples minus the 58 held out
         assert info["total_steps"] == 6 and info["epochs_planned"] == 3  # smoke: 6 steps, 2 per epoch (FAST)
-        trial_cfg = resolve("smoke", run / "config.yaml")
+        trial_cfg = load_config("smoke", run / "config.yaml")
         assert planned_epochs(ds, trial_cfg, validation_indices(ds, trial_cfg)[0]) == 3  # as the engine counts
         if t.state == TrialState.COMPLETE:
             # epochs 1 and 2 are reported to the pruner; the last one (the budget spent) is the value
@@ -271,7 +273,7 @@ def test_two_workers_then_resume(msr, tmp_path, capfd):
 
     # the best config loads with the preset and holds the best trial's weights
     best = max((t for t in counted if t.state == TrialState.COMPLETE), key=lambda t: t.value)
-    cfg = resolve("smoke", out)
+    cfg = load_config("smoke", out)
     assert cfg.method.name == "usdrl"
     assert {k: cfg.method.options[k] for k in want} == best.params
     assert USDRL.resolve_options(cfg).sim_weight == best.params["sim_weight"]

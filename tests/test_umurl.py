@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from harness.config import resolve
+
 from harness.transforms.modality import bone, motion
 from harness.data.topology import NTU25
 from harness.engine import load_backbone, pretrain
@@ -18,6 +18,7 @@ from harness.methods.encoders.umurl_fusion import UmURLEncoder
 from harness.methods.encoders.layers import spatial_tokens, temporal_tokens
 from harness.methods.umurl import UmURL
 from protocol_helpers import toy_dataset
+from harness.config import load_config
 
 FRAMES, B = 16, 8
 INFO = DataInfo(topology=NTU25, num_classes=60, frames=FRAMES, persons=2)
@@ -27,7 +28,7 @@ pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("one_thread")]
 
 
 def make(modality="jbm", seed=0, encoder=None, **options):
-    cfg = resolve("smoke", overrides={"method.name": "umurl", "method.modality": modality,
+    cfg = load_config("smoke", overrides={"method.name": "umurl", "method.modality": modality,
                                       "method.options": options, "encoder.options": encoder or {}})
     torch.manual_seed(seed)
     return build_method(cfg, INFO)
@@ -64,7 +65,7 @@ def test_modality_is_fixed_to_jbm():
         with pytest.raises(HarnessError, match="jbm"):
             make(other)
     with pytest.raises(HarnessError, match="umurl"):  # UmURL trains only its own encoder
-        build_method(resolve("smoke", overrides={"method.name": "umurl", "encoder.name": "dste"}), INFO)
+        build_method(load_config("smoke", overrides={"method.name": "umurl", "encoder.name": "dste"}), INFO)
 
 
 def test_batched_projections_equal_separate_calls():
@@ -133,7 +134,7 @@ def test_views_and_smoke_pretrain(tmp_path):
     vs = m.make_views(torch.randn(4, 3, 30, 25, 2), torch.tensor([30, 22, 17, 9]), torch.Generator().manual_seed(0))
     assert len(vs) == 4 and all(v.shape == (4, 3, FRAMES, 25, 2) for v in vs)
     ds = toy_dataset(tmp_path / "data")
-    cfg = resolve("smoke", overrides={"method.name": "umurl", "method.modality": "jbm", "data.dataset": str(ds.root),
+    cfg = load_config("smoke", overrides={"method.name": "umurl", "method.modality": "jbm", "data.dataset": str(ds.root),
                                       "workdir": str(tmp_path / "work"), "train.device": "cpu"})
     run = pretrain(cfg, progress=False)
     assert run.status == "finished" and math.isfinite(run.metrics["loss"])

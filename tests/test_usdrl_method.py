@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from harness.config import resolve
+
 from harness.transforms.modality import bone, motion
 from harness.data.topology import NTU25
 from harness.errors import HarnessError, UnknownNameError
@@ -18,6 +18,7 @@ from harness.methods import losses as L
 from harness.contracts import Backbone, DataInfo, Encoder, EncoderOutput, ModalityBackbone, build_method
 from harness.methods.encoders.layers import spatial_tokens, temporal_tokens
 from harness.methods.usdrl import USDRL
+from harness.config import load_config
 
 FRAMES, B = 16, 8
 INFO = DataInfo(topology=NTU25, num_classes=60, frames=FRAMES, persons=2)
@@ -73,7 +74,7 @@ def _tiny_encoder():
 
 
 def make_cfg(variant="default", modality="joint", encoder="usdrl_test_tiny", **options):
-    return resolve("smoke", overrides={"encoder.name": encoder, "method.name": "usdrl",
+    return load_config("smoke", overrides={"encoder.name": encoder, "method.name": "usdrl",
                                        "method.variant": variant, "method.modality": modality,
                                        "method.options": options})
 
@@ -304,7 +305,7 @@ def test_dste_batched_forward_equals_per_view_forward():
 @pytest.mark.parametrize("encoder,total", [("dste", 94_931_160), ("sttr", 65_507_328)])
 def test_paper_parameter_counts(encoder, total):
     # docs/reference/usdrl.md §7: USDRL-DSTE / USDRL-STTR pretraining models (built on the meta device: no memory)
-    cfg = resolve("paper", overrides={"encoder": encoder})
+    cfg = load_config("paper", overrides={"encoder": encoder})
     with torch.device("meta"):
         m = build_method(cfg, DataInfo(topology=NTU25, num_classes=60, frames=64, persons=2))
     assert sum(p.numel() for p in m.parameters()) == total

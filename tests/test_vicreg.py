@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from harness.cli import main
-from harness.config import resolve
+
 from harness.contracts import DataInfo, build_method
 from harness.data.topology import NTU25
 from harness.errors import HarnessError
@@ -21,6 +21,7 @@ from harness.methods import vicreg as vicreg_module
 from harness.methods.vicreg import VICReg, VICRegOptions
 from harness.registry import ENCODERS
 from vicreg_reference import Z, ZP, covariance as _covariance, invariance as _invariance, variance as _variance
+from harness.config import load_config
 
 FRAMES, B = 16, 8
 INFO = DataInfo(topology=NTU25, num_classes=60, frames=FRAMES, persons=2)
@@ -33,7 +34,7 @@ def make(seed=0, encoder="", variant="default", **options):
     overrides = {"method.name": "vicreg", "method.variant": variant, "method.options": options}
     if encoder:
         overrides["encoder.name"] = encoder
-    cfg = resolve("smoke", overrides=overrides)
+    cfg = load_config("smoke", overrides=overrides)
     torch.manual_seed(seed)
     return build_method(cfg, INFO)
 

@@ -27,7 +27,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from ..config import DEFAULT_METHOD, PRESETS, resolve
+from ..config import DEFAULT_METHOD, PRESETS, load_config
+from ..resolve import resolved
 from ..contracts import DataInfo, Method, build_method
 from ..data.topology import NTU25
 from ..errors import HarnessError
@@ -77,7 +78,7 @@ def build_views_method(name: str = DEFAULT_METHOD, preset: str = "paper", *, fra
     """The registered method ``name`` for NTU-like clips (25 joints, 2 persons), as training builds it:
     the preset, ``method.name=name``, ``data.frames`` (default the preset's) and ``overrides``."""
     sets = [f"method.name={name}", *([f"data.frames={frames}"] if frames is not None else []), *overrides]
-    cfg = resolve(preset, overrides=sets).resolved()  # every plugin default filled in, as a run has it
+    cfg = resolved(load_config(preset, overrides=sets))  # every plugin default filled in, as a run has it
     info = DataInfo(topology=NTU25, num_classes=NUM_CLASSES, frames=cfg.data.frames, persons=2,
                     train_samples=train_samples, batch_size=batch_size)
     torch.manual_seed(seed)  # the weights are never used; seeded only so that building is repeatable

@@ -42,7 +42,8 @@ from typing import Any, Callable
 
 import torch
 
-from ..config import DEFAULT_METHOD, resolve
+from ..config import DEFAULT_METHOD, load_config
+from ..resolve import resolved
 from ..contracts import DataInfo, build_encoder
 from ..data.topology import NTU25
 from ..engine.amp import resolve_amp
@@ -247,8 +248,8 @@ def bench_encoder(name: str, *, config: str = "paper", batch_size: int | None = 
                   augment: bool = False) -> EncoderBench:
     dev = _resolve_device(device) if isinstance(device, str) else device
     settings = resolve_amp(amp, dev)
-    cfg = resolve(config, overrides={"encoder.name": name, "method.name": DEFAULT_METHOD,
-                                     "method.options": {"num_views": views}}).resolved()
+    cfg = resolved(load_config(config, overrides={"encoder.name": name, "method.name": DEFAULT_METHOD,
+                                     "method.options": {"num_views": views}}))
     b = batch_size or DEFAULT_BATCH[config]
     bi = infer_batch_size or b * views
     info = DataInfo(topology=NTU25, num_classes=60, frames=cfg.data.frames, persons=2)

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from ..config import PRESETS, RunConfig, resolve
+from ..config import PRESETS, RunConfig, load_config
 from ..errors import HarnessError
 
 
@@ -43,7 +43,7 @@ def config_from_args(args: argparse.Namespace, extra: list[str] | None = None) -
         value = getattr(args, attr, None)
         if value is not None:
             overrides.append(f"{key}={value}")
-    return resolve(args.preset, args.config, overrides + list(args.overrides) + list(extra or []))
+    return load_config(args.preset, args.config, overrides + list(args.overrides) + list(extra or []))
 
 
 def print_json(obj: Any) -> None:

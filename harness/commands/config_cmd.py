@@ -4,7 +4,7 @@
     harness config paper-docs [--out docs/paper-configs.md] [--check]
 
 ``show`` prints the fully resolved configuration (every plugin's options filled in: the method's,
-the encoder's, the protocol's; :meth:`harness.config.RunConfig.resolved`) as YAML that ``--config``
+the encoder's, the protocol's; :func:`harness.resolve.resolved`) as YAML that ``--config``
 reads back, with its ``pretrain_hash`` and ``config_hash`` as comments. Read it back with the same
 ``--preset`` (the preset is chosen on the command line). With ``--dataset`` the dataset is opened
 (auto-prepared if it is a built-in one) and the settings the method derives from the data and the
@@ -25,7 +25,8 @@ from typing import Any
 import yaml
 
 from .. import atomic
-from ..config import RunConfig, resolve
+from ..config import RunConfig, load_config
+from ..resolve import resolved
 from ..errors import HarnessError
 from ..registry import METHODS
 from .common import add_config_arguments, config_from_args
@@ -67,12 +68,12 @@ def derived_settings(cfg: RunConfig) -> tuple[dict[str, Any], str]:
     from ..engine.loop import train_indices
     from ..engine.schedule import train_budget
 
-    resolved = cfg.resolved()
+    res = resolved(cfg)
     ds = resolve_dataset(cfg.data, cfg.workdir)
     idx = train_indices(ds, cfg)
-    t = resolved.train
+    t = res.train
     per_epoch, total, _ = train_budget(t, len(ShardedBatches(ds, idx, t.batch_size)))
-    info = DataInfo(topology=ds.topology, num_classes=ds.num_classes, frames=resolved.data.frames,
+    info = DataInfo(topology=ds.topology, num_classes=ds.num_classes, frames=res.data.frames,
                     persons=ds.num_persons, train_samples=int(len(idx)), batch_size=t.batch_size, total_steps=total)
     with torch.random.fork_rng(devices=[]):
         derived = build_method(cfg, info).derived_settings()
@@ -91,32 +92,32 @@ def milestones_text(resolved: RunConfig) -> str:
 
 
 def show_text(cfg: RunConfig, command: str, *, with_derived: bool = False) -> str:
-    resolved = cfg.resolved()
+    res = resolved(cfg)
     lines = [f"# {command}",
-             "# the resolved configuration (every plugin option filled in); read it back with",
-             f"#   --preset {resolved.preset} --config FILE",
-             f"# pretrain_hash: {resolved.pretrain_hash}",
-             f"# config_hash: {resolved.config_hash}"]
-    if milestones_text(resolved):
-        lines.append(f"# {milestones_text(resolved)}")
+             "# the res configuration (every plugin option filled in); read it back with",
+             f"#   --preset {res.preset} --config FILE",
+             f"# pretrain_hash: {res.pretrain_hash}",
+             f"# config_hash: {res.config_hash}"]
+    if milestones_text(res):
+        lines.append(f"# {milestones_text(res)}")
     if with_derived:
         derived, source = derived_settings(cfg)
         if derived:
-            lines.append(f"# derived by method {resolved.method.name} from {source}:")
+            lines.append(f"# derived by method {res.method.name} from {source}:")
             lines += [f"#   {k}: {v}" for k, v in derived.items()]
         else:
-            lines.append(f"# method {resolved.method.name} derives no settings from the data ({source})")
-    return "\n".join(lines) + "\n" + config_yaml(resolved)
+            lines.append(f"# method {res.method.name} derives no settings from the data ({source})")
+    return "\n".join(lines) + "\n" + config_yaml(res)
 
 
 def markdown_section(cfg: RunConfig, command: str) -> str:
-    resolved = cfg.resolved()
-    cls = METHODS.get(resolved.method.name)
-    title = f"`{resolved.method.name}`: {cls.display_label()}" + (f" ({cls.paradigm})" if cls.paradigm else "")
+    res = resolved(cfg)
+    cls = METHODS.get(res.method.name)
+    title = f"`{res.method.name}`: {cls.display_label()}" + (f" ({cls.paradigm})" if cls.paradigm else "")
     return "\n".join([f"## {title}", "", f"`{command}`", "",
-                      f"pretrain_hash `{resolved.pretrain_hash}`, config_hash `{resolved.config_hash}`"
-                      + (f"; {milestones_text(resolved)}" if milestones_text(resolved) else ""), "",
-                      "```yaml", config_yaml(resolved).rstrip("\n"), "```", ""])
+                      f"pretrain_hash `{res.pretrain_hash}`, config_hash `{res.config_hash}`"
+                      + (f"; {milestones_text(res)}" if milestones_text(res) else ""), "",
+                      "```yaml", config_yaml(res).rstrip("\n"), "```", ""])
 
 
 def builtin_methods() -> list[str]:
@@ -136,7 +137,7 @@ def paper_page() -> str:
              "(queue lengths, EMA momenta) are not part of it: `harness config show --preset paper --method",
              "NAME --dataset D` shows them.", ""]
     for name in builtin_methods():
-        cfg = resolve("paper", overrides={"method.name": name})
+        cfg = load_config("paper", overrides={"method.name": name})
         parts.append(markdown_section(cfg, f"harness config show --preset paper --method {name}"))
     return "\n".join(parts)
 

@@ -28,6 +28,7 @@ from tabulate import tabulate
 
 from ..checkpoints import read_checkpoint
 from ..config import RunConfig
+from ..resolve import resolved
 from ..errors import HarnessError
 from ..pipeline import evaluate
 from ..results.read import CAMPAIGN_STORE
@@ -60,7 +61,7 @@ def _run(args: argparse.Namespace) -> int:
         seeds = parse_ints(args.pretrain_seeds, "--pretrain-seeds") if args.pretrain_seeds else [None]
         cfgs = [config_from_args(args, extra=[] if s is None else [f"train.seed={s}"]) for s in seeds]
         for c in cfgs:
-            c.resolved()  # every seed's configuration is checked before the first one trains
+            resolved(c)  # every seed's configuration is checked before the first one trains
         rows = []
         for cfg in cfgs:
             rows += evaluate(cfg, progress=not args.no_progress, record=not args.no_record)

@@ -96,7 +96,6 @@ def render(results: str | Path, out: str | Path, *, dataset: str, preset: str, t
 def draw_figures(results: str | Path, out: str | Path, *, dataset: str, preset: str, workdir: str | Path,
                  tsne_seed: int = 0, run_dirs=None, missing=None, which=(4, 5), echo=print) -> None:
     from .. import figures as FG
-    from ..config import resolve
     from ..tables import load_store
 
     if 4 in which:

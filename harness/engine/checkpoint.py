@@ -31,6 +31,7 @@ import torch
 
 from .. import atomic
 from ..config import RunConfig, _flatten, from_dict
+from ..resolve import resolved
 from ..contracts import DataInfo, build_method
 from ..errors import HarnessError
 
@@ -205,10 +206,11 @@ def _flatten_options(flat: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_same_run(ckpt: dict[str, Any], cfg: RunConfig, path: str | Path) -> None:
+    cfg = resolved(cfg)  # a no-op for the run's own ResolvedConfig
     if ckpt.get("pretrain_hash") == cfg.pretrain_hash:
         return
     # checkpoints store the resolved configuration: compare like with like
-    diff = config_diff(ckpt.get("config", {}), cfg.resolved().to_dict())
+    diff = config_diff(ckpt.get("config", {}), cfg.to_dict())
     detail = "; ".join(diff) if diff else "(no setting differs; the hash function changed?)"
     raise HarnessError(f"{path}: checkpoint was trained with a different configuration "
                        f"(pretrain_hash {ckpt.get('pretrain_hash')} ≠ {cfg.pretrain_hash}): {detail}. "
@@ -218,11 +220,12 @@ def check_same_run(ckpt: dict[str, Any], cfg: RunConfig, path: str | Path) -> No
 # --- backbone export -----------------------------------------------------------------------
 def export_backbone(method: torch.nn.Module, cfg: RunConfig, path: str | Path, *, epochs: int,
                     global_step: int) -> Path:
+    cfg = resolved(cfg)  # a no-op for the run's own ResolvedConfig
     backbone = method.backbone()
     info = method.info
     obj = {
         "format": BACKBONE_FORMAT, "version": VERSION, "pretrain_hash": cfg.pretrain_hash,
-        "config": cfg.resolved().to_dict(), "method": cfg.method.name,
+        "config": cfg.to_dict(), "method": cfg.method.name,
         "state_dict": {k: v.detach().cpu() for k, v in backbone.state_dict().items()},
         "feature_dim": int(backbone.feature_dim), "frame_dim": int(getattr(backbone, "frame_dim", 0) or 0),
         "data_info": info.to_dict(),

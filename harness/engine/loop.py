@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..config import RunConfig
+from ..resolve import resolved
 from ..data.prepared.kinds import resolve_dataset
 from ..data.prepared.format import PreparedDataset
 from ..errors import HarnessError
@@ -84,7 +85,7 @@ def pretrain(cfg: RunConfig, *, resume: str | os.PathLike = "auto", progress: bo
     one stops the run as a kill would (the checkpoints written so far stay valid). ``on_start``
     gets the method itself (e.g. to evaluate ``method.backbone()`` from ``on_epoch_end``).
     """
-    cfg.resolved()  # every setting checked before anything is opened or written
+    cfg = resolved(cfg)  # every setting checked before anything is opened or written; the run holds this form
     _, _, local_rank = dd.env_world()
     device = resolve_device(cfg.train.device, local_rank)
     amp = resolve_amp(cfg.train.amp, device)
@@ -124,6 +125,7 @@ def find_or_pretrain(cfg: RunConfig, *, progress: bool = True, dataset: Prepared
     An unfinished run of the same configuration is resumed; a run being trained by another process
     is waited for. ``dataset`` is the opened pretraining dataset, when the caller has it already.
     """
+    cfg = resolved(cfg)
     found = finished_run(cfg)
     if found is not None:
         made_on = recorded_fingerprint(found.run_dir)

@@ -28,9 +28,11 @@ from typing import Any, Iterator
 from .. import atomic
 from ..config import RunConfig
 from ..errors import HarnessError
+from ..resolve import resolved
 
 
 def run_dir_for(cfg: RunConfig) -> Path:
+    cfg = resolved(cfg)  # the folder is named by the resolved configuration's hash
     return Path(cfg.workdir) / "runs" / f"{cfg.method.name}-{cfg.pretrain_hash}"
 
 
@@ -133,6 +135,7 @@ def read_run_json(run_dir: Path) -> dict[str, Any] | None:
 
 def finished_run(cfg: RunConfig) -> RunInfo | None:
     """The finished run of this pretraining configuration, if there is one."""
+    cfg = resolved(cfg)
     run_dir = run_dir_for(cfg)
     d = read_run_json(run_dir)
     if not d or d.get("status") != "finished" or d.get("pretrain_hash") != cfg.pretrain_hash:

@@ -31,7 +31,8 @@ import numpy as np
 import torch
 
 from .. import atomic
-from ..config import RunConfig, to_yaml
+from ..config import to_yaml
+from ..resolve import ResolvedConfig
 from ..contracts import DataInfo, Method, build_method
 from ..data.prepared.format import PreparedDataset
 from ..errors import HarnessError
@@ -110,8 +111,10 @@ class _Window:
 class Trainer:
     """Pretrains ``cfg.method`` on an opened dataset and exports its backbone (see the module docstring)."""
 
-    def __init__(self, cfg: RunConfig, ds: PreparedDataset, indices: np.ndarray, run_dir: Path,
+    def __init__(self, cfg: ResolvedConfig, ds: PreparedDataset, indices: np.ndarray, run_dir: Path,
                  env: dd.DistEnv, device: torch.device, amp: AmpSettings):
+        if not isinstance(cfg, ResolvedConfig):  # the run's hashes and files need the resolved form
+            raise TypeError("Trainer takes a ResolvedConfig (harness.resolve.resolved(cfg))")
         self.cfg, self.ds, self.indices, self.run_dir = cfg, ds, indices, run_dir
         self.env, self.device, self.amp = env, device, amp
         t = cfg.train
@@ -138,7 +141,7 @@ class Trainer:
         cfg, env, run = self.cfg, self.env, self.run
         if env.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            atomic.write_text(self.run_dir / "config.yaml", to_yaml(cfg.resolved()))
+            atomic.write_text(self.run_dir / "config.yaml", to_yaml(cfg))
         if not self.method.pretrains:  # e.g. the random-init floor: export only
             return self._finish(epochs=0, global_step=0)
         self.optimizer = build_optimizer(cfg, self.method, self.device)
@@ -315,7 +318,7 @@ class Trainer:
         if self.env.is_main:
             state = {
                 "format": ck.CKPT_FORMAT, "version": ck.VERSION, "pretrain_hash": self.cfg.pretrain_hash,
-                "config": self.cfg.resolved().to_dict(), "epoch": epoch, "global_step": global_step,
+                "config": self.cfg.to_dict(), "epoch": epoch, "global_step": global_step,
                 "train_s": train_s, "model": self.method.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scaler": self.scaler.state_dict(), "rng": rngs,
                 "metrics": {k: v for k, v in record.items() if not k.startswith("_")},

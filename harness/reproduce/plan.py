@@ -19,7 +19,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 from .. import paper
-from ..config import RunConfig, resolve
+from ..config import RunConfig, load_config
+from ..resolve import ResolvedConfig, resolve_config
 from ..contracts import FUSED_MODALITY, figure_roles
 from ..errors import HarnessError
 from ..registry import ENCODERS, METHODS, PROTOCOLS
@@ -97,17 +98,18 @@ class Settings:
     eval_dataset: str | None = None  # protocol.dataset for every protocol run (e.g. a PKU-MMD folder)
 
     def base(self) -> RunConfig:
-        return resolve(self.preset, self.config_file, [*self.overrides, *self._locations()])
+        return load_config(self.preset, self.config_file, [*self.overrides, *self._locations()])
 
     def _locations(self) -> list[str]:
         return [f"{key}={value}" for value, key in ((self.dataset, "data.dataset"), (self.workdir, "workdir"),
                                                     (self.results or CAMPAIGN_STORE, "results"))
                 if value is not None]
 
-    def config(self, run: PlannedRun) -> RunConfig:
-        """preset → YAML → the user's --set → the run's own settings → dataset and folders."""
+    def config(self, run: PlannedRun) -> ResolvedConfig:
+        """preset → YAML → the user's --set → the run's own settings → dataset and folders, resolved."""
         extra = [f"protocol.dataset={self.eval_dataset}"] if self.eval_dataset and run.protocol else []
-        return resolve(self.preset, self.config_file, [*self.overrides, *run.overrides(), *extra, *self._locations()])
+        return resolve_config(self.preset, self.config_file,
+                              [*self.overrides, *run.overrides(), *extra, *self._locations()])
 
 
 # --- plans ------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from ..config import RunConfig, stable_hash
+from ..resolve import resolved
 from ..engine.loop import find_or_pretrain
 from ..engine.runs import finished_run, run_dir_for
 from ..errors import HarnessError
@@ -96,7 +97,7 @@ def _fuse(item: PlannedFuse, settings: Settings) -> Outcome:
         return Outcome(item, "skipped", "the joint stream has no rows in the store", h)
     kind, split = str(first["dataset"].iloc[0]), str(first["split"].iloc[0])
     protocol = PROTOCOLS.get(item.protocol)
-    base: RunConfig = cfgs[0].resolved()
+    base: RunConfig = resolved(cfgs[0])
     rows = []
     for seed in item.streams[0].seeds:
         files = [protocol.score_file(run_dir_for(c) / "eval" / f"{item.protocol}-{c.config_hash}", kind, split, seed)

@@ -21,6 +21,7 @@ import numpy as np
 import optuna
 
 from ..config import RunConfig, from_dict
+from ..resolve import ResolvedConfig, resolved
 from ..data.prepared.kinds import resolve_dataset
 from ..engine.device import resolve_device
 from ..engine.loop import NonFiniteLossError, pretrain
@@ -56,12 +57,12 @@ def _system_attrs(trial: optuna.Trial) -> dict[str, Any]:
     return trial.study._storage.get_trial_system_attrs(trial._trial_id)
 
 
-def trial_config(spec: TuneSpec, params: dict[str, float], folder: int) -> RunConfig:
+def trial_config(spec: TuneSpec, params: dict[str, float], folder: int) -> ResolvedConfig:
     """The base configuration with the trial's weights, pretraining in ``trial-NNNN``."""
     cfg = from_dict(copy.deepcopy(spec.base))
     cfg.method.options.update({k: float(v) for k, v in params.items()})
     cfg.workdir = str(Path(spec.trials_dir) / f"trial-{folder:04d}")
-    return cfg
+    return resolved(cfg)
 
 
 class Objective:

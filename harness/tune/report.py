@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 from tabulate import tabulate
 
 from .. import atomic
-from ..config import RunConfig, resolve
+from ..config import RunConfig, load_config
 from ..errors import HarnessError
 from ..registry import METHODS
 from .spec import TuneSpec
@@ -92,7 +92,7 @@ def best_yaml(cfg: RunConfig, result: TuneResult, spec: TuneSpec) -> str:
                                  for k, (lo, hi) in result.space.items()),
     ]
     # compared with the preset as this method gets it (its train_defaults are not the user's changes)
-    plain = resolve(cfg.preset, overrides={"method.name": cfg.method.name})
+    plain = load_config(cfg.preset, overrides={"method.name": cfg.method.name})
     changed = [(k, v) for k, v in changed_keys(plain.to_dict(), cfg.to_dict()) if not k.startswith(NOT_SHOWN)]
     if changed:
         lines.append("# tuned with: " + " ".join(f"--set {k}={v}" for k, v in changed))

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..config import RunConfig, stable_hash
+from ..resolve import ResolvedConfig, resolved
 from ..data.prepared.kinds import resolve_dataset
 from ..data.prepared.format import PreparedDataset
 from ..engine.distributed import ShardedBatches
@@ -57,7 +58,7 @@ def default_storage(workdir: str | Path, study: str) -> str:
     return f"sqlite:///{(Path(workdir) / 'studies' / f'{study}.db').resolve()}"
 
 
-def study_identity(cfg: RunConfig, space: dict[str, tuple[float, float]], holdout: dict[str, Any]) -> dict:
+def study_identity(cfg: ResolvedConfig, space: dict[str, tuple[float, float]], holdout: dict[str, Any]) -> dict:
     """What makes two studies the same: the pretraining configuration, the space and the hold-out."""
     return {"pretrain": cfg.pretrain_dict(), "preset": cfg.preset,
             "space": {k: [float(lo), float(hi)] for k, (lo, hi) in sorted(space.items())},
@@ -118,7 +119,7 @@ def make_spec(cfg: RunConfig, *, params: str | list[str] = DEFAULT_PARAMS, trial
     paper = paper_weights(method_cls, cfg, fields_)
     space = search_space(paper, spread)
     holdout = {"fraction": float(val_fraction), "seed": int(val_seed)}
-    cfg.resolved()  # every other setting (budget, encoder options, ...) checked before data is built
+    checked = resolved(cfg)  # every other setting (budget, encoder options, ...) checked before data is built
 
     ds = resolve_dataset(cfg.data, cfg.workdir)
     if ds.untrimmed:
@@ -130,7 +131,7 @@ def make_spec(cfg: RunConfig, *, params: str | list[str] = DEFAULT_PARAMS, trial
     if len(val) == 0:
         raise HarnessError(f"split {cfg.data.split}/train is too small for a {val_fraction:.0%} validation hold-out")
 
-    identity = study_identity(cfg, space, holdout)
+    identity = study_identity(checked, space, holdout)
     name = study or f"{cfg.method.name}-{cfg.preset}-{stable_hash(identity, 8)}"
     spec = TuneSpec(base=base.to_dict(), space={k: [lo, hi] for k, (lo, hi) in space.items()}, paper=paper,
                     trials=trials, study=name, storage=storage or default_storage(cfg.workdir, name),

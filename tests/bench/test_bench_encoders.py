@@ -11,9 +11,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.config import resolve
+
 from harness.contracts import DataInfo, build_encoder
 from harness.data.topology import NTU25
+from harness.config import load_config
+from harness.resolve import resolved
 
 BATCH = {"smoke": 16, "cpu": 16, "paper": 8}
 
@@ -22,7 +24,7 @@ pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("one_thread")]  # tests/
 
 
 def _encoder(name: str, preset: str):
-    cfg = resolve(preset, overrides={"encoder.name": name}).resolved()
+    cfg = resolved(load_config(preset, overrides={"encoder.name": name}))
     torch.manual_seed(0)
     info = DataInfo(topology=NTU25, num_classes=60, frames=cfg.data.frames, persons=2)
     enc = build_encoder(cfg, info, reference_init=True).eval()
