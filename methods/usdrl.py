@@ -46,6 +46,7 @@ from typing import Any, ClassVar, Sequence
 
 import torch
 
+from harness.benchmarks.flops import projector_macs
 from harness.config import RunConfig
 from harness.contracts import DataInfo, Encoder, FigureRole, Method, ModalityBackbone, TableRow, build_encoder
 from harness.errors import HarnessError
@@ -56,7 +57,12 @@ from .encoders.layers import Projector, init_weights
 from .losses import multi_grained_loss
 from .views import token_width, usdrl_views  # shared recipe; re-exported for older imports
 
-__all__ = ["USDRL", "USDRLOptions", "usdrl_views", "token_width"]
+__all__ = ["USDRL", "USDRLOptions", "usdrl_views", "token_width", "usdrl_projector_macs"]
+
+
+def usdrl_projector_macs(d: int = 1024) -> int:
+    """t_proj + s_proj + i_proj per sample (37,748,736 at d = 1024)."""
+    return 2 * projector_macs(d, 2 * d, 2 * d) + projector_macs(2 * d, 2 * d, 4 * d)
 
 
 @dataclass

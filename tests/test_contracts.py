@@ -339,3 +339,15 @@ def test_dataset_kind_auto_prepare(name, tmp_path, monkeypatch):
     ds = open_prepared(out)  # it worked: a valid prepared folder
     assert len(ds.samples) > 0 and ds.topology.num_joints > 0
     assert isinstance(cls.cache_name(data, False), str) and cls.cache_name(data, False) != cls.cache_name(data, True)
+
+
+@pytest.mark.parametrize("name", ENCODER_NAMES)
+def test_a_declared_flops_formula_matches_the_counter(name):
+    """Encoder.analytic_macs, where an encoder declares one (DSTE, STTR), is 1/2 of FlopCounterMode's count."""
+    from harness.benchmarks.flops import encoder_flops
+
+    enc = build_encoder(load_config("smoke"), INFO, name=name)
+    macs = enc.analytic_macs()
+    if macs is None:
+        pytest.skip(f"{name} declares no closed-form count")
+    assert encoder_flops(enc, batch=2) == 2 * macs

@@ -16,7 +16,10 @@ from torch import nn
 
 from dataclasses import fields
 
-from harness.benchmarks.flops import dste_macs, encoder_flops, projector_macs, sttr_macs, usdrl_projector_macs
+from harness.benchmarks.flops import encoder_flops, projector_macs
+from harness.methods.encoders.dste import dste_macs
+from harness.methods.encoders.sttr import sttr_macs
+from harness.methods.usdrl import usdrl_projector_macs
 
 from harness.contracts import DataInfo, build_encoder
 from harness.data.topology import NTU25

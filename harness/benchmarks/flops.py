@@ -9,7 +9,8 @@ The DSTE/STTR attention runs as explicit batched matmuls (counted natively). For
 ``F.scaled_dot_product_attention`` on CPU: torch registers formulas for the CUDA attention kernels
 but not for the CPU one (``aten._scaled_dot_product_flash_attention_for_cpu``), which would count
 as zero; :func:`count_flops` adds it (forward and backward) with torch's own SDPA formulas.
-:func:`dste_macs` and :func:`sttr_macs` give the analytic counts for any configuration.
+An encoder with a closed-form count declares it (``Encoder.analytic_macs``: DSTE's and STTR's
+formulas live in their own modules); the contract tests check it against this counter.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["count_flops", "encoder_flops", "dste_macs", "sttr_macs", "projector_macs", "usdrl_projector_macs"]
+__all__ = ["count_flops", "encoder_flops", "projector_macs"]
 
 aten = torch.ops.aten
 
@@ -81,43 +82,5 @@ def encoder_flops(encoder: nn.Module, batch: int = 1, *, device: str | torch.dev
     return total / batch
 
 
-def _embedding_macs(frames: int, tokens: int, in_t: int, in_s: int, d: int) -> int:
-    return frames * (in_t * d + d * d) + tokens * (in_s * d + d * d)
-
-
-def dste_macs(*, frames: int = 64, joints: int = 25, persons: int = 2, channels: int = 3, d: int = 1024,
-              mlp_hidden: int = 2048, layers: int = 2, kernel: int = 1) -> int:
-    """Analytic forward MACs per sample of DSTE (docs/reference/usdrl.md §7: 25·L·d² + 8·L²·d per layer at
-    mlp_hidden = 2d, kernel 1)."""
-
-    def layer(length: int) -> int:
-        conv = kernel * length * d * d
-        attn = 3 * (4 * length * d * d + 2 * length * length * d)  # CA + two DSA passes
-        mlp = 3 * 2 * length * d * mlp_hidden
-        mixing = 2 * length * length * d
-        return conv + attn + mlp + mixing
-
-    tokens = persons * joints
-    emb = _embedding_macs(frames, tokens, persons * joints * channels, frames * channels, d)
-    return emb + layers * (layer(frames) + layer(tokens))
-
-
-def sttr_macs(*, frames: int = 64, joints: int = 25, persons: int = 2, channels: int = 3, d: int = 1024,
-              ffn: int = 1024, layers: int = 2) -> int:
-    """Analytic forward MACs per sample of STTR (6·L·d² + 2·L²·d per layer at ffn = d)."""
-
-    def layer(length: int) -> int:
-        return 4 * length * d * d + 2 * length * length * d + 2 * length * d * ffn
-
-    tokens = persons * joints
-    emb = _embedding_macs(frames, tokens, persons * joints * channels, frames * channels, d)
-    return emb + layers * (layer(frames) + layer(tokens))
-
-
 def projector_macs(in_features: int, hidden: int, out_features: int) -> int:
     return in_features * hidden + hidden * hidden + hidden * out_features
-
-
-def usdrl_projector_macs(d: int = 1024) -> int:
-    """t_proj + s_proj + i_proj per sample (37,748,736 at d = 1024)."""
-    return 2 * projector_macs(d, 2 * d, 2 * d) + projector_macs(2 * d, 2 * d, 4 * d)

@@ -66,6 +66,12 @@ class Encoder(nn.Module):
         sets and reports it."""
         return ""
 
+    def analytic_macs(self) -> int | None:
+        """Forward multiply-accumulates per clip from the encoder's own closed form, or None (then
+        only ``harness.benchmarks.flops`` counts it). The contract tests check a declared formula
+        against FlopCounterMode (FLOPs = 2 × MACs)."""
+        return None
+
     def forward(self, x: torch.Tensor) -> EncoderOutput:  # pragma: no cover - abstract
         raise NotImplementedError
 

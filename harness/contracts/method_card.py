@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ..config import RunConfig, plugin_options
+from ..config import DEFAULT_ENCODER, RunConfig, plugin_options
 from ..errors import HarnessError, UnknownNameError
 from ..registry import ENCODERS
 from ..transforms.modality import MODALITIES
@@ -66,7 +66,7 @@ class FigureRole:
 
     figure: int
     variant: str = "default"
-    encoder: str = "dste"
+    encoder: str = DEFAULT_ENCODER
     panel: str = ""  # Figure 5: "(a) negative-based contrastive"
     sweep: str = ""  # Figure 4: "encoder.options.alpha"
 
@@ -97,7 +97,7 @@ class MethodCard:
 
     # --- backbone: what it may train ----------------------------------------------------------------
     encoders: ClassVar[tuple[str, ...] | None] = None  # None: any registered encoder; else the ones it trains
-    default_encoder: ClassVar[str] = "dste"
+    default_encoder: ClassVar[str] = DEFAULT_ENCODER
     modalities: ClassVar[tuple[str, ...]] = MODALITIES
     default_modality: ClassVar[str] = "joint"
 

@@ -42,10 +42,10 @@ from torch import nn
 from harness.errors import HarnessError
 from harness.registry import ENCODERS
 from .layers import self_attention, spatial_tokens, temporal_tokens
-from .two_stream import TwoStreamEncoder, check_width, frame_features_from_streams  # noqa: F401 (re-exported)
+from .two_stream import TwoStreamEncoder, check_width, embedding_macs, frame_features_from_streams  # noqa: F401
 
 __all__ = ["DSTE", "DSTEOptions", "DSTLayer", "ConvAttention", "DenseShiftAttention", "dense_shift_mask",
-           "check_width", "frame_features_from_streams"]
+           "check_width", "frame_features_from_streams", "dste_macs"]
 
 
 @dataclass
@@ -242,6 +242,23 @@ def _layer_name(prefix: str, i: int) -> str:
     return prefix if i == 0 else f"{prefix}{i}"
 
 
+def dste_macs(*, frames: int = 64, joints: int = 25, persons: int = 2, channels: int = 3, d: int = 1024,
+              mlp_hidden: int = 2048, layers: int = 2, kernel: int = 1) -> int:
+    """Analytic forward MACs per sample of DSTE (docs/reference/usdrl.md §7: 25·L·d² + 8·L²·d per layer at
+    mlp_hidden = 2d, kernel 1)."""
+
+    def layer(length: int) -> int:
+        conv = kernel * length * d * d
+        attn = 3 * (4 * length * d * d + 2 * length * length * d)  # CA + two DSA passes
+        mlp = 3 * 2 * length * d * mlp_hidden
+        mixing = 2 * length * length * d
+        return conv + attn + mlp + mixing
+
+    tokens = persons * joints
+    emb = embedding_macs(frames, tokens, persons * joints * channels, frames * channels, d)
+    return emb + layers * (layer(frames) + layer(tokens))
+
+
 def check_dste_options(o: DSTEOptions) -> None:
     check_width("dste", o.hidden, o.heads, o.layers)
     for key in ("gap", "kernel", "mlp_hidden"):
@@ -272,6 +289,11 @@ class DSTE(TwoStreamEncoder):
         for i in range(o.layers):  # reference order: t_tr, s_tr, t_tr1, s_tr1
             setattr(self, _layer_name("t_tr", i), DSTLayer(frames, d, **common))
             setattr(self, _layer_name("s_tr", i), DSTLayer(persons * joints, d, **common))
+
+    def analytic_macs(self) -> int:
+        o = self.options
+        return dste_macs(frames=self.frames, joints=self.joints, persons=self.persons, channels=self.in_channels,
+                         d=o.hidden, mlp_hidden=o.mlp_hidden, layers=o.layers, kernel=o.kernel)
 
     def temporal_layers(self) -> list[DSTLayer]:
         return [getattr(self, _layer_name("t_tr", i)) for i in range(self.num_layers)]

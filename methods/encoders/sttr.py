@@ -25,10 +25,10 @@ from torch import nn
 from harness.errors import HarnessError
 from harness.registry import ENCODERS
 
-from .two_stream import TwoStreamEncoder, check_width
+from .two_stream import TwoStreamEncoder, check_width, embedding_macs
 from .layers import self_attention, spatial_tokens, temporal_tokens
 
-__all__ = ["STTR", "STTROptions", "post_ln_stack", "run_post_ln"]
+__all__ = ["STTR", "STTROptions", "post_ln_stack", "run_post_ln", "sttr_macs"]
 
 
 @dataclass
@@ -57,6 +57,18 @@ def run_post_ln(stack: nn.TransformerEncoder, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def sttr_macs(*, frames: int = 64, joints: int = 25, persons: int = 2, channels: int = 3, d: int = 1024,
+              ffn: int = 1024, layers: int = 2) -> int:
+    """Analytic forward MACs per sample of STTR (6·L·d² + 2·L²·d per layer at ffn = d)."""
+
+    def layer(length: int) -> int:
+        return 4 * length * d * d + 2 * length * length * d + 2 * length * d * ffn
+
+    tokens = persons * joints
+    emb = embedding_macs(frames, tokens, persons * joints * channels, frames * channels, d)
+    return emb + layers * (layer(frames) + layer(tokens))
+
+
 @ENCODERS.register("sttr")
 class STTR(TwoStreamEncoder):
     """Spatio-temporal transformer encoder (USDRL's STTR variant: post-LN transformer layers)."""
@@ -74,6 +86,11 @@ class STTR(TwoStreamEncoder):
         self._build_common()
         self.t_tr = post_ln_stack(o.hidden, o.heads, o.ffn, o.layers)
         self.s_tr = post_ln_stack(o.hidden, o.heads, o.ffn, o.layers)
+
+    def analytic_macs(self) -> int:
+        o = self.options
+        return sttr_macs(frames=self.frames, joints=self.joints, persons=self.persons, channels=self.in_channels,
+                         d=o.hidden, ffn=o.ffn, layers=o.layers)
 
     def streams(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self._check_input(x)

@@ -20,7 +20,12 @@ from harness.errors import HarnessError
 
 from .layers import SinusoidalPE, SkeletonEmbedding, attention_kernel, init_weights, trunc_normal_
 
-__all__ = ["TwoStreamEncoder", "check_width", "frame_features_from_streams"]
+__all__ = ["TwoStreamEncoder", "check_width", "embedding_macs", "frame_features_from_streams"]
+
+
+def embedding_macs(frames: int, tokens: int, in_t: int, in_s: int, d: int) -> int:
+    """MACs per sample of the two skeleton embeddings (Linear → LN → ReLU → Linear per stream)."""
+    return frames * (in_t * d + d * d) + tokens * (in_s * d + d * d)
 
 
 def check_width(name: str, hidden: int, heads: int, layers: int) -> None:
