@@ -22,7 +22,8 @@ from harness.evaluation import pku_scorer as S
 from harness.registry import PROTOCOLS
 from harness.results import (Predictions, PredictionsError, ResultRow, load_predictions, load_results,
                              read_predictions, record_rows)
-from harness.results.predictions import FOLDER, predictions_name
+from harness.results.predictions import FOLDER
+from harness.results.prediction_files import predictions_name
 from harness.tables.per_class import NO_PREDICTIONS, write_per_class
 
 from protocol_helpers import MeanPoseBackbone, context, toy_dataset

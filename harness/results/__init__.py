@@ -9,7 +9,8 @@ keeps rows that could not be written in a side file; :mod:`.row` defines a row a
 
 from .check import (REJECTED_NAME, CheckReport, UnrecordedRowsError, add_rows_file, check_store, check_writable,
                     record_rows, repair_store, save_side_file)
-from .predictions import Predictions, PredictionsError, load_predictions, read_predictions
+from .predictions import Predictions, PredictionsError
+from .prediction_files import load_predictions, read_predictions
 from .read import STORE_NAME, StoreProblem, StoreRead, check_header, load_results, parse_store, read_store
 from .row import (ADDED_COLUMNS, COLUMNS, INT_COLUMNS, ResultRow, StoreError, code_version, hardware, own_backbone,
                   upgrade_row)

@@ -27,7 +27,7 @@ from typing import Iterable, Mapping, Sequence
 
 from .. import atomic
 from ..errors import HarnessError
-from .predictions import attach_predictions
+from .prediction_files import attach_predictions
 from .read import STORE_NAME, StoreProblem, StoreRead, check_header, parse_store, read_store
 from .row import COLUMNS, ResultRow, StoreError
 from .store import _store_lock, append_locked, append_rows, rewrite_store, rows_csv
