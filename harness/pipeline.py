@@ -25,7 +25,7 @@ from .contracts import ProtocolContext
 from .data.prepared.kinds import resolve_dataset
 from .data.prepared.format import PreparedDataset
 from .engine.device import resolve_device, torch_threads
-from .evaluation.diagnostics import collapsed, feature_statistics
+from .evaluation.collapse import collapsed, feature_statistics
 from .evaluation.features import extract_features
 from .registry import PROTOCOLS
 from .results import ResultRow, check_writable, record_rows
@@ -100,7 +100,7 @@ COLLAPSE_SAMPLES = 2048  # test clips the collapse check reads (the full statist
 
 def collapse_warning(backbone: torch.nn.Module, ds: PreparedDataset, resolved: RunConfig) -> str | None:
     """A warning when the backbone's pooled features on (up to 2,048 of) the evaluation split's test
-    clips have collapsed (:func:`harness.evaluation.diagnostics.collapsed`), else None."""
+    clips have collapsed (:func:`harness.evaluation.collapse.collapsed`), else None."""
     split = resolved.protocol.split or resolved.data.split
     idx = ds.indices(split, "test")[:COLLAPSE_SAMPLES]
     if len(idx) < 2:

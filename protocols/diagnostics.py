@@ -1,6 +1,6 @@
 """``features``: collapse diagnostics of a backbone's pooled features on the evaluation split's test part.
 
-Rows ``eff_rank``, ``top1_share``, ``mean_cos`` and ``mean_std`` (:mod:`harness.evaluation.diagnostics`)
+Rows ``eff_rank``, ``top1_share``, ``mean_cos`` and ``mean_std`` (:mod:`harness.evaluation.collapse`)
 on the features linear probing and kNN read (frozen backbone, eval mode, the whole valid range
 resampled). They are shown in the diagnostics table and beside Table 1, so a reader can tell a
 representation that collapsed (all variance in one direction) from one a probe scores badly.
@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 
 from harness.contracts import Measure, Protocol, ProtocolContext
-from harness.evaluation.diagnostics import collapsed, feature_statistics
+from harness.evaluation.collapse import collapsed, feature_statistics
 from harness.evaluation.features import extract_features
 from harness.registry import PROTOCOLS
 

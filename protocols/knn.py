@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from harness.contracts import Measure, Protocol, ProtocolContext
 from harness.evaluation.features import extract_features
-from harness.evaluation.knn import knn_predict
+from harness.evaluation.nearest import knn_predict
 from harness.registry import PROTOCOLS
 from harness.results import Predictions, ResultRow
 from harness.evaluation.scores import save_scores

@@ -234,7 +234,7 @@ def _reference_parity(mods, ours, views, hidden: int) -> dict[str, Any]:
 # --- ours ---------------------------------------------------------------------------------------
 def ours_row(encoder: str, precision: str, batch: int, *, config: str, device: torch.device, seconds: float,
              compile: bool = False, augment: bool = False, attention: str | None = None) -> dict[str, Any]:
-    from harness.benchmarks.encoder import attention_impl, bench_encoder
+    from harness.benchmarks.encoder_bench import attention_impl, bench_encoder
 
     _fresh_peak(device)
     before = attention_impl()

@@ -4,7 +4,7 @@ import torch
 
 from harness.contracts import EncoderOutput
 from harness.registry import PROTOCOLS
-from harness.evaluation.knn import knn_predict
+from harness.evaluation.nearest import knn_predict
 from harness.evaluation.scores import load_scores
 from harness.protocols.semi import stratified_subset, subset_indices
 

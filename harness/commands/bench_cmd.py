@@ -8,7 +8,7 @@ import importlib
 # subcommand → module with add_arguments(parser) and run(args) -> int
 BENCHMARKS = {
     "augment": "harness.benchmarks.augment",
-    "encoder": "harness.benchmarks.encoder",
+    "encoder": "harness.benchmarks.encoder_bench",
 }
 
 

@@ -27,7 +27,7 @@ from ..engine.device import resolve_device
 from ..engine.loop import NonFiniteLossError, pretrain
 from ..evaluation.features import extract_features
 from ..errors import HarnessError
-from ..evaluation.knn import knn_predict
+from ..evaluation.nearest import knn_predict
 from .spec import TuneSpec, validation_indices
 from .storage import PAPER_ATTR, budget_used
 

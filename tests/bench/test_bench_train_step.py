@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from harness.benchmarks import encoder as bench
+from harness.benchmarks import encoder_bench as bench
 from harness.benchmarks import train_step
 from harness.cli import main
 
