@@ -3,7 +3,9 @@
 :func:`harness.pipeline.evaluate` runs the same steps for every source (resolve, check the results
 store, open the datasets once, the protocol, the collapse check, the rows); a
 :class:`BackboneSource` supplies only what differs: the configuration to evaluate, the pretraining
-dataset it opened, and a :class:`SourcedBackbone` (``make_backbone()`` and the identity its rows carry).
+dataset it opened, and a :class:`SourcedBackbone` (``make_backbone()`` and the identity its rows carry;
+a pretrained run's rows also carry its pretraining's cost from ``run.json`` in ``extra.cost``,
+:func:`harness.engine.cost.row_cost`).
 :class:`PretrainedRun` is here; the file source is :class:`harness.checkpoints.file_source.CheckpointFile`.
 """
 
@@ -22,7 +24,8 @@ from .data.prepared.format import PreparedDataset
 from .data.prepared.kinds import resolve_dataset
 from .engine import checkpoint as ck
 from .engine.loop import find_or_pretrain
-from .engine.runs import RunInfo
+from .engine.cost import row_cost
+from .engine.runs import RunInfo, read_run_json
 from .errors import HarnessError
 
 
@@ -81,7 +84,9 @@ class PretrainedRun:
         def make_backbone() -> torch.nn.Module:
             return ck.load_backbone(path, device)[0]
 
-        return SourcedBackbone(make_backbone, epochs=info.epochs, steps=info.global_step, home=Path(info.run_dir))
+        cost = row_cost((read_run_json(Path(info.run_dir)) or {}).get("cost"))  # None: the run predates it
+        return SourcedBackbone(make_backbone, epochs=info.epochs, steps=info.global_step, home=Path(info.run_dir),
+                               extra={"cost": cost} if cost else {})
 
 
 def check_compatible(backbone_path: Path, ds: PreparedDataset) -> None:

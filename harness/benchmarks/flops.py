@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["count_flops", "encoder_flops", "projector_macs"]
+__all__ = ["count_flops", "flop_counter", "encoder_flops", "projector_macs"]
 
 aten = torch.ops.aten
 
@@ -59,9 +59,15 @@ def _custom_mapping() -> dict[Any, Callable[..., int]]:
     return mapping
 
 
+def flop_counter() -> FlopCounterMode:
+    """A FlopCounterMode with the CPU SDPA formulas added (see the module doc); read it inside the block
+    with ``get_total_flops()`` (the training cost reads it after the forward and after the backward)."""
+    return FlopCounterMode(display=False, custom_mapping=_custom_mapping())
+
+
 def count_flops(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
     """Total FLOPs FlopCounterMode sees while running ``fn(*args, **kwargs)`` (see module doc)."""
-    with FlopCounterMode(display=False, custom_mapping=_custom_mapping()) as counter:
+    with flop_counter() as counter:
         fn(*args, **kwargs)
     return counter.get_total_flops()
 

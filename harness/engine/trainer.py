@@ -37,6 +37,7 @@ from ..contracts import DataInfo, Method, build_method
 from ..data.prepared.format import PreparedDataset
 from ..errors import HarnessError
 from . import checkpoint as ck
+from . import cost as cost_
 from . import distributed as dd
 from .amp import AmpSettings
 from .logging import MetricsLog, fmt_terms, progress_bar
@@ -134,6 +135,10 @@ class Trainer:
                       "epochs_planned": self.epochs, "derived": self.method.derived_settings()}
         # read losses back every step on the CPU (free), every log interval on a GPU (a host sync)
         self.read_every = 1 if device.type == "cpu" else max(t.log_every, 1)
+        # what the run costs (run.json "cost", harness.engine.cost): parameters now, FLOPs on the first batch
+        self.params = cost_.parameter_counts(self.method)
+        self.flops: dict[str, Any] | None = None if self.method.pretrains else cost_.no_training_flops()
+        self.clips = 0  # training clips read, all processes and sessions together
 
     # --- the whole run -------------------------------------------------------------------------
     def run_all(self, resume: str | os.PathLike, progress: bool, on_step_end: StepHook | None,
@@ -142,6 +147,7 @@ class Trainer:
         if env.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             atomic.write_text(self.run_dir / "config.yaml", to_yaml(cfg))
+        self._reset_cuda_peak()  # the recorded CUDA peak is this run's, not an earlier one's in this process
         if not self.method.pretrains:  # e.g. the random-init floor: export only
             return self._finish(epochs=0, global_step=0)
         self.optimizer = build_optimizer(cfg, self.method, self.device)
@@ -169,6 +175,7 @@ class Trainer:
                 record = self.run_epoch(model, epoch, global_step, log, progress, on_step_end)
                 global_step = record["step"]
                 train_s += record.pop("_train_s")
+                self.clips += record.pop("_clips")
                 run.epochs, run.global_step, run.metrics, run.train_s = epoch + 1, global_step, record, train_s
                 log.write(record)
                 if progress and env.is_main:
@@ -198,13 +205,30 @@ class Trainer:
     def _finish(self, *, epochs: int, global_step: int) -> RunInfo:
         run = self.run
         if self.env.is_main:
+            peak = peak_memory(self.device)
+            cost = cost_.run_cost(hardware_info=cost_.hardware(self.device, self.env.world_size), wall_s=run.train_s,
+                                  steps=global_step, clips=self.clips, params=self.params, flops=self.flops,
+                                  peak=peak, pretrain_hash=self.cfg.pretrain_hash,
+                                  pretrain_config=cost_.pretrain_config_hash(self.cfg))
             run.backbone = ck.export_backbone(self.method, self.cfg, self.run_dir / "backbone.pt", epochs=epochs,
                                               global_step=global_step)
             run.checkpoints = numbered_checkpoints(self.run_dir)
             run.status = "finished"
-            write_run_json(run, self.extra | {"finished_at": now(), **peak_memory(self.device)})
+            write_run_json(run, self.extra | {"finished_at": now(), **peak, "cost": cost})
         dd.barrier()
         return run
+
+    def _reset_cuda_peak(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+
+    def _count_flops(self, batch: Any, epoch: int, global_step: int) -> float:
+        """Count one training step's FLOPs on this batch (``self.flops``); returns the seconds it took."""
+        gen = ck.step_generator(self.cfg.train.seed, epoch, global_step, self.env.rank, self.device)
+        self.flops = cost_.training_step_flops(self.method, batch.x, batch.lengths, batch.labels, gen,
+                                               self.amp.autocast)
+        self._reset_cuda_peak()  # the method's copy is gone: the peak recorded is the training steps'
+        return float(self.flops["count_s"])
 
     def _wrap(self) -> torch.nn.Module:
         model: torch.nn.Module = self.method
@@ -231,6 +255,7 @@ class Trainer:
         if state is None:
             if self.env.rank > 0:
                 ck.seed_everything(self.cfg.train.seed + self.env.rank)  # distinct dropout masks per process
+            self.clips = 0
             return 0, 0, 0.0, {}
         self.method.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -243,6 +268,8 @@ class Trainer:
         else:  # a different number of processes: continue, but not bit-exactly
             ck.seed_everything(self.cfg.train.seed + 1000 * epoch + self.env.rank)
         self.run.resumed_from = self.run.resumed_from or "checkpoint"
+        # checkpoints older than the cost record hold no clip count: the nominal one of their steps
+        self.clips = int(state.get("train_clips", step * self.cfg.train.batch_size * self.env.world_size))
         return epoch, step, float(state.get("train_s", 0.0)), dict(state.get("metrics", {}))
 
     # --- one epoch -----------------------------------------------------------------------------
@@ -262,6 +289,10 @@ class Trainer:
             self.scheduler.step_update(global_step)
             lr = self.optimizer.param_groups[0]["lr"]
             first_lr = lr if first_lr is None else first_lr
+            if self.flops is None:  # once per session, on its first batch; its time is not training time
+                spent = self._count_flops(batch, epoch, global_step)
+                for win in (epoch_win, log_win, check_win):
+                    win.t0 += spent
             gen = ck.step_generator(t.seed, epoch, global_step, env.rank, self.device)
             views = method.make_views(batch.x, batch.lengths, gen)
             with self.amp.autocast():
@@ -302,7 +333,7 @@ class Trainer:
             raise HarnessError(f"epoch {epoch + 1} had no training steps")
         return {"kind": "epoch", "epoch": epoch + 1, "step": global_step, **epoch_win.means(), "lr": first_lr,
                 "samples_per_s": epoch_win.samples / max(elapsed, 1e-9), "time_s": elapsed,
-                "steps": epoch_win.steps, "_train_s": elapsed}
+                "steps": epoch_win.steps, "_train_s": elapsed, "_clips": epoch_win.samples}
 
     def _check(self, win: _Window, epoch: int, step: int) -> None:
         """Read the window's losses back (one host sync) and stop on a NaN/Inf."""
@@ -319,7 +350,7 @@ class Trainer:
             state = {
                 "format": ck.CKPT_FORMAT, "version": ck.VERSION, "pretrain_hash": self.cfg.pretrain_hash,
                 "config": self.cfg.to_dict(), "epoch": epoch, "global_step": global_step,
-                "train_s": train_s, "model": self.method.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "train_s": train_s, "train_clips": self.clips, "model": self.method.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scaler": self.scaler.state_dict(), "rng": rngs,
                 "metrics": {k: v for k, v in record.items() if not k.startswith("_")},
             }
