@@ -350,7 +350,8 @@ class Trainer:
             state = {
                 "format": ck.CKPT_FORMAT, "version": ck.VERSION, "pretrain_hash": self.cfg.pretrain_hash,
                 "config": self.cfg.to_dict(), "epoch": epoch, "global_step": global_step,
-                "train_s": train_s, "train_clips": self.clips, "model": self.method.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "train_s": train_s, "train_clips": self.clips, "model": self.method.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
                 "scaler": self.scaler.state_dict(), "rng": rngs,
                 "metrics": {k: v for k, v in record.items() if not k.startswith("_")},
             }
