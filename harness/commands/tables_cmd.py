@@ -2,6 +2,7 @@
 
     harness tables [--preset P] [--dataset D] [--results DIR] [--out DIR] [--table N ...] [--figures]
     harness tables --index [--results DIR]
+    harness tables --budget-curves [--results DIR]
 
 Writes ``<out>/table1.md … table5.md`` (default ``<results>/tables``): the paper's rows and columns with
 the measured numbers of ``--dataset`` at ``--preset`` beside them (mean ± std over seeds), marks for
@@ -16,6 +17,10 @@ dataset, preset, n, code version and date, and what has not been run (:mod:`harn
 per-sample predictions (``<results>/predictions/``, :mod:`harness.tables.per_class`) when they recorded any.
 ``--figures`` also draws Figure 4 (linear accuracy vs encoder.options.alpha, from the store) and Figure 5
 (t-SNE of the four pretrained backbones found under ``--workdir``) into ``<results>/figures/<dataset>-<preset>``.
+``--budget-curves`` draws only the budget curves (:mod:`harness.figures_budget`): probe accuracy against
+pretraining steps of every method measured at two budgets or more in ``<results>/results.csv`` and the stores
+one level down (``results/budget-*/``), with each store's untrained floor as a band, into
+``<results>/figures/budget-<dataset>-<preset>.png`` with the points as ``.csv`` and ``.md`` beside it.
 """
 
 from __future__ import annotations
@@ -49,6 +54,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--index", action="store_true",
                    help="only write <results>/README.md: every table and figure under --results with its dataset, "
                         "preset, n, code version and date, and what has not been run")
+    p.add_argument("--budget-curves", action="store_true",
+                   help="only draw <results>/figures/budget-<dataset>-<preset>.png (+ .csv, .md): probe accuracy "
+                        "against pretraining steps from <results> and the stores one level down, with the floors")
     p.set_defaults(func=run)
 
 
@@ -146,9 +154,33 @@ def refresh_index(results: str | Path, *, force: bool = False, echo=print) -> Pa
     return path
 
 
+def budget_curves(results: str | Path, echo=print) -> list:
+    """Draw the budget curves of every dataset and preset of ``results`` and its stores one level down."""
+    from ..figures_budget import write_budget_curves
+
+    figures = write_budget_curves(results)
+    for f in figures:
+        drawn = sorted({p.key.label for p in f.points if p.drawn})
+        steps = sorted({p.steps for p in f.points if p.drawn})
+        echo(f"budget curves: {f.png} ({', '.join(drawn)} at {', '.join(f'{s:,}' for s in steps)} steps; "
+             f"points: {f.csv.name}, {f.md.name})")
+    if not figures:
+        echo(f"budget curves: skipped: no method is measured at two budgets (steps) in {results} and the stores "
+             "one level down")
+    return figures
+
+
 def run(args: argparse.Namespace) -> int:
     if args.index:
         refresh_index(args.results, force=True)
+        return 0
+    if args.budget_curves:
+        budget_curves(args.results)
+        from ..tables.index import INDEX_NAME, index_root_for
+
+        root = index_root_for(args.results)
+        if root is not None:
+            print(f"refresh {root / INDEX_NAME} with `harness tables --index --results {root}`")
         return 0
     out = Path(args.out) if args.out else default_tables_dir(args.results, args.dataset, args.preset)
     if not (Path(args.results) / "results.csv").is_file():

@@ -132,10 +132,13 @@ def _link(path: Path, root: Path) -> str:
 def index_markdown(root: str | Path) -> str:
     """The index page of ``root`` (e.g. ``results/``): every table and figure under it, and what has not run."""
     from .. import figures as FG
+    from .. import figures_budget as FB
+    from . import budget as B
 
     root = Path(root)
     stores = [_Store(folder, root) for folder in index_stores(root)]
     table_lines, figure_lines, not_run = [], [], []
+    budget = None  # the budget points of every store, read when a budget figure is listed
     store_lines = []
     for st in stores:
         pairs = st.pairs()
@@ -158,6 +161,16 @@ def index_markdown(root: str | Path) -> str:
                                 f"{measured} of {len(t.cells)}", r.n, r.rows, r.code_version, r.date))
         drawn: set[tuple[int, str, str]] = set()
         alpha: dict[tuple[str, str], list] = {}
+        for path in sorted(p for p in (st.folder / "figures").glob(f"{FB.PREFIX}*") if p.is_file()):
+            pair = FB.parse_stem(path.name)  # budget curves: they read every store of this folder
+            if pair is None:
+                continue
+            if budget is None:
+                budget = B.budget_points({s.name: s.df for s in stores})
+            seeds, rows, version, date = B.provenance(budget, {s.name: s.df for s in stores}, *pair)
+            what = "budget curves" + {".csv": " (points)", ".md": " (points, near-floor notes)"}.get(path.suffix, "")
+            figure_lines.append((_link(path, root), what, pretty_dataset(pair[0]), pair[1],
+                                 _Rows(sorted(seeds), rows, version, date).n, f"{rows} (all stores)", version, date))
         for folder in sorted(p for p in (st.folder / "figures").glob("*") if p.is_dir()):
             dataset, preset = _pair(folder.name)
             for path in _files(folder):
@@ -223,6 +236,16 @@ def index_markdown(root: str | Path) -> str:
            "code version and date are not recorded.")
         if figure_lines else "No figure has been drawn.",
         "",
+        "## Near the untrained floor",
+        "",
+        "Per store and budget (`steps`) and per measure, the methods whose probe accuracy is **not above** their "
+        "untrained floor there (≈ a tie: p ≥ 0.05, the 95 % interval covers 0; ↓ below, p < 0.05), with the "
+        "difference method − floor in points: a paired t test over pretraining seeds (Welch's when the seeds "
+        "differ; `harness.tables.budget`). A probe-accuracy criterion, not a loss one: the stores record no "
+        "training loss. The budget curves (`figures/budget-*`) draw the same points against the steps.",
+        "",
+        _near_floor(stores),
+        "",
         "## Not run",
         "",
         "Per store, every dataset and preset it has rows for (and, in the top store, the paper's datasets at "
@@ -233,6 +256,17 @@ def index_markdown(root: str | Path) -> str:
                  tablefmt="github", disable_numparse=True) if not_run else "Everything has been run.",
         "",
     ])
+
+
+def _near_floor(stores: list[_Store]) -> str:
+    from .budget import near_floor_rows, store_points
+
+    rows = [r for st in stores for r in near_floor_rows(store_points(st.df, st.name))]
+    if not rows:
+        return "No store has a method with an untrained floor beside it."
+    return tabulate([(f"`{r[0]}`", pretty_dataset(r[1]), r[2], f"{r[3]:,}", r[4], r[5]) for r in rows],
+                    headers=["store", "dataset", "preset", "steps", "measure", "not above the floor"],
+                    tablefmt="github", disable_numparse=True)
 
 
 def write_index(root: str | Path) -> Path:
