@@ -10,8 +10,8 @@ are left out. Its floor is the untrained backbone of the same encoder and modali
 (:func:`harness.tables.build.floor_selector`) **as measured in the same store**.
 
 **Above the floor** (:func:`compare`) is a test over pretraining seeds: a paired t test on the per-seed
-differences (method − floor) when both were measured on the same pretraining seeds (the trainer seeds
-the run before it builds the method, so seed s starts from the floor's own weights), else Welch's t
+differences (method − floor) when both were measured on the same pretraining seeds (a pair shares the
+seed, which seeds the run before the method is built, and the probe's seeds), else Welch's t
 (scipy.stats), with the 95 % interval of the difference: ``above`` (difference > 0, p < 0.05),
 ``below`` (difference < 0, p < 0.05), ``tie`` (p ≥ 0.05: the interval covers 0), ``n<2`` when a side
 has fewer than two seeds. A probe-accuracy criterion: the stores record no training loss (it is in
