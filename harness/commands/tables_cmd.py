@@ -13,6 +13,10 @@ table without one measured cell is not written (and a placeholder an earlier ren
 ``results/``; ``harness run`` writes your own, ``.harness/results`` (``--results .harness/results``).
 ``--index`` writes only ``<results>/README.md``: every table and figure under the folder with its
 dataset, preset, n, code version and date, and what has not been run (:mod:`harness.tables.index`).
+``<out>/table7.md`` is the pretraining cost of every method (:mod:`harness.tables.cost`: parameters, training
+FLOPs per clip, steps, wall-clock, device-hours, peak memory, clips/s, hardware) from the rows' ``extra.cost``;
+it reads every row of the dataset and preset, so every render refreshes it (``--table 7``: only it), and it is
+not written while no row records a cost.
 ``<out>/per_class.md`` (per-class accuracy or AP, with confusion-matrix PNGs) comes from the rows'
 per-sample predictions (``<results>/predictions/``, :mod:`harness.tables.per_class`) when they recorded any.
 ``--figures`` also draws Figure 4 (linear accuracy vs encoder.options.alpha, from the store) and Figure 5
@@ -46,7 +50,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="the results store folder (default results, the committed campaign store; `harness run` "
                         "writes .harness/results)")
     p.add_argument("--out", help="where the tables go (default <results>/tables/<dataset>-<preset>)")
-    p.add_argument("--table", type=int, action="append", choices=[1, 2, 3, 4, 5, 6], help="only this table (repeatable; 6 = collapse diagnostics)")
+    p.add_argument("--table", type=int, action="append", choices=[1, 2, 3, 4, 5, 6, 7],
+                   help="only this table (repeatable; 6 = collapse diagnostics, 7 = pretraining cost)")
     p.add_argument("--figures", action="store_true", help="also draw Figures 4 and 5 as PNG")
     p.add_argument("--figures-out", help="where the figures go (default <results>/figures/<dataset>-<preset>)")
     p.add_argument("--workdir", default=d.workdir, help="where the pretrained runs are, for Figure 5 (default .harness)")
@@ -69,11 +74,12 @@ def render(results: str | Path, out: str | Path, *, dataset: str, preset: str, t
            split: str = "xsub", echo=print) -> int:
     """Write the tables; print where they went and what is measured. Returns the number of store problems."""
     from .. import tables as T
+    from ..tables.cost import COST_TABLE, write_cost_table
 
     if preset not in PRESETS:
         raise UnknownNameError("preset", preset, list(PRESETS))
-    report = T.write_tables(results, out, dataset=dataset, preset=preset, tables=tables or T.TABLES,
-                            default_split=split, skip_unmeasured=True)
+    report = T.write_tables(results, out, dataset=dataset, preset=preset, default_split=split, skip_unmeasured=True,
+                            tables=[n for n in tables or T.TABLES if n != COST_TABLE])
     for n, path in zip((n for n in report.tables if n not in report.skipped), report.paths):
         t = report.tables[n]
         measured = sum(c.measured for c in t.cells.values())
@@ -82,7 +88,14 @@ def render(results: str | Path, out: str | Path, *, dataset: str, preset: str, t
         echo(f"table {n}: not written: no measured cell on {dataset}/{preset}")
     for path in report.removed:
         echo(f"removed {path}: a placeholder without one measured cell")
-    if not any(c.measured for t in report.tables.values() for c in t.cells.values()):
+    cost = write_cost_table(results, out, dataset=dataset, preset=preset)  # Table 7: every row's cost
+    if cost.path is not None:
+        echo(f"table {COST_TABLE}: {cost.path} (pretraining cost recorded for {cost.table.recorded} of "
+             f"{len(cost.table.rows)} rows on {dataset}/{preset})")
+    else:
+        echo(f"table {COST_TABLE}: not written: no row of {dataset}/{preset} records its pretraining cost"
+             + (f" (removed the placeholder {cost.removed})" if cost.removed else ""))
+    if report.tables and not any(c.measured for t in report.tables.values() for c in t.cells.values()):
         from ..results import load_results
 
         store = load_results(results)

@@ -8,7 +8,10 @@ date of the newest of those rows, as the store records them (``code_version`` is
 section lists the (table, dataset, preset) combinations without one measured cell: every dataset and
 preset a store has rows for, and the paper's datasets at the ``paper`` preset. Such tables are not
 written (:func:`harness.tables.write_tables` with ``skip_unmeasured``), so the index is where a
-reader learns what has not been measured.
+reader learns what has not been measured. Table 7, the pretraining cost (:mod:`harness.tables.cost`), is
+listed the same way: its file with the rows whose cost it shows, and under "Not run" while no row of the
+dataset and preset records its pretraining's cost ("cost not recorded" when the store has rows, all of
+them older than cost recording).
 
 Everything on the page comes from the stores and the files' own markers (no clock, no git call), so
 the same stores and files give the same page; ``tests/test_tables.py`` checks the committed one.
@@ -26,6 +29,7 @@ from tabulate import tabulate
 from .. import atomic
 from ..results import STORE_NAME
 from .build import BuiltTable, build_table
+from .cost import COST_TABLE, CostTable, build_cost_table
 from .model import TABLES, pretty_dataset
 from .render import has_measurement, read_marker
 from .specs import paper_datasets
@@ -99,12 +103,18 @@ class _Store:
         self.name = str((folder / STORE_NAME).relative_to(root)) if folder != root else STORE_NAME
         self.df = load_store(folder)
         self._built: dict[tuple[int, str, str], BuiltTable] = {}
+        self._cost: dict[tuple[str, str], CostTable] = {}
 
     def table(self, number: int, dataset: str, preset: str) -> BuiltTable:
         key = (number, dataset, preset)
         if key not in self._built:
             self._built[key] = build_table(number, self.df, dataset, preset)
         return self._built[key]
+
+    def cost(self, dataset: str, preset: str) -> CostTable:
+        if (dataset, preset) not in self._cost:
+            self._cost[(dataset, preset)] = build_cost_table(self.df, dataset, preset)
+        return self._cost[(dataset, preset)]
 
     def pairs(self) -> list[tuple[str, str]]:
         if self.df.empty:
@@ -154,6 +164,12 @@ def index_markdown(root: str | Path) -> str:
                                     "—", "—"))
                 continue
             number, dataset, preset = marker
+            if number == COST_TABLE:  # the pretraining cost: the rows whose recorded cost it shows
+                ct = st.cost(dataset, preset)
+                r = _Rows.of(st.df, ct.seed_counts, ct.lines)
+                table_lines.append((_link(path, root), number, pretty_dataset(dataset), preset,
+                                    f"{ct.recorded} of {len(ct.rows)} rows", r.n, r.rows, r.code_version, r.date))
+                continue
             t = st.table(number, dataset, preset)
             r = _table_rows(st.df, t)
             measured = sum(c.measured for c in t.cells.values())
@@ -199,10 +215,15 @@ def index_markdown(root: str | Path) -> str:
                     missing.append(str(n))
                     if any(c.measured for c in t.floors.values()):
                         floors_only.append(str(n))
+            notes = [f"untrained floors only: {', '.join(floors_only)}"] if floors_only else []
+            cost = st.cost(dataset, preset)
+            if not cost.recorded:
+                missing.append(str(COST_TABLE))
+                if cost.rows:
+                    notes.append(f"{COST_TABLE}: cost not recorded")
             figures = [str(n) for n in (4, 5) if (n, dataset, preset) not in drawn]
             if missing or figures:
-                tables = ", ".join(missing) + (f" (untrained floors only: {', '.join(floors_only)})"
-                                               if floors_only else "")
+                tables = ", ".join(missing) + (f" ({'; '.join(notes)})" if notes else "")
                 not_run.append((f"`{st.name}`", pretty_dataset(dataset), preset, tables or "—",
                                 ", ".join(figures) or "—"))
     return "\n".join([
@@ -250,7 +271,9 @@ def index_markdown(root: str | Path) -> str:
         "",
         "Per store, every dataset and preset it has rows for (and, in the top store, the paper's datasets at "
         "the `paper` preset): the tables with no measured cell (not written; `harness reproduce --table N` "
-        "measures them) and the figures not drawn (`harness reproduce --figure N`).",
+        "measures them), Table 7 while no row records its pretraining cost (\"cost not recorded\": the store's "
+        "rows predate cost recording; every pretraining the harness runs now records it) and the figures not drawn "
+        "(`harness reproduce --figure N`).",
         "",
         tabulate(not_run, headers=["store", "dataset", "preset", "tables not run", "figures not drawn"],
                  tablefmt="github", disable_numparse=True) if not_run else "Everything has been run.",
