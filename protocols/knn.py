@@ -35,7 +35,7 @@ class KnnProtocol(Protocol):
     seeded = False  # deterministic: no head, no seeds
     measures = (Measure("retrieval", "knn1", "Retrieval",
                         "kNN retrieval top-1 (k = 1, cosine on L2-normalised features; gallery = train split, "
-                        "queries = test split; docs/reference/protocols.md §2)"),)
+                        "queries = test split; docs/reference/protocols.md §2)", proportion=True),)
     Options = KnnOptions
 
     def run(self, ctx: ProtocolContext) -> list[ResultRow]:

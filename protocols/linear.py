@@ -131,10 +131,14 @@ class LinearProtocol(Protocol):
     measures = (
         Measure("recog", "top1_best", "Recog.",
                 "linear-evaluation top-1 accuracy, **best-of** (the maximum test top-1 over the probe's "
-                "evaluations, which is what the papers report; docs/reference/protocols.md §1)", fused_metric="top1"),
+                "evaluations, which is what the papers report; docs/reference/protocols.md §1)", fused_metric="top1",
+                proportion=True),
+        Measure("recog_final", "top1", "Recog. final",
+                "the same probe's **final-epoch** top-1 (its last evaluation: no choice made on the test set)",
+                fused_metric="top1", proportion=True, beside="recog", tables=(1, 5)),
         Measure("recog_white", "top1_whitened", "Recog. whitened",
                 "a second linear readout, **whitened**: a full-batch logistic regression on PCA-whitened "
-                "features (no learning rate; tells no information from badly scaled information)"),
+                "features (no learning rate; tells no information from badly scaled information)", proportion=True),
     )
     Options = LinearOptions
     preset_defaults = {

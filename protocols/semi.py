@@ -93,8 +93,8 @@ class SemiProtocol(Protocol):
     measures = (
         Measure("semi@0.01", "top1_best@0.01", "1 %",
                 "semi-supervised top-1, best-of, after fine-tuning the whole model on 1 % / 10 % of the "
-                "training labels (class-stratified subsets; docs/reference/protocols.md §3)"),
-        Measure("semi@0.1", "top1_best@0.1", "10 %"),
+                "training labels (class-stratified subsets; docs/reference/protocols.md §3)", proportion=True),
+        Measure("semi@0.1", "top1_best@0.1", "10 %", proportion=True),
     )
     Options = SemiOptions
     preset_defaults = {

@@ -60,12 +60,19 @@ def cell(text: str, first_cell: str, column: str, *, nth: int = 0) -> str:
     return md_rows(text, first_cell)[nth][md_header(text).index(column)]
 
 
+def mean_sd(text: str) -> str:
+    """A cell without its 95 % interval and its floor-test mark (tests/test_statistics.py checks those)."""
+    text = re.sub(r" \[[^\]]*\]", "", text)
+    return re.sub(f" ({re.escape(tables.ABOVE_FLOOR)}|{re.escape(tables.BELOW_FLOOR)}|{tables.TIE_FLOOR})(?= |$)", "",
+                  text)
+
+
 def test_table_numbers():
     assert tables.TABLES == (1, 2, 3, 4, 5, 6) and tables.PAPER_TABLES == (1, 2, 3, 4, 5)
     specs = tables.table_specs()
     assert sorted(specs) == list(tables.TABLES)
     assert specs[6].columns == () and specs[6].measures == ["erank", "top1_share", "mean_cos", "mean_std"]
-    assert specs[1].measures == ["recog", "recog_white", "erank"]
+    assert specs[1].measures == ["recog", "recog_white", "erank", "recog_final"]  # final-epoch: laid out beside Recog.
 
 
 def test_measured_values_with_std_beside_paper_values(tmp_path):
@@ -79,7 +86,7 @@ def test_measured_values_with_std_beside_paper_values(tmp_path):
     assert head.index(OURS) == head.index("NTU-60 xsub (paper)") + 1  # beside the paper column
     assert head.index(FLOOR) == head.index(OURS) + 1  # and its untrained floor right after it
     assert cell(t1, "USDRL (DSTE)", "NTU-60 xsub (paper)") == "85.2"
-    assert cell(t1, "USDRL (DSTE)", OURS) == "62.0 ± 2.0 (n=3)"  # mean ± sample std over pretraining seeds, in %
+    assert mean_sd(cell(t1, "USDRL (DSTE)", OURS)) == "62.0 ± 2.0 (n=3)"  # mean ± sample std over pretraining seeds, in %
     assert cell(t1, "USDRL (STTR)", OURS) == "50.0 (n=1)"
     assert cell(t1, "USDRL (DSTE)", FLOOR) == tables.NOT_RUN  # no random rows in this store
     assert cell(t1, "MAMP (2023)", OURS) == tables.NOT_RUN
@@ -100,7 +107,7 @@ def test_measured_values_with_std_beside_paper_values(tmp_path):
     assert cell(md[3], "USDRL (DSTE)", "ours (synthetic xsub, cpu)") == "41.0 (n=1)"  # one measure: no label
     assert cell(md[3], "USDRL (DSTE)", "untrained floor (xsub)") == tables.NOT_RUN
     assert cell(md[5], "7", "ours Retrieval (synthetic xsub, cpu)") == "41.0 (n=1)"
-    assert cell(md[5], "7", "ours Recog. (synthetic xsub, cpu)") == "62.0 ± 2.0 (n=3)"
+    assert mean_sd(cell(md[5], "7", "ours Recog. (synthetic xsub, cpu)")) == "62.0 ± 2.0 (n=3)"
     assert cell(md[5], "3", "Recog. (paper)") == "84.2"
     c = report.tables[1].cell("USDRL (DSTE)", "recog")
     assert c.values == pytest.approx([0.60, 0.62, 0.64]) and c.seeds == [0, 1, 2] and c.probe_seeds == [1, 1, 1]
@@ -114,7 +121,7 @@ def test_probe_seeds_are_averaged_within_a_pretraining_seed(tmp_path):
     c = report.tables[1].cell("USDRL (DSTE)", "recog")
     assert c.values == pytest.approx([0.62, 0.72]) and c.seeds == [0, 1] and c.probe_seeds == [3, 3]
     # n counts pretraining seeds; the spread of the probe seeds is not the std shown
-    assert cell(md[1], "USDRL (DSTE)", OURS) == f"67.0 ± {100 * np.std([0.62, 0.72], ddof=1):.1f} (n=2)"
+    assert mean_sd(cell(md[1], "USDRL (DSTE)", OURS)) == f"67.0 ± {100 * np.std([0.62, 0.72], ddof=1):.1f} (n=2)"
     # three probe seeds of one pretraining seed are one value, not three
     one = tmp_path / "one"
     append_rows(one, [row(value=v, seed=s) for s, v in enumerate((0.60, 0.62, 0.64))])
@@ -141,7 +148,7 @@ def test_untrained_floor_columns_read_the_rows_backbone(tmp_path):
     append_rows(store, floors + methods)
     report, md = render(store, tmp_path, numbers=(1, 3, 5, 6))
     t1 = md[1]
-    assert cell(t1, "USDRL (DSTE)", FLOOR) == f"15.0 ± {100 * np.std([0.1, 0.2], ddof=1):.1f} (n=2)"
+    assert mean_sd(cell(t1, "USDRL (DSTE)", FLOOR)) == f"15.0 ± {100 * np.std([0.1, 0.2], ddof=1):.1f} (n=2)"
     assert cell(t1, "USDRL (STTR)", FLOOR) == "30.0 (n=1)"
     assert cell(t1, "USDRL (DSTE), bone stream (harness)", OURS) == "40.0 (n=1)"
     assert cell(t1, "USDRL (DSTE), bone stream (harness)", FLOOR) == "5.0 (n=1)"  # same modality
@@ -150,9 +157,9 @@ def test_untrained_floor_columns_read_the_rows_backbone(tmp_path):
     assert cell(t1, "UmURL (2023)", FLOOR, nth=1) == "7.0 (n=1)"
     assert cell(t1, "UmURL (2023)", OURS, nth=0) == tables.NOT_APPLICABLE  # the paper's J row
     assert cell(t1, "MoCo-v2 (harness), STTR", FLOOR) == "30.0 (n=1)"  # the expanded encoder's floor
-    assert cell(t1, "VICReg (harness)", FLOOR) == f"15.0 ± {100 * np.std([0.1, 0.2], ddof=1):.1f} (n=2)"  # default dste
+    assert mean_sd(cell(t1, "VICReg (harness)", FLOOR)) == f"15.0 ± {100 * np.std([0.1, 0.2], ddof=1):.1f} (n=2)"  # default dste
     assert cell(t1, "3s-USDRL (DSTE)", FLOOR) == tables.NOT_APPLICABLE  # an ensemble has no one backbone
-    assert cell(t1, "Random init (harness reference), DSTE", OURS) == "15.0 ± 7.1 (n=2)"
+    assert mean_sd(cell(t1, "Random init (harness reference), DSTE", OURS)) == "15.0 ± 7.1 (n=2)"
     assert cell(t1, "Random init (harness reference), DSTE", FLOOR) == tables.NOT_APPLICABLE  # the floor itself
     floor = report.tables[1].floors[("USDRL (DSTE)", tables.MeasuredColumn("recog", "xsub"))]
     assert floor.values == pytest.approx([0.1, 0.2])
@@ -199,10 +206,10 @@ def test_table6_collapse_diagnostics(tmp_path):
     assert "A harness table: the paper has no such table." in t6
     assert not [h for h in md_header(t6) if h.endswith("(paper)")]
     label = "USDRL (DSTE) (harness)"
-    assert cell(t6, label, "ours eff. rank (synthetic xsub, cpu)") == "12.3 ± 0.0 (n=2)"
-    assert cell(t6, label, "ours top direction % (synthetic xsub, cpu)") == "25.5 ± 0.7 (n=2)"
-    assert cell(t6, label, "ours mean cosine ×100 (synthetic xsub, cpu)") == "10.5 ± 0.7 (n=2)"
-    assert cell(t6, label, "ours std ×100 (synthetic xsub, cpu)") == "13.0 ± 0.7 (n=2)"
+    assert mean_sd(cell(t6, label, "ours eff. rank (synthetic xsub, cpu)")) == "12.3 ± 0.0 (n=2)"
+    assert mean_sd(cell(t6, label, "ours top direction % (synthetic xsub, cpu)")) == "25.5 ± 0.7 (n=2)"
+    assert mean_sd(cell(t6, label, "ours mean cosine ×100 (synthetic xsub, cpu)")) == "10.5 ± 0.7 (n=2)"
+    assert mean_sd(cell(t6, label, "ours std ×100 (synthetic xsub, cpu)")) == "13.0 ± 0.7 (n=2)"
     assert cell(t6, "MAMP (harness)", "ours eff. rank (synthetic xsub, cpu)") == "1.5 (n=1)"
     assert cell(t6, "USDRL (STTR) (harness)", "ours eff. rank (synthetic xsub, cpu)") == tables.NOT_RUN
     # every method that declares a Table 6 row has one
@@ -301,7 +308,7 @@ def test_latest_config_hash_wins_and_other_presets_datasets_stay_out(tmp_path):
     c = report.tables[1].cell("USDRL (DSTE)", "recog")
     assert c.config_hash == "new" and c.superseded == 1
     assert c.values == pytest.approx([0.30, 0.20])
-    assert cell(md[1], "USDRL (DSTE)", OURS) == "25.0 ± 7.1 (n=2)"
+    assert mean_sd(cell(md[1], "USDRL (DSTE)", OURS)) == "25.0 ± 7.1 (n=2)"
     assert "1 older configuration(s) were superseded" in md[1]
     _, smoke = render(store, tmp_path / "s", preset="smoke", numbers=(1,))
     assert cell(smoke[1], "USDRL (DSTE)", "ours Recog. (synthetic xsub, smoke)") == "77.0 (n=1)"
@@ -373,8 +380,8 @@ def test_semi_and_detection_columns(tmp_path):
                      extra=json.dumps({"variant": "finetune", "theta": 0.5}))]
     append_rows(store, semi + subsets + det + det_floor)
     _, md = render(store, tmp_path, numbers=(2, 4))
-    assert cell(md[2], "USDRL (DSTE)", "ours 1 % (synthetic xsub, cpu)") == "21.0 ± 1.0 (n=3)"
-    assert cell(md[2], "USDRL (DSTE)", "ours 10 % (synthetic xsub, cpu)") == "41.0 ± 1.0 (n=3)"
+    assert mean_sd(cell(md[2], "USDRL (DSTE)", "ours 1 % (synthetic xsub, cpu)")) == "21.0 ± 1.0 (n=3)"
+    assert mean_sd(cell(md[2], "USDRL (DSTE)", "ours 10 % (synthetic xsub, cpu)")) == "41.0 ± 1.0 (n=3)"
     assert cell(md[2], "MoCo-v2 (harness), DSTE", "ours 1 % (synthetic xsub, cpu)") == "20.0 (n=1)"
     # one subset seed for USDRL, three for MoCo: the header gives the range per measure
     assert "protocol seeds per pretraining seed in this table: 1 % 1–3, 10 % 1." in md[2]

@@ -50,6 +50,10 @@ class Measure:
     scale: float = 100.0  # display factor: fractions in %, 1 for counts such as the effective rank
     optional: bool = False  # an extra measure shown only where the store has rows of it
     tables: tuple[int, ...] = ()  # tables that show it as an extra column
+    # the value is the share of the split's test samples a prediction got right (an accuracy): its
+    # interval adds the test set's sampling variance (harness.tables.statistics); False: seeds only
+    proportion: bool = False
+    beside: str = ""  # another measure's key: the columns are laid out right after that measure's
     protocol: str = ""  # the declaring protocol's name (filled in by the tables' lookup)
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..floors import floor_backbone
 from ..registry import ENCODERS
+from .annotate import StoreFacts, annotate, compare
 from .cells import Cell, measured_cell
 from .checkpoint_rows import checkpoint_rows
 from .model import (FLOOR_HEADER, MEASURES, NOT_APPLICABLE, PAPER_NA, MeasuredColumn, Selector,
@@ -94,8 +95,9 @@ def _split_order(spec: TableSpec, dataset: str, splits: set[str]) -> list[str]:
 
 def _paper_partner(spec: TableSpec, col: MeasuredColumn, dataset: str) -> int | None:
     """Index of the paper column a measured column is shown beside, or None (appended at the end)."""
+    measure = MEASURES[col.measure].beside or col.measure  # a measure laid out beside another: that one's place
     for i, pc in enumerate(spec.columns):
-        if pc.measure != col.measure:
+        if pc.measure != measure:
             continue
         if dataset in paper_datasets():
             if pc.dataset == dataset and pc.split == col.split:
@@ -145,8 +147,10 @@ def _expanded_label(label: str, encoder: str, modality: str | None) -> str:
 def build_table(number: int, df: pd.DataFrame, dataset: str, preset: str, default_split: str = "xsub") -> BuiltTable:
     """Table ``number`` as a pandas frame of strings, with the cells behind it."""
     spec = table_specs()[number]
+    store_dir = df.attrs.get("store_dir")
     # only this dataset and preset (and fused rows without a preset) can fill a cell
     df = df[(df["dataset"] == dataset) & ((df["preset"] == preset) | (df["preset"] == ""))]
+    facts = StoreFacts.of(df, store_dir)
     mcols = measured_columns(spec, df, dataset, preset, default_split)
     partners: dict[int | None, list[MeasuredColumn]] = {}
     for c in mcols:
@@ -198,15 +202,18 @@ def build_table(number: int, df: pd.DataFrame, dataset: str, preset: str, defaul
                 if sel is None:
                     rec.append(NOT_APPLICABLE)
                     continue
-                if kind == "floor":
-                    fsel = floor_selector(sel)
-                    if fsel is None:
-                        rec.append(NOT_APPLICABLE)
-                        continue
-                    floors[(label, x)] = fcell = measured_cell(df, fsel, MEASURES[x.measure], x, dataset, preset)
-                    rec.append(fcell.text())
+                if kind == "floor":  # computed with the row's own cell, which comes first
+                    fcell = floors.get((label, x))
+                    rec.append(NOT_APPLICABLE if fcell is None else fcell.text())
                     continue
-                cell = measured_cell(df, sel, MEASURES[x.measure], x, dataset, preset)
+                measure = MEASURES[x.measure]
+                cell = measured_cell(df, sel, measure, x, dataset, preset)
+                annotate(cell, measure, dataset, x.split, facts)
+                fsel = floor_selector(sel)
+                if fsel is not None:
+                    floors[(label, x)] = fcell = measured_cell(df, fsel, measure, x, dataset, preset)
+                    annotate(fcell, measure, dataset, x.split, facts)
+                    compare(cell, fcell, measure, dataset, x.split, facts)
                 cells[(label, x)] = cell
                 superseded += cell.superseded
                 for b in cell.bad:

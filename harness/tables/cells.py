@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .model import FUSED, NOT_RUN, OLD, WARN, Measure, MeasuredColumn, Selector
+from .model import FUSED, NOT_RUN, OLD, VERDICT_MARKS, WARN, Measure, MeasuredColumn, Selector
 
 # --- cells ------------------------------------------------------------------------------------------
 @dataclass
@@ -28,6 +28,13 @@ class Cell:
     no_preset: bool = False  # fused rows that carry no preset
     unrecorded_budget: bool = False  # rows from before stores recorded the pretraining budget (steps 0)
     lines: list[int] = field(default_factory=list)  # the results.csv lines of the rows read (harness.tables.index)
+    records: dict[int, list[dict[str, Any]]] = field(default_factory=dict, repr=False)  # pretraining seed → its rows
+    subset: str = ""  # the rows' extra.dataset_subset
+    # filled in by harness.tables.build (harness.tables.statistics):
+    interval: Any = None  # Interval of the mean (None: fewer than two pretraining seeds)
+    versus: Any = None  # Interval of the paired difference from the row's untrained floor (None: no test)
+    collapsed: list[int] = field(default_factory=list)  # pretraining seeds whose features collapsed
+    per_sample: Any = None  # SeedMatrix from the rows' per-sample predictions, when every row has them
 
     @property
     def measured(self) -> bool:
@@ -40,10 +47,15 @@ class Cell:
             + (f" {OLD}" if self.unrecorded_budget else "")
         if not self.values:
             return f"NaN{marks}"
+        marks = VERDICT_MARKS.get(getattr(self.versus, "verdict", ""), "") + marks
+        if self.collapsed:
+            marks += f" {WARN} collapsed {len(self.collapsed)}/{len(self.seeds)}"
         v = self.scale * np.asarray(self.values, dtype=float)
         if len(v) == 1:
             return f"{v[0]:.1f} (n=1){marks}"
-        return f"{v.mean():.1f} ± {v.std(ddof=1):.1f} (n={len(v)}){marks}"
+        ci = "" if self.interval is None else \
+            f" [{self.scale * self.interval.lo:.1f}, {self.scale * self.interval.hi:.1f}]"
+        return f"{v.mean():.1f} ± {v.std(ddof=1):.1f} (n={len(v)}){ci}{marks}"
 
     @property
     def std(self) -> float:
@@ -110,6 +122,7 @@ def pick_cell(rows: pd.DataFrame, scale: float = 100.0) -> Cell:
     cell = Cell(config_hash=str(group), superseded=len(latest) - 1, scale=scale,
                 fused=bool(chosen["_fused"].any()), no_preset=bool((chosen["preset"] == "").any()),
                 unrecorded_budget=bool(chosen["_no_budget"].any()))
+    cell.subset = next((str(e["dataset_subset"]) for e in chosen["_extra"] if e.get("dataset_subset")), "")
     good: dict[int, list[float]] = {}
     for r in per_seed.to_dict("records"):
         cell.lines.append(int(r["_line"]))
@@ -117,6 +130,7 @@ def pick_cell(rows: pd.DataFrame, scale: float = 100.0) -> Cell:
         seed_ok = not pd.isna(seed) and not pd.isna(r["_pseed"])
         if math.isfinite(value) and seed_ok:
             good.setdefault(int(r["_pseed"]), []).append(float(value))
+            cell.records.setdefault(int(r["_pseed"]), []).append(r)
             continue
         what = "value" if not math.isfinite(value) else "seed"
         raw = r["value"] if what == "value" else r["seed"]

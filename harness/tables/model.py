@@ -24,6 +24,9 @@ NOT_APPLICABLE = "·"
 WARN = "⚠"
 FUSED = "‡"
 OLD = "†"  # rows whose pretraining budget is not recorded (an older configuration of the harness)
+# the paired test of a cell against its untrained floor (harness.tables.statistics): its verdict's mark
+ABOVE_FLOOR, BELOW_FLOOR, TIE_FLOOR = "▲", "▼", "tie"
+VERDICT_MARKS = {"above": f" {ABOVE_FLOOR}", "below": f" {BELOW_FLOOR}", "tie": f" {TIE_FLOOR}"}
 
 FLOOR_HEADER = "untrained floor"  # the column beside every measured one: the same backbone before training
 

@@ -11,8 +11,9 @@ from tabulate import tabulate
 from .. import atomic
 from ..results import STORE_NAME
 from .build import BuiltTable, build_table
-from .model import (FLOOR_HEADER, FUSED, OLD, MARKER, MARKER_RE, MEASURES, NOT_APPLICABLE, NOT_RUN,
-                    PAPER_NA, TABLES, WARN, pretty_dataset)
+from .differences import differences_markdown, interval_notes
+from .model import (ABOVE_FLOOR, BELOW_FLOOR, FLOOR_HEADER, FUSED, OLD, MARKER, MARKER_RE, MEASURES, NOT_APPLICABLE,
+                    NOT_RUN, PAPER_NA, TABLES, TIE_FLOOR, WARN, pretty_dataset)
 from .specs import paper_datasets
 from .store import load_store
 
@@ -43,11 +44,16 @@ def _header_text(t: BuiltTable) -> list[str]:
         ("- Paper columns: the USDRL paper (AAAI 2025), transcribed in `harness/paper.py` "
          "(`docs/reference/paper-tables.md`)." if spec.columns else "- A harness table: the paper has no such table."),
         f"- Measured metric: {'; '.join(whats)}. Numbers in % unless a header says otherwise; **mean ± sample "
-        "standard deviation over pretraining seeds (n = number of pretraining seeds)**; each pretraining seed's "
+        "standard deviation over pretraining seeds (n = number of pretraining seeds) [95 % interval of the mean, "
+        "counting the seed spread and, for accuracies, the test set's sampling]** (docs/statistics.md; the method "
+        "of each column under \"Intervals\"); each pretraining seed's "
         "value is first averaged over the protocol's own seeds (probe, subset or detection-head seeds)"
         f"{_protocol_seed_counts(t)}.",
         f"- Every measured column has an **{FLOOR_HEADER}** column beside it: the same backbone (encoder and "
-        "modality) of the row's method, untrained (method `random`), measured the same way.",
+        "modality) of the row's method, untrained (method `random`), measured the same way. A method's cell is "
+        f"marked `{ABOVE_FLOOR}` / `{BELOW_FLOOR}` only where a paired test over its pretraining seeds puts it above / "
+        f"below its floor (the 95 % interval of the difference excludes 0), else **`{TIE_FLOOR}`**; the differences "
+        "are listed under the table.",
     ]
     for subset in t.subsets:
         lines.append(f"- **Measured on part of {ds}: {subset}** (the prepared folder's `meta.json`), never the "
@@ -63,6 +69,13 @@ def _header_text(t: BuiltTable) -> list[str]:
 
 
 LEGEND = (
+    "`m ± s (n=k) [lo, hi]`: mean ± sample std over k pretraining seeds, and the 95 % interval of the mean "
+    "(seed spread and, for accuracies, test-set sampling; none for n=1: one seed has no spread)",
+    f"`{ABOVE_FLOOR}` / `{BELOW_FLOOR}` above / below the untrained floor beside it: the 95 % interval of the paired "
+    f"difference (method − floor, by pretraining seed) excludes 0; `{TIE_FLOOR}` it covers 0, a **tie**: the "
+    "measurements do not tell them apart (no mark: fewer than two seeds on a side)",
+    f"`{WARN} collapsed k/n` the features of k of the cell's n pretraining seeds collapsed (the store's collapse "
+    "diagnostics: top direction ≥ 90 % of the variance or effective rank < 2; Table 6)",
     f"`{PAPER_NA}` the paper prints \"-\" (no value)",
     f"`{NOT_RUN}` the harness implements this row, but the results store has no row for this cell "
     "(run `harness reproduce --table N`)",
@@ -100,6 +113,8 @@ def render_markdown(t: BuiltTable, store_problems: Iterable[dict[str, Any]] = ()
     parts.append("")
     parts += [f"- {n}" for n in notes]
     parts.append("")
+    parts += interval_notes(t)
+    parts += differences_markdown(t)
     if t.problems or store_problems:
         parts.append("**Store problems** (rows kept out of the means)")
         parts.append("")

@@ -94,6 +94,7 @@ def load_store(results_dir: str | Path) -> pd.DataFrame:
     problems = read.problems if read.header_error is None else [
         _header_problem(read.header_line, read.header_error, sum(x.kind == "unread" for x in read.lines))]
     df.attrs["store_problems"] = [p.as_dict() for p in problems]
+    df.attrs["store_dir"] = str(results_dir)  # where the rows' per-sample predictions are (extra.predictions)
     return df
 
 
