@@ -1,9 +1,12 @@
 """Running a plan: every configuration through :func:`harness.pipeline.evaluate`, resumable.
 
 Before a run starts, the results store is checked: a configuration whose rows are already recorded
-(same ``config_hash``, protocol and pretraining seed) is skipped, so a killed ``harness reproduce``
+(same ``config_hash``, protocol and pretraining seed; in ``results.csv`` or in a campaign job's
+pending side file, :mod:`harness.results.pending`) is skipped, so a killed ``harness reproduce``
 continues when run again; a pretraining that was cut off resumes from its last checkpoint. A method
 that is not installed is reported as skipped; a run that fails is reported and the others go on.
+``record`` chooses where rows go: the store (``record_rows``, the default) or, in a campaign job
+(:mod:`.worker`), the job's own side files.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import json
 import sys
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -24,7 +28,8 @@ from ..errors import HarnessError
 from ..evaluation.scores import fuse_scores
 from ..pipeline import evaluate
 from ..registry import METHODS, PROTOCOLS
-from ..results import ResultRow, check_writable, load_results, record_rows
+from ..results import ResultRow, check_writable, record_rows
+from ..results.pending import load_with_pending
 from .plan import PlanItem, PlannedFuse, PlannedRun, Settings
 
 
@@ -70,25 +75,32 @@ def _annotate(rows: list[ResultRow], run: PlannedRun) -> list[ResultRow]:
     return [r.add_extra(overrides=dict(run.sweep)) for r in rows]
 
 
-def _run_one(run: PlannedRun, settings: Settings, progress: bool) -> Outcome:
+Recorder = Callable[[str, list[ResultRow], Path], object]  # (store folder, rows, the run's folder)
+
+
+def _run_one(run: PlannedRun, settings: Settings, progress: bool, record: Recorder) -> Outcome:
     cfg = settings.config(run)
     if not run.protocol:  # pretraining only (Figure 5)
         info = find_or_pretrain(cfg, progress=progress)
         return Outcome(run, "reused" if info.reused else "ran", f"backbone {info.backbone}", cfg.pretrain_hash,
                        run_dir=str(info.run_dir))
-    if recorded(load_results(cfg.results), cfg.config_hash, run.protocol, run.pretrain_seed):
+    if recorded(load_with_pending(cfg.results), cfg.config_hash, run.protocol, run.pretrain_seed):
         return Outcome(run, "recorded", "already in the results store", cfg.config_hash)
     rows = _annotate(evaluate(cfg, progress=progress, record=False), run)
     if rows:
-        record_rows(cfg.results, rows, side_dir=run_dir_for(cfg))  # a failed write saves the rows aside
+        record(cfg.results, rows, run_dir_for(cfg))  # record_rows: a failed write saves the rows aside
     return Outcome(run, "ran", f"{len(rows)} row(s) recorded", cfg.config_hash, rows)
 
 
-def _fuse(item: PlannedFuse, settings: Settings) -> Outcome:
+def _record_rows(store: str, rows: list[ResultRow], side_dir: Path) -> None:
+    record_rows(store, rows, side_dir=side_dir)
+
+
+def _fuse(item: PlannedFuse, settings: Settings, record: Recorder = _record_rows) -> Outcome:
     """Fuse the streams' per-seed scores as `harness fuse` does and record the rows (modality jbm)."""
     cfgs = [settings.config(s) for s in item.streams]
     h = fused_hash([c.config_hash for c in cfgs])
-    store = load_results(cfgs[0].results)
+    store = load_with_pending(cfgs[0].results)
     if recorded(store, h, item.protocol, item.pretrain_seed):
         return Outcome(item, "recorded", "already in the results store", h)
     first = store[(store["config_hash"].astype(str) == cfgs[0].config_hash)
@@ -115,15 +127,17 @@ def _fuse(item: PlannedFuse, settings: Settings) -> Outcome:
                            epochs=int(first["epochs"].iloc[0]), steps=int(first["steps"].iloc[0]),
                            pretrain_seed=item.pretrain_seed, config_hash=h, extra=extra)
                  for metric, value in values.items()]
-    record_rows(cfgs[0].results, rows, side_dir=run_dir_for(cfgs[0]))
+    record(cfgs[0].results, rows, run_dir_for(cfgs[0]))
     return Outcome(item, "ran", f"fused {len(cfgs)} streams, {len(rows)} row(s) recorded", h, rows)
 
 
 def execute(items: Iterable[PlanItem], settings: Settings, *, progress: bool = True,
-            log: Callable[[str], None] = print) -> list[Outcome]:
-    """Run the plan in order; a missing method is skipped, a failing run is reported, the rest go on."""
+            log: Callable[[str], None] = print, record: Recorder = _record_rows,
+            check_store: bool = True) -> list[Outcome]:
+    """Run the plan in order; a missing method is skipped, a failing run is reported, the rest go on.
+    ``record`` stores each evaluation's rows; ``check_store``: prove the store writable first."""
     items = list(items)
-    if any(i.method in METHODS and (isinstance(i, PlannedFuse) or i.protocol) for i in items):
+    if check_store and any(i.method in METHODS and (isinstance(i, PlannedFuse) or i.protocol) for i in items):
         check_writable(settings.base().results)  # before the first run, not after hours of them
     outcomes: list[Outcome] = []
     for k, item in enumerate(items, 1):
@@ -133,7 +147,8 @@ def execute(items: Iterable[PlanItem], settings: Settings, *, progress: bool = T
                           f"method {item.method!r} is not installed (installed: {', '.join(METHODS.names())})")
         else:
             try:
-                out = _fuse(item, settings) if isinstance(item, PlannedFuse) else _run_one(item, settings, progress)
+                out = _fuse(item, settings, record) if isinstance(item, PlannedFuse) else \
+                    _run_one(item, settings, progress, record)
             except KeyboardInterrupt:
                 raise
             except HarnessError as exc:
@@ -167,7 +182,7 @@ PLAN_HEADERS = ["#", "for", "method", "variant", "encoder", "modality", "protoco
 
 def plan_table(items: Sequence[PlanItem], settings: Settings, *, check: bool = True) -> list[list[str]]:
     """Rows for printing a plan (``PLAN_HEADERS``)."""
-    store = load_results(settings.base().results) if check else None
+    store = load_with_pending(settings.base().results) if check else None
     out = []
     for k, item in enumerate(items, 1):
         if isinstance(item, PlannedFuse):
