@@ -16,6 +16,12 @@ figure to ``<results>/figures``). ``--dry-run`` prints the plan with each run's 
 (method, variant, encoder, modality, protocol, seeds) win over it. Table 4 fine-tunes the whole model
 for detection on the untrimmed version of ``--dataset`` (synthetic by default); ``--eval-dataset`` points
 the protocols at another prepared folder (e.g. PKU-MMD Phase I, untrimmed).
+
+``--executor local|slurm|debug`` runs the plan as jobs, one per planned pretraining with the protocol
+runs that reuse it (``--jobs N`` at once; SLURM job arrays with ``--slurm-*``, ``--gpus-per-job``); the
+jobs' rows are folded into the store when they are done. ``--status`` lists every planned run's state
+(done, running, queued, failed with its log, to run) from the store and the run and campaign folders.
+See docs/campaigns.md.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from ..errors import HarnessError
 from ..figures import default_alpha
 from ..registry import PROTOCOLS
 from .common import parse_ints
+from .executor_args import add_executor_arguments, executor_options
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -63,6 +70,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--figures-out", help="where figures go (default <results>/figures/<dataset>-<preset>)")
     p.add_argument("--dry-run", action="store_true", help="print the plan and each run's status; run nothing")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--status", action="store_true", help="list every planned run's state (done, running, queued, "
+                                                         "failed, to run) from the files; run nothing")
+    add_executor_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -104,14 +114,25 @@ def run(args: argparse.Namespace) -> int:
                    default_alpha=default_alpha(args.preset), floors=not args.no_floors,
                    flags=_flag_values(args))
     target = f"Table {args.table}" if args.table else f"Figure {args.figure}"
+    name = f"table{args.table}" if args.table else f"figure{args.figure}"  # the campaign folder's name
     if not items:
         raise HarnessError(f"nothing to run for {target} with --methods {args.methods}")
+    opts = executor_options(args)
     print(f"{target}: {len(items)} planned run(s), preset {args.preset}, dataset {base.data.dataset}"
           + (f", evaluated on {args.eval_dataset}" if args.eval_dataset else ""))
+    if args.status:
+        return _print_status(items, settings, name)
     if args.dry_run:
         print(tabulate(R.plan_table(items, settings), headers=R.PLAN_HEADERS, tablefmt="simple"))
+        if opts.kind == "slurm":
+            _write_sbatch(items, settings, opts, name)
         return 0
-    outcomes = R.execute(items, settings, progress=not args.no_progress)
+    if opts.kind == "inprocess":
+        outcomes = R.execute(items, settings, progress=not args.no_progress)
+    else:
+        from ..reproduce.campaign import run_campaign
+
+        outcomes = run_campaign(items, settings, opts, name)
     counts = Counter(o.status for o in outcomes)
     print(f"{target}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     for o in outcomes:
@@ -121,6 +142,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"  FAILED {o.item.target}: {o.message}", file=sys.stderr)
     results = Path(base.results)
     print(f"{target}: rows in {results / 'results.csv'}")
+    if counts.get("queued"):
+        print(f"{target}: {counts['queued']} run(s) still queued or running: not rendered yet "
+              f"(`--status` shows them; the same command renders once they are done)")
+        return 1 if counts.get("failed") else 0
     fallback = _fallback_kind(args.eval_dataset or base.data.dataset)
     kind = _measured_kind(outcomes, load_results(results), fallback)
     if args.table:
@@ -138,3 +163,32 @@ def run(args: argparse.Namespace) -> int:
                      run_dirs=run_dirs, missing=missing, which=(args.figure,))
     refresh_index(results)  # the folder's generated README.md, if it has one, lists what was just written
     return 1 if counts.get("failed") else 0
+
+
+def _print_status(items, settings, name: str) -> int:
+    from ..reproduce.status import STATUS_HEADERS, status_counts, status_rows
+
+    rows = status_rows(items, settings, name)
+    print(tabulate(rows, headers=STATUS_HEADERS, tablefmt="simple", maxcolwidths=[None, 60, 60, None, None, None, 100]))
+    print("status: " + ", ".join(f"{n} {s}" for s, n in status_counts(rows).items()))
+    return 0
+
+
+def _write_sbatch(items, settings, opts, name: str) -> None:
+    """The SLURM array files the campaign would submit (the jobs still to run), for inspection."""
+    from .. import atomic
+    from ..reproduce.executors import sbatch_script, slurm_parameters, submitit_folder
+    from ..reproduce.jobs import campaign_dir, group_jobs, job_done
+    from ..results.pending import load_with_pending
+
+    store = load_with_pending(settings.base().results)
+    jobs = [j for j in group_jobs(items, settings).jobs if not job_done(j, settings, store)]
+    campaign = campaign_dir(settings, name)
+    for pretrains, label in ((True, "pretraining"), (False, "floors")):
+        group = [j for j in jobs if j.pretrains == pretrains]
+        if not group:
+            continue
+        path = campaign / f"slurm-{label}.sbatch"
+        params = slurm_parameters(opts, name=f"harness-{name}", pretrains=pretrains)
+        atomic.write_text(path, sbatch_script(submitit_folder(campaign), params, len(group)))
+        print(f"{label}: an array of {len(group)} job(s): {path}")
