@@ -9,11 +9,13 @@ class-stratified validation hold-out (--val-fraction, 20 %) and scores kNN-1 acc
 hold-out (the test split is never used); MedianPruner stops weak trials early from the kNN
 accuracy measured every --eval-every epochs. Each trial pretrains for the preset's budget
 (train.steps, or train.epochs when steps is 0). The study lives in an Optuna storage (SQLite
-<workdir>/studies/<study>.db by default; a PostgreSQL URL shares it between machines) and resumes:
+<workdir>/studies/<study>.db by default; journal:PATH a journal file that workers on machines sharing a
+filesystem use at once; a PostgreSQL URL shares it between machines) and resumes:
 --trials is the total number of finished (complete or pruned) trials the study should reach.
 Parameter names: the aliases the method declares (USDRL: sim, vac, xc|xcorr, var|variance,
 cov|covariance, offdiag, domain, instance) or any float field of its options; a wrong name lists
-them. See docs/tuning.md.
+them. --executor local|slurm|debug --jobs N runs the N workers as submitit jobs (docs/campaigns.md);
+give them a journal file or a database (--storage journal:PATH). See docs/tuning.md.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 
 from .common import add_config_arguments, config_from_args, print_json
+from .executor_args import add_executor_arguments, executor_options
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trials", type=int, required=True,
                    help="finished (complete + pruned) trials the study should have in total")
     p.add_argument("--workers", type=int, default=1, help="worker processes sharing the study (default 1)")
-    p.add_argument("--storage", help="an Optuna RDB URL (default sqlite:///<workdir>/studies/<study>.db)")
+    p.add_argument("--storage", help="an Optuna RDB URL, or journal:PATH (a journal file; 'journal' alone: "
+                                     "<workdir>/studies/<study>.journal) (default sqlite:///<workdir>/studies/<study>.db)")
     p.add_argument("--study", help="study name (default <method>-<preset>-<hash of the configuration>)")
     p.add_argument("--out", help="where to write the best config (default <workdir>/studies/<study>-best.yaml)")
     p.add_argument("--spread", type=float, default=10.0,
@@ -47,6 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="finished trials before the median pruner prunes anything (default 3)")
     p.add_argument("--seed", type=int, default=0, help="sampler seed (mixed with the worker and study size)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_executor_arguments(p, what="worker")
     p.set_defaults(func=_tune)
 
 
@@ -59,7 +64,8 @@ def _tune(args: argparse.Namespace) -> int:
     result = run_study(cfg, params=args.params, trials=args.trials, study=args.study, storage=args.storage,
                        workers=args.workers, spread=args.spread, val_fraction=args.val_fraction,
                        val_seed=args.val_seed, eval_every=args.eval_every, pruner=args.pruner,
-                       startup_trials=args.startup_trials, seed=args.seed, out=args.out)
+                       startup_trials=args.startup_trials, seed=args.seed, out=args.out,
+                       executor=executor_options(args))
     if args.json:
         print_json(result.to_dict())
         return 0

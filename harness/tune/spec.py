@@ -54,6 +54,18 @@ class TuneSpec:
         return cls(**json.loads(text))
 
 
+def storage_url(storage: str | None, workdir: str | Path, study: str) -> str:
+    """``--storage``: an RDB URL as given; ``journal:PATH`` with PATH made absolute (workers may start
+    elsewhere); ``journal`` alone: ``<workdir>/studies/<study>.journal``; none: SQLite."""
+    if not storage:
+        return default_storage(workdir, study)
+    if storage == "journal":
+        return f"journal:{(Path(workdir) / 'studies' / f'{study}.journal').resolve()}"
+    if storage.startswith("journal:"):
+        return f"journal:{Path(storage[len('journal:'):]).expanduser().resolve()}"
+    return storage
+
+
 def default_storage(workdir: str | Path, study: str) -> str:
     return f"sqlite:///{(Path(workdir) / 'studies' / f'{study}.db').resolve()}"
 
@@ -134,7 +146,7 @@ def make_spec(cfg: RunConfig, *, params: str | list[str] = DEFAULT_PARAMS, trial
     identity = study_identity(checked, space, holdout)
     name = study or f"{cfg.method.name}-{cfg.preset}-{stable_hash(identity, 8)}"
     spec = TuneSpec(base=base.to_dict(), space={k: [lo, hi] for k, (lo, hi) in space.items()}, paper=paper,
-                    trials=trials, study=name, storage=storage or default_storage(cfg.workdir, name),
+                    trials=trials, study=name, storage=storage_url(storage, cfg.workdir, name),
                     trials_dir=str((Path(cfg.workdir) / "studies" / name).resolve()),
                     eval_every=eval_every or max(1, planned_epochs(ds, base, kept) // 5), pruner=pruner,
                     startup_trials=startup_trials, seed=seed,

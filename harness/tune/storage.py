@@ -1,5 +1,6 @@
 """Where a study lives: an Optuna RDB storage (SQLite by default, PostgreSQL/MySQL to share one
-between machines) that several worker processes use at once.
+between machines) or a journal file (``journal:PATH``, :mod:`.journal`: machines sharing a
+filesystem, no server) that several worker processes use at once.
 
 SQLite gets a long lock timeout and BEGIN IMMEDIATE transactions, so that exactly one process pops
 each waiting trial. A study made by ``harness tune`` carries its identity (configuration, space,
@@ -18,6 +19,7 @@ from optuna.trial import TrialState
 from sqlalchemy import event
 
 from ..errors import HarnessError, UnknownNameError
+from .journal import HeartbeatJournalStorage, journal_path
 from .spec import PRUNERS, TuneSpec
 
 HEARTBEAT_S = 60  # a worker's heartbeat; a RUNNING trial silent for GRACE_S is failed and retried
@@ -34,11 +36,13 @@ def quiet_optuna() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def make_storage(url: str) -> optuna.storages.RDBStorage:
+def make_storage(url: str) -> optuna.storages.BaseStorage:
     """An RDBStorage with a heartbeat (dead workers' trials are failed and retried) and, for SQLite,
-    a long lock timeout so several processes can share one file."""
+    a long lock timeout so several processes can share one file; for ``journal:PATH`` a journal
+    file storage with the same heartbeat (:class:`~.journal.HeartbeatJournalStorage`)."""
     quiet_optuna()
     kwargs: dict[str, Any] = {}
+    journal = journal_path(url)
     if url.startswith("sqlite:"):
         path = url.split(":///", 1)[-1]
         if path and path != ":memory:":
@@ -47,6 +51,12 @@ def make_storage(url: str) -> optuna.storages.RDBStorage:
     retry_cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) \
         or optuna.storages.RetryFailedTrialCallback
     retry = retry_cls(max_retry=3, inherit_intermediate_values=True)
+    if journal is not None:
+        try:
+            return HeartbeatJournalStorage(journal, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                                           stale_callback=retry)
+        except OSError as exc:
+            raise HarnessError(f"cannot open study journal {journal}: {exc.strerror or exc}") from None
     try:
         try:
             storage = optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,

@@ -80,3 +80,36 @@ def spawn_workers(spec: TuneSpec, workers: int) -> list[int]:
         for p in procs:
             p.wait()
         raise
+
+
+def worker_job(spec_json: str, worker: int) -> int:
+    """One worker as a submitit job (``harness tune --executor local|slurm|debug``): trials it ran."""
+    return run_worker(TuneSpec.from_json(spec_json), worker)
+
+
+def submit_workers(spec: TuneSpec, opts, folder) -> list[int]:
+    """Run ``opts.jobs`` workers as submitit jobs (:mod:`harness.reproduce.executors`) on the shared
+    storage; wait for all and return their exit codes (0, or 1 for a worker that failed, whose log
+    file is named on stderr)."""
+    from ..reproduce.executors import local_gpus, make_executor
+
+    ex = make_executor(opts, folder, name=f"tune-{spec.study}")
+    text = spec.to_json()
+    if opts.kind == "slurm":
+        with ex.batch():
+            jobs = [ex.submit(worker_job, text, i) for i in range(1, opts.jobs + 1)]
+    else:
+        jobs = []
+        for i in range(1, opts.jobs + 1):
+            if opts.kind == "local":
+                ex.update_parameters(**local_gpus(opts, i - 1))
+            jobs.append(ex.submit(worker_job, text, i))
+    codes = []
+    for i, job in enumerate(jobs, 1):
+        try:
+            job.result()
+            codes.append(0)
+        except Exception as exc:  # noqa: BLE001 - a dead worker: the others' trials are in the study
+            stderr_log(f"[worker {i}] failed: {str(exc).strip().splitlines()[-1:]} (log: {job.paths.stderr})")
+            codes.append(1)
+    return codes
