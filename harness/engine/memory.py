@@ -4,7 +4,9 @@
 so it covers everything the process did before, dataset preparation included).
 ``cuda_max_allocated_mib`` is ``torch.cuda.max_memory_allocated`` on the device: the peak of tensor
 allocations since the process started or since the last ``torch.cuda.reset_peak_memory_stats``
-(the caching allocator may hold more than that from the driver).
+(the caching allocator may hold more than that from the driver); the trainer resets it when training
+starts and after its FLOP count, so a run's ``run.json`` holds that run's training peak
+(:mod:`harness.engine.cost`).
 """
 
 from __future__ import annotations
