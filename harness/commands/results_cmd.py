@@ -2,6 +2,7 @@
 
     harness results check [--results DIR] [--repair]
     harness results add FILE [--results DIR]
+    harness results supersede [--results DIR] [--dry-run]
 
 ``check`` reads ``<results>/results.csv`` line by line and lists every line that is not a complete
 result row (torn or cut rows, rows glued together by a missing newline, unparsable numbers, dates or
@@ -14,6 +15,13 @@ store atomically without them and removes the temporary files.
 store could not be written; rows the store already holds are skipped. Both default to the committed
 campaign store ``results/``; the error that names a side file also names its store (``--results``),
 e.g. ``.harness/results`` for ``harness run``'s rows.
+
+``supersede`` moves the rows no table reads because a later measurement of the same thing replaced
+them (an older configuration, or an earlier row of the same configuration and seeds) to
+``<results>/superseded/older-configurations.csv`` (unchanged; ``harness results add`` brings them
+back) and lists them, with why and what replaced them, in ``older-configurations.md``; afterwards a
+plain average of ``results.csv`` is what the tables show (:mod:`harness.tables.supersede`).
+``--dry-run`` lists what would move.
 """
 
 from __future__ import annotations
@@ -39,6 +47,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument("file", help="a store-format CSV, e.g. the unrecorded-rows-*.csv a run saved")
     a.add_argument("--results", default=default, help=f"the results store folder (default {default})")
     a.set_defaults(func=_add)
+    s = actions.add_parser("supersede", help="move rows a later measurement replaced to <results>/superseded/")
+    s.add_argument("--results", default=default, help=f"the results store folder (default {default})")
+    s.add_argument("--dry-run", action="store_true", help="only list what would move")
+    s.set_defaults(func=_supersede)
 
 
 def _show(text: str) -> str:
@@ -91,4 +103,25 @@ def _add(args: argparse.Namespace) -> int:
     added, present = add_rows_file(args.file, args.results)
     print(f"added {added} row(s) from {args.file} to {args.results}/results.csv"
           + (f" ({present} already there)" if present else ""))
+    return 0
+
+
+def _supersede(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from ..tables.supersede import supersede_store
+
+    report = supersede_store(args.results, dry_run=args.dry_run)
+    if not report.path.exists():
+        print(f"{report.path}: no store yet (nothing to move)")
+        return 0
+    if not report.moved:
+        print(f"{report.path}: every row is one the tables read; nothing to move")
+        return 0
+    why = ", ".join(f"{n} {reason}" for reason, n in sorted(Counter(m.reason for m in report.moved).items()))
+    if args.dry_run:
+        print(f"{report.path}: {len(report.moved)} row(s) would move ({why}); run without --dry-run to move them")
+        return 0
+    print(f"moved {len(report.moved)} row(s) ({why}) from {report.path} to {report.side}"
+          + (f" ({report.already} were there already)" if report.already else "") + f"; listed in {report.listing}")
     return 0
