@@ -128,6 +128,9 @@ def run(args: argparse.Namespace) -> int:
             _write_sbatch(items, settings, opts, name)
         return 0
     if opts.kind == "inprocess":
+        from ..results.pending import fold_pending
+
+        fold_pending(base.results)  # rows an interrupted campaign's jobs left pending: the tables read results.csv
         outcomes = R.execute(items, settings, progress=not args.no_progress)
     else:
         from ..reproduce.campaign import run_campaign

@@ -37,7 +37,7 @@ def job_settings(settings: Settings, opts: ExecutorOptions) -> Settings:
     if any(o.split("=", 1)[0].strip() == "train.num_threads" for o in settings.overrides):
         return settings
     threads = 0
-    if opts.gpus_per_job == 0 and opts.kind in ("local", "slurm", "debug"):
+    if opts.gpus_per_job == 0 and opts.kind in ("local", "slurm"):  # debug jobs run here, one at a time
         import torch
 
         if opts.kind == "slurm":
