@@ -74,7 +74,7 @@ def annotate(cell: Cell, measure: Measure, dataset: str, split: str, facts: Stor
                                              proportion=measure.proportion)
 
 
-def compare(cell: Cell, floor: Cell, measure: Measure, dataset: str, split: str, facts: StoreFacts) -> None:
+def compare(cell: Cell, floor: Cell) -> None:
     """``cell.versus``: the difference cell − floor, paired by pretraining seed (and by test sample
     where both have predictions), with its interval and p-value; None when it cannot be tested."""
     if not cell.values or not floor.values:
@@ -84,12 +84,10 @@ def compare(cell: Cell, floor: Cell, measure: Measure, dataset: str, split: str,
         if d is not None:
             cell.versus = statistics.matrix_interval(d)
             return
-    n_test = facts.n_test(cell, dataset, split) or facts.n_test(floor, dataset, split)
-    common = [s for s in cell.seeds if s in floor.seeds]
+    common = [s for s in cell.seeds if s in floor.seeds]  # without predictions: over seeds, given the test set
     if len(common) >= 2:
         mine = [cell.values[cell.seeds.index(s)] for s in common]
         theirs = [floor.values[floor.seeds.index(s)] for s in common]
-        cell.versus = statistics.paired_difference(mine, theirs, n_test=n_test, proportion=measure.proportion)
+        cell.versus = statistics.paired_difference(mine, theirs)
     else:
-        cell.versus = statistics.welch_difference(cell.values, floor.values, n_test=n_test,
-                                                  proportion=measure.proportion)
+        cell.versus = statistics.welch_difference(cell.values, floor.values)

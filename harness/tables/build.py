@@ -213,7 +213,7 @@ def build_table(number: int, df: pd.DataFrame, dataset: str, preset: str, defaul
                 if fsel is not None:
                     floors[(label, x)] = fcell = measured_cell(df, fsel, measure, x, dataset, preset)
                     annotate(fcell, measure, dataset, x.split, facts)
-                    compare(cell, fcell, measure, dataset, x.split, facts)
+                    compare(cell, fcell)
                 cells[(label, x)] = cell
                 superseded += cell.superseded
                 for b in cell.bad:

@@ -67,7 +67,7 @@ def differences_markdown(t: "BuiltTable") -> list[str]:
             v = cell.versus
             if x != col or v is None:
                 continue
-            how = ("paired" if v.paired else "Welch") + f" {v.method}"
+            how = ("paired " if v.paired else "Welch ") + v.method
             out.append((label, column_label(col), f"{scale * v.estimate:+.1f}",
                         f"[{scale * v.lo:+.1f}, {scale * v.hi:+.1f}]", _p(v.p), str(v.n), how, RESULT[v.verdict]))
     if not out:
@@ -76,4 +76,5 @@ def differences_markdown(t: "BuiltTable") -> list[str]:
                                    "test", "result"], tablefmt="github", disable_numparse=True)
     return ["**Differences from the untrained floor** (the marks in the table; in the table's units, "
             "% points for accuracies; `seeds`: pretraining seeds paired, or the smaller side for Welch's t; "
-            "docs/statistics.md)", "", table, ""]
+            "`t`: a t-test over pretraining seeds given this test set, `bootstrap` / `t+bootstrap`: paired by test "
+            "sample too, from per-sample predictions; docs/statistics.md)", "", table, ""]

@@ -72,8 +72,9 @@ LEGEND = (
     "`m ± s (n=k) [lo, hi]`: mean ± sample std over k pretraining seeds, and the 95 % interval of the mean "
     "(seed spread and, for accuracies, test-set sampling; none for n=1: one seed has no spread)",
     f"`{ABOVE_FLOOR}` / `{BELOW_FLOOR}` above / below the untrained floor beside it: the 95 % interval of the paired "
-    f"difference (method − floor, by pretraining seed) excludes 0; `{TIE_FLOOR}` it covers 0, a **tie**: the "
-    "measurements do not tell them apart (no mark: fewer than two seeds on a side)",
+    "difference (method − floor, paired by pretraining seed, and by test sample where both have per-sample "
+    f"predictions; without them a paired t-test given this test set) excludes 0; `{TIE_FLOOR}` it covers 0, a "
+    "**tie**: the measurements do not tell them apart (no mark: fewer than two seeds on a side)",
     f"`{WARN} collapsed k/n` the features of k of the cell's n pretraining seeds collapsed (the store's collapse "
     "diagnostics: top direction ≥ 90 % of the variance or effective rank < 2; Table 6)",
     f"`{PAPER_NA}` the paper prints \"-\" (no value)",

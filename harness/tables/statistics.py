@@ -15,16 +15,22 @@ and the test set is known; :attr:`Interval.method` says how:
   seed multisets and is too narrow): a t-interval whose variance is the seed part s²/k plus the
   test-set part, the bootstrap variance over resampled test samples of the seeds' mean;
 * ``t+binomial`` (no predictions, a proportion with a known test-set size n): the same, with the
-  binomial test-set variance p(1 − p)/n of the mean p (for a difference, the two sides' sum: the
-  per-sample pairing is not recorded, so their correlation is not used);
+  binomial test-set variance p(1 − p)/n of the mean p;
 * ``t`` (a measure that is no proportion of test samples, e.g. mAP or the effective rank, or no
   known test-set size): the seed part alone.
 
 The t-intervals take the Welch–Satterthwaite degrees of freedom of the summed variance parts (the
-seed part has k − 1, the test part n − 1). A difference (a method minus its untrained floor) is
-paired by pretraining seed (:func:`paired_difference`; Welch's unpaired form when fewer than two
-seeds are shared); its p-value is two-sided for "no difference". Its verdict is ``above`` or
-``below`` when the interval excludes 0, else ``tie``.
+seed part has k − 1, the test part n − 1).
+
+A **difference** (a method minus its untrained floor) is paired by pretraining seed. With
+per-sample predictions on both sides it is paired by test sample too (:func:`matrix_interval` of the
+per-sample differences: ``bootstrap`` / ``t+bootstrap``). Without them it is the paired t-test over
+pretraining seeds (:func:`paired_difference`; Welch's :func:`welch_difference` when fewer than two
+seeds are shared), **conditional on the test set**: the sampling variance of a difference of two
+accuracies on the same samples depends on how often both are wrong on the same sample, which only
+per-sample predictions record (a binomial term for independent errors would overstate it by as
+much as the errors agree). Its p-value is two-sided for "no difference"; its verdict is ``above`` or
+``below`` when the 95 % interval excludes 0, else ``tie``.
 """
 
 from __future__ import annotations
@@ -97,10 +103,10 @@ def _t_interval(estimate: float, parts: Sequence[tuple[float, float]], *, n: int
     return Interval(float(estimate), float(lo), float(hi), method, n, se, df, p, n_test, paired)
 
 
-def _binomial_part(means: Sequence[float], n_test: int) -> tuple[float, float]:
-    """The test-set variance of the mean of proportions measured on the same n_test samples."""
-    var = sum(min(max(p, 0.0), 1.0) * (1 - min(max(p, 0.0), 1.0)) for p in means) / n_test
-    return var, float(n_test - 1)
+def _binomial_part(p: float, n_test: int) -> tuple[float, float]:
+    """The test-set variance of a proportion p measured on n_test samples, with its degrees of freedom."""
+    p = min(max(p, 0.0), 1.0)
+    return p * (1 - p) / n_test, float(n_test - 1)
 
 
 def seed_interval(values: Sequence[float], *, n_test: int = 0, proportion: bool = False) -> Interval | None:
@@ -113,16 +119,14 @@ def seed_interval(values: Sequence[float], *, n_test: int = 0, proportion: bool 
     parts = [(float(v.var(ddof=1)) / k, float(k - 1))]
     binomial = proportion and n_test > 1
     if binomial:
-        parts.append(_binomial_part([float(v.mean())], n_test))
+        parts.append(_binomial_part(float(v.mean()), n_test))
     return _t_interval(float(v.mean()), parts, n=k, method="t+binomial" if binomial else "t",
                        n_test=n_test if binomial else 0, bounds=(0.0, 1.0) if proportion else None)
 
 
-def paired_difference(a: Sequence[float], b: Sequence[float], *, n_test: int = 0,
-                      proportion: bool = False) -> Interval | None:
+def paired_difference(a: Sequence[float], b: Sequence[float]) -> Interval | None:
     """The interval and paired t-test of mean(a − b), ``a[i]`` and ``b[i]`` of the same pretraining
-    seed; None for fewer than two pairs. With ``proportion`` and ``n_test`` the binomial variance of
-    both sides' means is added (``t+binomial``)."""
+    seed (``t``, conditional on the test set); None for fewer than two pairs."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if len(a) != len(b):
         raise ValueError(f"{len(a)} values paired with {len(b)}")
@@ -130,26 +134,16 @@ def paired_difference(a: Sequence[float], b: Sequence[float], *, n_test: int = 0
     if k < 2:
         return None
     d = a - b
-    parts = [(float(d.var(ddof=1)) / k, float(k - 1))]
-    binomial = proportion and n_test > 1
-    if binomial:
-        parts.append(_binomial_part([float(a.mean()), float(b.mean())], n_test))
-    return _t_interval(float(d.mean()), parts, n=k, method="t+binomial" if binomial else "t",
-                       n_test=n_test if binomial else 0)
+    return _t_interval(float(d.mean()), [(float(d.var(ddof=1)) / k, float(k - 1))], n=k, method="t")
 
 
-def welch_difference(a: Sequence[float], b: Sequence[float], *, n_test: int = 0,
-                     proportion: bool = False) -> Interval | None:
+def welch_difference(a: Sequence[float], b: Sequence[float]) -> Interval | None:
     """mean(a) − mean(b) when the seeds do not pair (Welch's t); None unless each side has two."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if len(a) < 2 or len(b) < 2:
         return None
     parts = [(float(a.var(ddof=1)) / len(a), float(len(a) - 1)), (float(b.var(ddof=1)) / len(b), float(len(b) - 1))]
-    binomial = proportion and n_test > 1
-    if binomial:
-        parts.append(_binomial_part([float(a.mean()), float(b.mean())], n_test))
-    return _t_interval(float(a.mean() - b.mean()), parts, n=min(len(a), len(b)),
-                       method="t+binomial" if binomial else "t", n_test=n_test if binomial else 0, paired=False)
+    return _t_interval(float(a.mean() - b.mean()), parts, n=min(len(a), len(b)), method="t", paired=False)
 
 
 # --- per-sample predictions ----------------------------------------------------------------------
