@@ -19,7 +19,9 @@ Action3D numbers are never NTU/PKU numbers, and the header and the column names 
 seeds** found in the store (the rows' ``pretrain_seed``), each pretraining seed's value first averaged
 over the protocol's own seeds (``seed``: linear-probe / detection-head seeds, the subset seeds of the
 semi-supervised protocol), in % (counts such as the effective rank as they are), with the number of
-pretraining seeds: ``61.3 ± 0.8 (n=3)``. Which rows form a cell:
+pretraining seeds, then its 95 % interval (:mod:`.statistics`, docs/statistics.md) and, in a
+method's cell, the paired test against its floor: ``61.3 ± 0.8 (n=3) [57.9, 64.7] ▲``. Which rows
+form a cell (``harness results supersede`` moves the rows this never reads out of the store):
 
 * filter by dataset kind, preset, protocol, metric, split, and the row's method / variant / encoder /
   modality (:class:`Selector`); rows recorded by a sweep (``extra.overrides``, e.g. the Figure 4 α
