@@ -226,10 +226,17 @@ def mean_sd(text: str) -> str:
 
 
 def md_table(md: str) -> tuple[list[str], dict[str, list[str]]]:
-    head = [c.strip() for c in next(l for l in md.splitlines() if l.startswith("|")).strip("|").split("|")]
-    rows = {c[0]: c for c in ([x.strip() for x in l.strip().strip("|").split("|")] for l in md.splitlines()
-                              if l.startswith("| "))}
-    return head, rows
+    """The measured table's header and rows (by first cell); the floor-difference list under it is
+    another markdown table, left out."""
+    lines = md.splitlines()
+    start = next(i for i, l in enumerate(lines) if l.startswith("|") and "ours " in l)
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        block.append(line)
+    cells = [[x.strip() for x in l.strip().strip("|").split("|")] for l in block]
+    return cells[0], {c[0]: c for c in cells[2:]}
 
 
 @pytest.mark.slow
