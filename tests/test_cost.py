@@ -1,5 +1,5 @@
 """The cost of a pretraining: run.json ``cost`` (harness.engine.cost), the rows' ``extra.cost`` and Table 7
-(harness.tables.cost)."""
+(harness.tables.cost_table)."""
 
 from __future__ import annotations
 
@@ -210,7 +210,7 @@ def md_table(text: str) -> dict[str, dict[str, str]]:
 
 @pytest.mark.unit
 def test_table7_from_a_small_store(tmp_path):
-    from harness.tables.cost import write_cost_table
+    from harness.tables.cost_table import write_cost_table
 
     store = tmp_path / "res"
     rows = [store_row(seed=s, cost=cost_of(s, 100 + 10 * s)) for s in range(3)]  # three seeds of one config
@@ -251,7 +251,7 @@ def test_table7_from_a_small_store(tmp_path):
 
 @pytest.mark.unit
 def test_table7_is_not_written_without_a_recorded_cost(tmp_path, capsys):
-    from harness.tables.cost import write_cost_table
+    from harness.tables.cost_table import write_cost_table
 
     store = tmp_path / "res"
     append_rows(store, [store_row("usdrl"), store_row("vicreg")])
@@ -270,7 +270,7 @@ def test_table7_is_not_written_without_a_recorded_cost(tmp_path, capsys):
 @pytest.mark.unit
 def test_the_index_lists_table7_and_what_records_no_cost(tmp_path):
     from harness.tables import index
-    from harness.tables.cost import write_cost_table
+    from harness.tables.cost_table import write_cost_table
 
     root = tmp_path / "results"
     append_rows(root, [store_row(seed=s, cost=cost_of(s, 100)) for s in range(2)] + [store_row("vicreg")])

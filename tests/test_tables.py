@@ -13,7 +13,7 @@ from harness import paper, tables
 from harness.cli import main
 from harness.results import ResultRow, append_rows
 from harness.tables.build import floor_selector
-from harness.tables.cost import write_cost_table
+from harness.tables.cost_table import write_cost_table
 from harness.tables.specs import method_rows
 
 pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("one_thread")]

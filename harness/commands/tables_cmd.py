@@ -13,7 +13,7 @@ table without one measured cell is not written (and a placeholder an earlier ren
 ``results/``; ``harness run`` writes your own, ``.harness/results`` (``--results .harness/results``).
 ``--index`` writes only ``<results>/README.md``: every table and figure under the folder with its
 dataset, preset, n, code version and date, and what has not been run (:mod:`harness.tables.index`).
-``<out>/table7.md`` is the pretraining cost of every method (:mod:`harness.tables.cost`: parameters, training
+``<out>/table7.md`` is the pretraining cost of every method (:mod:`harness.tables.cost_table`: parameters, training
 FLOPs per clip, steps, wall-clock, device-hours, peak memory, clips/s, hardware) from the rows' ``extra.cost``;
 it reads every row of the dataset and preset, so every render refreshes it (``--table 7``: only it), and it is
 not written while no row records a cost.
@@ -74,7 +74,7 @@ def render(results: str | Path, out: str | Path, *, dataset: str, preset: str, t
            split: str = "xsub", echo=print) -> int:
     """Write the tables; print where they went and what is measured. Returns the number of store problems."""
     from .. import tables as T
-    from ..tables.cost import COST_TABLE, write_cost_table
+    from ..tables.cost_table import COST_TABLE, write_cost_table
 
     if preset not in PRESETS:
         raise UnknownNameError("preset", preset, list(PRESETS))

@@ -3,7 +3,7 @@
 The :class:`~harness.engine.trainer.Trainer` measures it on the hardware the run trains on and writes
 it into ``run.json`` when the run finishes (:func:`run_cost`); every row a protocol measures on the
 run's backbone carries it in ``extra.cost`` (:func:`row_cost`, compact keys), so Table 7
-(:mod:`harness.tables.cost`) is built from the results store alone.
+(:mod:`harness.tables.cost_table`) is built from the results store alone.
 
 ``run.json`` ``cost``:
 

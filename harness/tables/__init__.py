@@ -46,4 +46,4 @@ from .cells import Cell, _row_mask, measured_cell, pick_cell
 from .model import *  # noqa: F401,F403
 from .render import LEGEND, WriteReport, has_measurement, read_marker, render_markdown, table_path, write_tables
 from .specs import table_specs
-from .store import load_store, prepare_store
+from .store_frame import load_store, prepare_store

@@ -226,7 +226,7 @@ def folder_stores(root: str | Path) -> dict[str, pd.DataFrame]:
     """The stores :func:`harness.tables.index.index_stores` finds under ``root``, read and prepared."""
     from ..results import STORE_NAME
     from .index import index_stores
-    from .store import load_store
+    from .store_frame import load_store
 
     root = Path(root)
     return {(str((f / STORE_NAME).relative_to(root)) if f != root else STORE_NAME): load_store(f)

@@ -8,7 +8,7 @@ date of the newest of those rows, as the store records them (``code_version`` is
 section lists the (table, dataset, preset) combinations without one measured cell: every dataset and
 preset a store has rows for, and the paper's datasets at the ``paper`` preset. Such tables are not
 written (:func:`harness.tables.write_tables` with ``skip_unmeasured``), so the index is where a
-reader learns what has not been measured. Table 7, the pretraining cost (:mod:`harness.tables.cost`), is
+reader learns what has not been measured. Table 7, the pretraining cost (:mod:`harness.tables.cost_table`), is
 listed the same way: its file with the rows whose cost it shows, and under "Not run" while no row of the
 dataset and preset records its pretraining's cost ("cost not recorded" when the store has rows, all of
 them older than cost recording).
@@ -29,11 +29,11 @@ from tabulate import tabulate
 from .. import atomic
 from ..results import STORE_NAME
 from .build import BuiltTable, build_table
-from .cost import COST_TABLE, CostTable, build_cost_table
+from .cost_table import COST_TABLE, CostTable, build_cost_table
 from .model import TABLES, pretty_dataset
 from .render import has_measurement, read_marker
 from .specs import paper_datasets
-from .store import load_store
+from .store_frame import load_store
 
 INDEX_NAME = "README.md"
 INDEX_MARKER = "<!-- harness tables --index: generated from the results stores below; edit nothing by hand -->"

@@ -41,7 +41,7 @@ from ..results import PredictionsError, load_predictions
 from ..results.predictions import CLASSIFICATION, INTERVALS, Predictions
 from .cells import _same
 from .model import MEASURES, pretty_dataset
-from .store import load_store
+from .store_frame import load_store
 
 NAME = "per_class.md"
 NO_PREDICTIONS = "no per-sample predictions recorded for these rows"

@@ -15,7 +15,7 @@ from .differences import differences_markdown, interval_notes
 from .model import (ABOVE_FLOOR, BELOW_FLOOR, FLOOR_HEADER, FUSED, OLD, MARKER, MARKER_RE, MEASURES, NOT_APPLICABLE,
                     NOT_RUN, PAPER_NA, TABLES, TIE_FLOOR, WARN, pretty_dataset)
 from .specs import paper_datasets
-from .store import load_store
+from .store_frame import load_store
 
 # --- markdown ----------------------------------------------------------------------------------------
 def _protocol_seed_counts(t: BuiltTable) -> str:

@@ -34,7 +34,7 @@ from .. import atomic
 from ..results import COLUMNS, STORE_NAME, check_header, parse_store, read_store, rows_csv
 from ..results.store import _store_lock
 from .model import MEASURES
-from .store import prepare_store
+from .store_frame import prepare_store
 
 SIDE_FOLDER = "superseded"
 SIDE_NAME = "older-configurations.csv"

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from .objective import Log, Objective, OverBudget, knn1_accuracy, trial_config
 from .report import TuneResult, atomic_write_best, best_yaml, result_table, summarize
-from .run import run_study
+from .study import run_study
 from .space import DEFAULT_PARAMS, DEFAULT_SPREAD, float_fields, paper_weights, resolve_params, search_space
 from .spec import (DEFAULT_VAL_FRACTION, TuneSpec, default_storage, make_spec, planned_epochs, study_identity,
                    validation_indices)

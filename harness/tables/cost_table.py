@@ -38,7 +38,7 @@ from ..results import STORE_NAME
 from .model import MARKER, NOT_APPLICABLE, pretty_dataset
 from .render import read_marker, table_path
 from .specs import MODALITY_LABELS
-from .store import load_store
+from .store_frame import load_store
 
 COST_TABLE = 7
 NOT_RECORDED = "not recorded"
