@@ -216,3 +216,13 @@ def test_the_checks_catch_what_they_look_for(tmp_path):
     consts = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and id(n) not in docstring_ids(tree)]
     assert "usdrl" in consts and "harness.methods.x" in consts and "usdrl" in plugin_names()
     assert plugin_word().search("USDRLSpatial") and not plugin_word().search("num_joints")
+
+
+def test_no_library_module_name_occurs_twice():
+    """One name, one module: ``knn.py`` beside ``knn.py`` made every traceback and grep ambiguous."""
+    seen: dict[str, list[str]] = {}
+    for path in library_files():
+        if path.name != "__init__.py":
+            seen.setdefault(path.name, []).append(str(path.relative_to(ROOT)))
+    twice = {name: paths for name, paths in seen.items() if len(paths) > 1}
+    assert not twice, f"module names used twice: {twice}"
