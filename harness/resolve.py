@@ -24,10 +24,9 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-from typing import Any
-
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .config import AMP_MODES, EXECUTION_ONLY_TRAIN_KEYS, RunConfig, load_config, stable_hash
 from .errors import HarnessError, UnknownNameError
