@@ -36,6 +36,7 @@ from .build import floor_selector
 from .cells import _row_mask, pick_cell
 from .model import MEASURES, MeasuredColumn, Selector
 from .specs import MODALITY_LABELS
+from .statistics import paired_difference, welch_difference
 
 MEASURE_KEYS = ("recog", "retrieval")  # linear best-of and kNN-1
 ALPHA = 0.05  # the test's level: p ≥ ALPHA (the 95 % interval covers 0) is a tie
@@ -123,10 +124,10 @@ class BudgetPoint:
 
 # --- the test -----------------------------------------------------------------------------------
 def compare(values: Sequence[float], seeds: Sequence[int], floor_values: Sequence[float],
-            floor_seeds: Sequence[int]) -> Comparison:
-    """Paired t on the per-seed differences when both sides have the same pretraining seeds, else Welch."""
-    from scipy import stats
-
+              floor_seeds: Sequence[int]) -> Comparison:
+    """Paired t on the per-seed differences when both sides have the same pretraining seeds, else
+    Welch: the tables' own tests (:mod:`harness.tables.statistics`), so a figure note and a table
+    mark never disagree."""
     if not floor_values:
         return Comparison()
     a, b = np.asarray(values, float), np.asarray(floor_values, float)
@@ -134,22 +135,11 @@ def compare(values: Sequence[float], seeds: Sequence[int], floor_values: Sequenc
         return Comparison(diff=float(a.mean() - b.mean()) if len(a) and len(b) else math.nan, verdict=UNTESTED)
     if sorted(seeds) == sorted(floor_seeds):
         fb = dict(zip(floor_seeds, b))
-        d = np.array([v - fb[s] for v, s in zip(a, seeds)])
-        test, diff, n = "paired t", float(d.mean()), len(d)
-        se, dof = float(d.std(ddof=1)) / math.sqrt(n), n - 1
-        p = float(stats.ttest_rel(a, [fb[s] for s in seeds]).pvalue) if se > 0 else math.nan
+        test, iv = "paired t", paired_difference(a, [fb[s] for s in seeds])
     else:
-        test, diff = "Welch t", float(a.mean() - b.mean())
-        va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-        se = math.sqrt(va + vb)
-        dof = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)) if se > 0 else 1
-        p = float(stats.ttest_ind(a, b, equal_var=False).pvalue) if se > 0 else math.nan
-    if se == 0:  # every seed gives the same difference
-        p, half = (0.0 if diff != 0 else 1.0), 0.0
-    else:
-        half = float(stats.t.ppf(1 - ALPHA / 2, dof)) * se
-    verdict = TIE if p >= ALPHA else ABOVE if diff > 0 else BELOW
-    return Comparison(test, diff, diff - half, diff + half, p, verdict)
+        test, iv = "Welch t", welch_difference(a, b)
+    verdict = TIE if iv.p >= ALPHA else ABOVE if iv.estimate > 0 else BELOW
+    return Comparison(test, iv.estimate, iv.lo, iv.hi, iv.p, verdict)
 
 
 # --- points from the stores -----------------------------------------------------------------------
