@@ -51,9 +51,10 @@ def imported_modules(path: Path, *, module_level_only: bool) -> list[tuple[int, 
     """(line, absolute module, imported names) of every harness import in ``path``."""
     name, is_pkg = module_name(path)
     tree = ast.parse(path.read_text())
-    nodes = tree.body if module_level_only else list(ast.walk(tree))
     if module_level_only:  # guarded imports at module level (try/if) run at import time too
         nodes = [n for top in tree.body for n in (ast.walk(top) if isinstance(top, (ast.If, ast.Try)) else [top])]
+    else:
+        nodes = list(ast.walk(tree))
     out = []
     for node in nodes:
         if isinstance(node, ast.Import):
