@@ -20,8 +20,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from ..config import RunConfig, stable_hash
-from ..resolve import resolved
+from ..config import stable_hash
 from ..engine.loop import find_or_pretrain
 from ..engine.runs import finished_run, run_dir_for
 from ..errors import HarnessError
@@ -109,7 +108,7 @@ def _fuse(item: PlannedFuse, settings: Settings, record: Recorder = _record_rows
         return Outcome(item, "skipped", "the joint stream has no rows in the store", h)
     kind, split = str(first["dataset"].iloc[0]), str(first["split"].iloc[0])
     protocol = PROTOCOLS.get(item.protocol)
-    base: RunConfig = resolved(cfgs[0])
+    base = cfgs[0]  # Settings.config gives ResolvedConfigs
     rows = []
     for seed in item.streams[0].seeds:
         files = [protocol.score_file(run_dir_for(c) / "eval" / f"{item.protocol}-{c.config_hash}", kind, split, seed)
